@@ -1,0 +1,190 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Record is one stored event as read back from the log.
+type Record struct {
+	GlobalPosition int64
+	TransactionID  uint64
+	Stream         Stream
+	Version        int64
+	EventID        uuid.UUID
+	EventType      string
+	SchemaVersion  int
+	OwnerID        uuid.UUID
+	// Payload is the stored JSON, not upcast; Decode upcasts.
+	Payload  json.RawMessage
+	Metadata Metadata
+	// RawMetadata is the stored metadata JSON, as audit output and the chain verifier need it.
+	RawMetadata json.RawMessage
+	RecordedAt  time.Time
+	PrevHash    []byte
+	Hash        []byte
+}
+
+// Position is a place in the log in commit order: subscriptions resume after it.
+type Position struct {
+	TransactionID  uint64
+	GlobalPosition int64
+}
+
+// Position returns the record's place in commit order.
+func (r Record) Position() Position {
+	return Position{TransactionID: r.TransactionID, GlobalPosition: r.GlobalPosition}
+}
+
+// Less orders positions as the subscription predicate does.
+func (p Position) Less(q Position) bool {
+	if p.TransactionID != q.TransactionID {
+		return p.TransactionID < q.TransactionID
+	}
+	return p.GlobalPosition < q.GlobalPosition
+}
+
+// recordColumns is the select list scanRecord expects.
+const recordColumns = `global_position, transaction_id::text, stream_type, stream_id, version, event_id,
+	event_type, schema_version, owner_id, payload, metadata, recorded_at, prev_hash, hash`
+
+// scanRecord reads one row selected with recordColumns.
+func scanRecord(row pgx.Row) (Record, error) {
+	var (
+		r       Record
+		txid    string
+		typ     string
+		owner   *uuid.UUID
+		payload []byte
+		meta    []byte
+	)
+	if err := row.Scan(&r.GlobalPosition, &txid, &typ, &r.Stream.ID, &r.Version, &r.EventID,
+		&r.EventType, &r.SchemaVersion, &owner, &payload, &meta, &r.RecordedAt, &r.PrevHash, &r.Hash); err != nil {
+		return Record{}, err
+	}
+	tx, err := strconv.ParseUint(txid, 10, 64)
+	if err != nil {
+		return Record{}, fmt.Errorf("transaction id %q: %w", txid, err)
+	}
+	r.TransactionID = tx
+	r.Stream.Type = StreamType(typ)
+	if owner != nil {
+		r.OwnerID = *owner
+	}
+	r.Payload = payload
+	r.RawMetadata = meta
+	if err := json.Unmarshal(meta, &r.Metadata); err != nil {
+		return Record{}, fmt.Errorf("metadata of event %s: %w", r.EventID, err)
+	}
+	r.Metadata.OwnerID = r.OwnerID
+	return r, nil
+}
+
+// Decode returns the record's typed event through the store's registry.
+func (s *Store) Decode(r Record) (Event, error) {
+	e, err := s.registry.Decode(r.EventType, r.SchemaVersion, r.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("event %s at %s v%d: %w", r.EventID, r.Stream, r.Version, err)
+	}
+	return e, nil
+}
+
+// ReadStream returns the events of stream with version > afterVersion, in version order.
+func (s *Store) ReadStream(ctx context.Context, stream Stream, afterVersion int64) ([]Record, error) {
+	rows, err := s.pool.Query(ctx,
+		`SELECT `+recordColumns+` FROM events WHERE stream_id = $1 AND stream_type = $2 AND version > $3 ORDER BY version`,
+		stream.ID, string(stream.Type), afterVersion)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	return out, nil
+}
+
+// readAllSQL is the subscription predicate of watermill-sql's Postgres schema:
+// strictly after the checkpoint in (transaction id, position) order, and only
+// transactions older than the oldest one still running. An event committed
+// out of order (a lower position committing later) is therefore never skipped:
+// it is not visible past the horizon until its transaction and every older one
+// has ended.
+const readAllSQL = `SELECT ` + recordColumns + ` FROM events
+	WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+	  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+	ORDER BY transaction_id, global_position
+	LIMIT $3`
+
+// ReadAll returns up to limit events after pos in commit order, stopping at the
+// horizon of transactions still in flight.
+func (s *Store) ReadAll(ctx context.Context, after Position, limit int) ([]Record, error) {
+	return ReadAllTx(ctx, s.pool, after, limit)
+}
+
+// Querier is what ReadAllTx needs: a pool, a connection or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// ReadAllTx is ReadAll on a given querier, so a projector can read in the same
+// transaction that writes its rows and checkpoint.
+func ReadAllTx(ctx context.Context, q Querier, after Position, limit int) ([]Record, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("read all: limit must be positive")
+	}
+	rows, err := q.Query(ctx, readAllSQL, strconv.FormatUint(after.TransactionID, 10), after.GlobalPosition, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read all after %v: %w", after, err)
+	}
+	defer rows.Close()
+	out := make([]Record, 0, limit)
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read all after %v: %w", after, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read all after %v: %w", after, err)
+	}
+	return out, nil
+}
+
+// Head returns the position of the newest event behind the horizon, the mark
+// projector lag is measured against; the zero Position for an empty log.
+func (s *Store) Head(ctx context.Context) (Position, error) {
+	var (
+		txid *string
+		pos  *int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT transaction_id::text, global_position FROM events
+		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&txid, &pos)
+	if err == pgx.ErrNoRows {
+		return Position{}, nil
+	}
+	if err != nil {
+		return Position{}, fmt.Errorf("read head: %w", err)
+	}
+	tx, err := strconv.ParseUint(*txid, 10, 64)
+	if err != nil {
+		return Position{}, fmt.Errorf("read head: %w", err)
+	}
+	return Position{TransactionID: tx, GlobalPosition: *pos}, nil
+}
