@@ -10,8 +10,8 @@ import (
 func TestCanonicalJSON(t *testing.T) {
 	for in, want := range map[string]string{
 		`{"b": 1, "a": [1.50, 1e2, -0, "x<&>"]}`: `{"a":[1.5,100,0,"x<&>"],"b":1}`,
-		` "é\u00e9" `:                           `"éé"`,
-		`{"z":{"y":null,"x":true}}`:             `{"z":{"x":true,"y":null}}`,
+		` "é\u00e9" `:                            `"éé"`,
+		`{"z":{"y":null,"x":true}}`:              `{"z":{"x":true,"y":null}}`,
 	} {
 		got, err := canonicalJSON([]byte(in))
 		require.NoError(t, err, in)
