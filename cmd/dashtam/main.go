@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,21 +19,33 @@ func main() {
 	os.Exit(code)
 }
 
-// run executes one command line and maps its outcome to the documented exit
-// codes: 0 ok, 1 failure, 2 usage.
+// run executes one command line on the process's stdout and stderr.
 func run(ctx context.Context, args []string) int {
+	return runWith(ctx, args, os.Stdout, os.Stderr)
+}
+
+// runWith executes one command line, writing to stdout and stderr, and maps
+// its outcome to the documented exit codes: 0 ok, 1 failure, 2 usage. It takes
+// the writers so that end-to-end tests run the real command tree in process.
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRootCommand()
 	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(os.Stderr, "dashtam: %v\n", err)
-		fmt.Fprintf(os.Stderr, "Run 'dashtam %s --help' for usage.\n", ue.command)
+		fmt.Fprintf(stderr, "dashtam: %v\n", err)
+		help := "dashtam"
+		if ue.command != "" && ue.command != "dashtam" {
+			help += " " + ue.command
+		}
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", help)
 		return 2
 	}
-	fmt.Fprintf(os.Stderr, "dashtam: %v\n", err)
+	fmt.Fprintf(stderr, "dashtam: %v\n", err)
 	return 1
 }

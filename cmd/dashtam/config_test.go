@@ -1,0 +1,57 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoadServeConfig(t *testing.T) {
+	good := map[string]string{
+		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_JWT_SECRET":     strings.Repeat("s", 32),
+	}
+	env := func(over map[string]string) func(string) string {
+		return func(k string) string {
+			if v, ok := over[k]; ok {
+				return v
+			}
+			return good[k]
+		}
+	}
+	c, err := loadServeConfig(env(nil), "/data")
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:8080", c.HTTPAddr)
+	assert.Equal(t, "file:///data/mail", c.MailURL)
+	assert.Equal(t, []string{"sandbox"}, c.Providers)
+	assert.Len(t, c.EncryptionKey, 32)
+
+	c, err = loadServeConfig(env(map[string]string{"SCHWAB_CLIENT_ID": "app"}), "/data")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"sandbox", "schwab"}, c.Providers)
+
+	for name, tc := range map[string]struct {
+		over map[string]string
+		want string
+	}{
+		"missing key":    {map[string]string{"DASHTAM_ENCRYPTION_KEY": ""}, "DASHTAM_ENCRYPTION_KEY is not set"},
+		"short key":      {map[string]string{"DASHTAM_ENCRYPTION_KEY": "AAEC"}, "DASHTAM_ENCRYPTION_KEY is malformed"},
+		"not base64":     {map[string]string{"DASHTAM_ENCRYPTION_KEY": "%%%"}, "DASHTAM_ENCRYPTION_KEY is malformed"},
+		"missing jwt":    {map[string]string{"DASHTAM_JWT_SECRET": ""}, "DASHTAM_JWT_SECRET is not set"},
+		"short jwt":      {map[string]string{"DASHTAM_JWT_SECRET": "short-secret-value"}, "DASHTAM_JWT_SECRET is too short"},
+		"bad addr":       {map[string]string{"DASHTAM_HTTP_ADDR": "8080"}, "DASHTAM_HTTP_ADDR"},
+		"bad provider":   {map[string]string{"DASHTAM_PROVIDERS": "sandbox,plaid"}, `unknown provider "plaid"`},
+		"bad mail url":   {map[string]string{"DASHTAM_MAIL_URL": "http://x"}, "DASHTAM_MAIL_URL"},
+		"bad public url": {map[string]string{"DASHTAM_PUBLIC_URL": "ftp://x"}, "DASHTAM_PUBLIC_URL"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := loadServeConfig(env(tc.over), "/data")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "short-secret-value", "secrets are never echoed")
+			assert.NotContains(t, err.Error(), "\n")
+		})
+	}
+}

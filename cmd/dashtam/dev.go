@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dashtam/dashtam/cmd/dashtam/internal/devdb"
+)
+
+func init() { subcommands = append(subcommands, newDevCommand) }
+
+// newDevCommand groups the developer conveniences; today the private cluster
+// behind `make run` and `make test`.
+func newDevCommand(opts *globalOptions) *cobra.Command {
+	dev := &cobra.Command{
+		Use:   "dev",
+		Short: "Developer conveniences (the private PostgreSQL cluster)",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  requireSubcommand,
+	}
+	dev.AddCommand(newDevDBCommand(opts))
+	return dev
+}
+
+func newDevDBCommand(opts *globalOptions) *cobra.Command {
+	db := &cobra.Command{
+		Use:   "db",
+		Short: "Manage the private PostgreSQL cluster under the data dir",
+		Long: `The private cluster lives in <data dir>/pg, runs the machine's PostgreSQL
+server binaries (as the "postgres" user when invoked as root), listens on
+127.0.0.1 only, and has a "dashtam" role (CREATEROLE, CREATEDB, not superuser)
+owning a "dashtam" database.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: requireSubcommand,
+	}
+	var throwaway bool
+	start := &cobra.Command{
+		Use:   "start",
+		Short: "Create (once) and start the cluster, then print its URL",
+		Long: `Create the cluster on first use, start it unless it is running, wait until it
+accepts connections and print the URL to stdout (progress goes to stderr), so
+scripts can run: export DATABASE_URL=$(dashtam dev db start)`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := opts.absDataDir()
+			if err != nil {
+				return err
+			}
+			url, err := devdb.StartWith(cmd.Context(), dir, cmd.ErrOrStderr(), devdb.Options{Throwaway: throwaway})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), url)
+			return nil
+		},
+	}
+	start.Flags().BoolVar(&throwaway, "throwaway", false,
+		"when creating, trade durability for speed (fsync off): for clusters deleted after use, like make test's")
+	stop := &cobra.Command{
+		Use:   "stop",
+		Short: "Stop the cluster if it runs (its data stays)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := opts.absDataDir()
+			if err != nil {
+				return err
+			}
+			return devdb.Stop(cmd.Context(), dir)
+		},
+	}
+	url := &cobra.Command{
+		Use:   "url",
+		Short: "Print the cluster's connection URL without starting it",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := opts.absDataDir()
+			if err != nil {
+				return err
+			}
+			u, err := devdb.URL(dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), u)
+			return nil
+		},
+	}
+	db.AddCommand(start, stop, url)
+	return db
+}

@@ -1,0 +1,406 @@
+// Package devdb owns the private PostgreSQL cluster behind `make run` and
+// `make test`: a cluster under the data directory, created on first use from
+// the machine's server binaries, listening on loopback only, with a "dashtam"
+// role and database so a fresh checkout needs no database set-up at all.
+package devdb
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Role and Database name what the returned URL connects as and to; the role is
+// deliberately not a superuser so that the application meets the same
+// privilege checks in development as in production.
+const (
+	Role     = "dashtam"
+	Database = "dashtam"
+)
+
+// superuser is the bootstrap account initdb creates; only devdb itself uses it.
+const superuser = "postgres"
+
+// maxSocketPath is the usable length of sun_path on Linux (108 bytes including
+// the terminating NUL); a longer socket path makes the server fail to start.
+const maxSocketPath = 107
+
+// readyTimeout bounds how long Start waits for the server to accept
+// connections, so a broken installation fails instead of hanging make.
+const readyTimeout = 60 * time.Second
+
+// Options tune a cluster at creation; they are ignored when it already exists.
+type Options struct {
+	// Throwaway trades durability for speed (fsync, full-page writes and
+	// synchronous commit off): right for the cluster `make test` deletes
+	// afterwards, wrong for a cluster whose data a developer cares about.
+	Throwaway bool
+}
+
+// layout is where a cluster's pieces live under <data dir>/pg.
+type layout struct {
+	root, data, run, log, portFile, lockFile string
+}
+
+func layoutOf(dataDir string) (layout, error) {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return layout{}, fmt.Errorf("resolve data dir %s: %w", dataDir, err)
+	}
+	root := filepath.Join(abs, "pg")
+	return layout{
+		root:     root,
+		data:     filepath.Join(root, "data"),
+		run:      filepath.Join(root, "run"),
+		log:      filepath.Join(root, "log"),
+		portFile: filepath.Join(root, "port"),
+		lockFile: filepath.Join(abs, "pg.lock"),
+	}, nil
+}
+
+// Start is StartWith with default (durable) options.
+func Start(ctx context.Context, dataDir string, out io.Writer) (string, error) {
+	return StartWith(ctx, dataDir, out, Options{})
+}
+
+// StartWith creates the cluster under dataDir on first use, starts it unless it
+// is running, makes sure the dashtam role and database exist and returns the URL
+// that connects as that role. Calling it again on a running cluster only
+// returns the URL. Progress lines go to out.
+func StartWith(ctx context.Context, dataDir string, out io.Writer, opts Options) (string, error) {
+	if out == nil {
+		out = io.Discard
+	}
+	l, err := layoutOf(dataDir)
+	if err != nil {
+		return "", err
+	}
+	owner, err := currentOwner()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(l.root), 0o755); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	unlock, err := lockDir(l.lockFile)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if err := owner.ensureTraversable(filepath.Dir(l.root)); err != nil {
+		return "", err
+	}
+	bin, err := findBinDir(l.data)
+	if err != nil {
+		return "", err
+	}
+	if !initialised(l) {
+		if err := initCluster(ctx, l, owner, bin, opts, out); err != nil {
+			return "", err
+		}
+	}
+	port, err := readPort(l)
+	if err != nil {
+		return "", err
+	}
+	if !running(l, owner, bin) {
+		fmt.Fprintf(out, "starting PostgreSQL on 127.0.0.1:%d (data in %s)\n", port, l.data)
+		if err := startServer(ctx, l, owner, bin); err != nil {
+			return "", err
+		}
+	}
+	if err := waitReady(ctx, port); err != nil {
+		return "", err
+	}
+	if err := bootstrap(ctx, port); err != nil {
+		return "", err
+	}
+	return urlFor(port), nil
+}
+
+// Stop shuts the cluster down if it runs. A cluster that was never created, or
+// is already stopped, is not an error: cleanup paths call Stop unconditionally.
+func Stop(ctx context.Context, dataDir string) error {
+	l, err := layoutOf(dataDir)
+	if err != nil {
+		return err
+	}
+	if !initialised(l) {
+		return nil
+	}
+	owner, err := currentOwner()
+	if err != nil {
+		return err
+	}
+	bin, err := findBinDir(l.data)
+	if err != nil {
+		return err
+	}
+	if !running(l, owner, bin) {
+		return nil
+	}
+	cmd := owner.command(l.root, filepath.Join(bin, "pg_ctl"), "stop", "-D", l.data, "-m", "fast", "-w", "-t", "60", "-s")
+	if out, err := runCmd(ctx, cmd); err != nil {
+		return fmt.Errorf("stop PostgreSQL in %s: %w\n%s", l.data, err, out)
+	}
+	return nil
+}
+
+// URL returns the connection URL of the cluster under dataDir without starting
+// it; it fails when the cluster was never created there.
+func URL(dataDir string) (string, error) {
+	l, err := layoutOf(dataDir)
+	if err != nil {
+		return "", err
+	}
+	if !initialised(l) {
+		return "", fmt.Errorf("no private PostgreSQL cluster in %s: run `dashtam dev db start` or `make run` first, or set DATABASE_URL", filepath.Dir(l.root))
+	}
+	port, err := readPort(l)
+	if err != nil {
+		return "", err
+	}
+	return urlFor(port), nil
+}
+
+func urlFor(port int) string {
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", Role, port, Database)
+}
+
+// initialised is true once initdb finished and the port was recorded; initCluster
+// writes the port file last, so a half-made cluster is retried from scratch.
+func initialised(l layout) bool {
+	_, err1 := os.Stat(filepath.Join(l.data, "PG_VERSION"))
+	_, err2 := os.Stat(l.portFile)
+	return err1 == nil && err2 == nil
+}
+
+func readPort(l layout) (int, error) {
+	b, err := os.ReadFile(l.portFile)
+	if err != nil {
+		return 0, fmt.Errorf("read cluster port: %w", err)
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || port <= 0 || port > 65535 {
+		return 0, fmt.Errorf("read cluster port: %s holds %q, not a port number", l.portFile, b)
+	}
+	return port, nil
+}
+
+func initCluster(ctx context.Context, l layout, owner clusterOwner, bin string, opts Options, out io.Writer) error {
+	// Leftovers of an interrupted initdb would make it refuse the directory.
+	if err := os.RemoveAll(l.data); err != nil {
+		return fmt.Errorf("clear half-created cluster: %w", err)
+	}
+	for _, dir := range []string{l.root, l.run, l.log} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+		if err := owner.chown(dir); err != nil {
+			return err
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "creating PostgreSQL cluster in %s\n", l.data)
+	args := []string{"-D", l.data, "-U", superuser, "--auth=trust", "--no-locale", "-E", "UTF8", "--no-instructions"}
+	if opts.Throwaway {
+		args = append(args, "--no-sync")
+	}
+	if b, err := runCmd(ctx, owner.command(l.root, filepath.Join(bin, "initdb"), args...)); err != nil {
+		_ = os.RemoveAll(l.data)
+		return fmt.Errorf("initdb: %w\n%s", err, b)
+	}
+	conf, err := os.OpenFile(filepath.Join(l.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open postgresql.conf: %w", err)
+	}
+	_, werr := conf.WriteString(settings(l, port, opts))
+	if cerr := conf.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("write postgresql.conf: %w", werr)
+	}
+	if err := os.WriteFile(l.portFile, []byte(strconv.Itoa(port)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("remember cluster port: %w", err)
+	}
+	return nil
+}
+
+// settings are appended to postgresql.conf; later lines override initdb's.
+func settings(l layout, port int, opts Options) string {
+	var b strings.Builder
+	b.WriteString("\n# Added by dashtam dev db start: a local development cluster.\n")
+	fmt.Fprintf(&b, "listen_addresses = '127.0.0.1'\nport = %d\n", port)
+	// Debian compiles in /var/run/postgresql, which may not exist or belong
+	// to another cluster; a socket next to the data keeps clusters apart.
+	fmt.Fprintf(&b, "unix_socket_directories = '%s'\n", socketDir(l.run, port))
+	b.WriteString("max_connections = 300\n") // parallel test binaries each hold pools
+	b.WriteString("timezone = 'UTC'\nlog_timezone = 'UTC'\n")
+	b.WriteString("logging_collector = off\n")
+	if opts.Throwaway {
+		b.WriteString("# Throwaway cluster: durability traded for speed.\n")
+		b.WriteString("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+	}
+	return b.String()
+}
+
+// socketDir is dir when the socket path fits the kernel's limit, and empty
+// (TCP only) otherwise, since an over-long path stops the server from starting.
+func socketDir(dir string, port int) string {
+	if len(filepath.Join(dir, fmt.Sprintf(".s.PGSQL.%d", port))) > maxSocketPath {
+		return ""
+	}
+	return strings.ReplaceAll(dir, "'", "''")
+}
+
+// freePort asks the kernel for an unused loopback port. It is chosen once, at
+// creation, so the URL stays stable across restarts.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// running asks pg_ctl, which also recognises a stale postmaster.pid.
+func running(l layout, owner clusterOwner, bin string) bool {
+	cmd := owner.command(l.root, filepath.Join(bin, "pg_ctl"), "status", "-D", l.data)
+	return cmd.Run() == nil
+}
+
+func startServer(ctx context.Context, l layout, owner clusterOwner, bin string) error {
+	logFile := filepath.Join(l.log, "postgresql.log")
+	cmd := owner.command(l.root, filepath.Join(bin, "pg_ctl"), "start", "-D", l.data, "-l", logFile, "-w", "-t", strconv.Itoa(int(readyTimeout.Seconds())), "-s")
+	// The server must outlive this process and not receive the terminal's
+	// Ctrl-C aimed at `make run`, so it gets a process group of its own.
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	if out, err := runCmd(ctx, cmd); err != nil {
+		return fmt.Errorf("start PostgreSQL: %w\n%s\nserver log (%s):\n%s", err, out, logFile, tail(logFile, 20))
+	}
+	return nil
+}
+
+// waitReady polls until the server accepts a connection, because pg_ctl's "-w"
+// reports readiness from postmaster.pid, which says nothing about TCP.
+func waitReady(ctx context.Context, port int) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	var last error
+	for {
+		conn, err := pgx.Connect(ctx, superuserURL(port))
+		if err == nil {
+			return conn.Close(ctx)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for PostgreSQL on 127.0.0.1:%d: %w (last error: %v)", port, ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func superuserURL(port int) string {
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", superuser, port)
+}
+
+// bootstrap creates the dashtam role and database if missing. It runs on every
+// start, so a cluster interrupted between initdb and here heals itself.
+// CREATEROLE lets migrations create the application's narrower roles and
+// CREATEDB lets the test helper create a database per test, without handing
+// the application a superuser.
+func bootstrap(ctx context.Context, port int) error {
+	conn, err := pgx.Connect(ctx, superuserURL(port))
+	if err != nil {
+		return fmt.Errorf("connect as %s: %w", superuser, err)
+	}
+	defer conn.Close(ctx)
+	role := pgx.Identifier{Role}.Sanitize()
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", Role).Scan(&exists); err != nil {
+		return fmt.Errorf("look up role %s: %w", Role, err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN CREATEROLE CREATEDB"); err != nil {
+			return fmt.Errorf("create role %s: %w", Role, err)
+		}
+	}
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", Database).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %s: %w", Database, err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{Database}.Sanitize()+" OWNER "+role); err != nil {
+			return fmt.Errorf("create database %s: %w", Database, err)
+		}
+	}
+	return nil
+}
+
+// lockDir serialises concurrent Start calls on one data dir (two terminals
+// running make at once), which would otherwise both run initdb.
+func lockDir(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { _ = f.Close() }, nil
+}
+
+// runCmd runs cmd, killing it when ctx ends, and returns its combined output
+// for error messages.
+func runCmd(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
+	var buf bytes.Buffer
+	cmd.Stdout = &buf
+	cmd.Stderr = &buf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return buf.Bytes(), err
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		<-done
+		return buf.Bytes(), ctx.Err()
+	}
+}
+
+// tail returns the last n lines of a file, for error messages that point at
+// the server's own explanation.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
