@@ -1,0 +1,88 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults applied to zero-valued Options fields.
+const (
+	// DefaultMaxBodyBytes (1 MiB) fits any JSON command body with room to spare.
+	DefaultMaxBodyBytes int64 = 1 << 20
+	// DefaultShutdownTimeout matches Kubernetes' default termination grace period.
+	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultMaxProjectionLag is the events a projector may trail before /ready fails.
+	DefaultMaxProjectionLag int64 = 1000
+	// DefaultMaxCheckpointAge is how long a projector with work may stall before /ready fails.
+	DefaultMaxCheckpointAge = 5 * time.Minute
+)
+
+// Options configures New; Logger, Registry and Readiness are required, the
+// rest fall back to the defaults above when zero.
+type Options struct {
+	// Logger receives access logs and server errors; production wiring
+	// gives it a JSON handler so logs are machine-readable.
+	Logger *slog.Logger
+	// Registry receives the HTTP metrics and is served at /metrics, so other
+	// packages (projectors) register their metrics on the same registry.
+	Registry *prometheus.Registry
+	// Readiness backs GET /ready.
+	Readiness Readiness
+	// Providers is the public catalog served at GET /api/v1/providers.
+	Providers []ProviderInfo
+
+	// MaxBodyBytes caps request bodies; larger ones get 413.
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds how long Serve waits for in-flight requests
+	// after its context is cancelled.
+	ShutdownTimeout time.Duration
+	// MaxProjectionLag is how many events a projector may trail the log
+	// before /ready answers 503.
+	MaxProjectionLag int64
+	// MaxCheckpointAge is how long a projector with waiting events may go
+	// without moving its checkpoint before /ready answers 503.
+	MaxCheckpointAge time.Duration
+
+	// Routes, when set, adds routes outside the OpenAPI document (HTML
+	// pages, test-only handlers); they get the same trace ids, logs,
+	// metrics, body limit and problem responses as every other route.
+	Routes func(e *echo.Echo)
+}
+
+// withDefaults checks o and fills in defaults, naming the first bad field.
+func (o Options) withDefaults() (Options, error) {
+	switch {
+	case o.Logger == nil:
+		return o, errors.New("web: Options.Logger is required")
+	case o.Registry == nil:
+		return o, errors.New("web: Options.Registry is required")
+	case o.Readiness == nil:
+		return o, errors.New("web: Options.Readiness is required")
+	case o.MaxBodyBytes < 0:
+		return o, fmt.Errorf("web: Options.MaxBodyBytes is negative (%d)", o.MaxBodyBytes)
+	case o.ShutdownTimeout < 0:
+		return o, fmt.Errorf("web: Options.ShutdownTimeout is negative (%s)", o.ShutdownTimeout)
+	case o.MaxProjectionLag < 0:
+		return o, fmt.Errorf("web: Options.MaxProjectionLag is negative (%d)", o.MaxProjectionLag)
+	case o.MaxCheckpointAge < 0:
+		return o, fmt.Errorf("web: Options.MaxCheckpointAge is negative (%s)", o.MaxCheckpointAge)
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if o.MaxProjectionLag == 0 {
+		o.MaxProjectionLag = DefaultMaxProjectionLag
+	}
+	if o.MaxCheckpointAge == 0 {
+		o.MaxCheckpointAge = DefaultMaxCheckpointAge
+	}
+	return o, nil
+}

@@ -1,0 +1,136 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/dashtam/dashtam/web/api"
+	"github.com/labstack/echo/v4"
+)
+
+// Timeouts of the underlying http.Server: a slow or idle client must not
+// hold a connection forever, and no API response takes minutes.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second
+	writeTimeout      = 2 * time.Minute
+	idleTimeout       = 2 * time.Minute
+)
+
+// Server is the Dashtam HTTP server; build it with New, run it with Serve.
+type Server struct {
+	echo            *echo.Echo
+	log             *slog.Logger
+	metrics         *httpMetrics
+	readiness       Readiness
+	readyPolicy     readinessPolicy
+	providers       providerCatalog
+	routes          map[string]struct{}
+	shutdownTimeout time.Duration
+
+	// onShutdown, set only by tests, runs when graceful shutdown begins.
+	onShutdown func()
+}
+
+// New builds a Server from opts, refusing missing dependencies and an
+// invalid OpenAPI document or provider catalog.
+func New(opts Options) (*Server, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	doc, specJSON, err := loadSpec(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	providers, err := newProviderCatalog(opts.Providers)
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	metrics, err := newHTTPMetrics(opts.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	s := &Server{
+		echo:            echo.New(),
+		log:             opts.Logger,
+		metrics:         metrics,
+		readiness:       opts.Readiness,
+		readyPolicy:     readinessPolicy{maxEvents: opts.MaxProjectionLag, maxAge: opts.MaxCheckpointAge},
+		providers:       providers,
+		shutdownTimeout: opts.ShutdownTimeout,
+	}
+
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	// Trust the socket, not X-Forwarded-For, until a proxy is configured:
+	// logged client addresses must not be forgeable.
+	e.IPExtractor = echo.ExtractIPDirect()
+	// Pre-routing middleware wraps everything, 404 and 405 included; the
+	// order is outermost first.
+	e.Pre(traceRequests, s.observeRequests, s.recoverPanics)
+	e.Use(limitBodies(opts.MaxBodyBytes), validateRequests(newSpecRoutes(doc)))
+
+	api.RegisterHandlers(e, api.NewStrictHandler(&strictAPI{s: s}, nil))
+	e.GET("/metrics", echo.WrapHandler(metricsHandler(opts.Registry)))
+	registerDocs(e, specJSON)
+	if opts.Routes != nil {
+		opts.Routes(e)
+	}
+
+	s.routes = make(map[string]struct{})
+	for _, r := range e.Routes() {
+		s.routes[r.Path] = struct{}{}
+	}
+	return s, nil
+}
+
+// Handler returns the server's routes as an http.Handler, for tests and
+// for embedding behind another server.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Serve answers requests on ln until ctx is cancelled, then stops accepting
+// connections and waits up to the shutdown timeout for in-flight requests.
+// It returns nil after a clean shutdown; ln is closed either way.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if s.onShutdown != nil {
+		srv.RegisterOnShutdown(s.onShutdown)
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+
+	s.log.InfoContext(ctx, "http server shutting down", "addr", ln.Addr().String(), "timeout", s.shutdownTimeout.String())
+	// The caller's context is already cancelled; the grace period needs its own.
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(shutdownCtx)
+	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, serveErr)
+	}
+	if err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	return nil
+}

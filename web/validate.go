@@ -1,0 +1,146 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+)
+
+// specRoutes indexes the document's operations by "METHOD echo-path", so
+// the validator reuses Echo's routing instead of routing a second time.
+type specRoutes map[string]*routers.Route
+
+// newSpecRoutes indexes every operation of doc.
+func newSpecRoutes(doc *openapi3.T) specRoutes {
+	idx := specRoutes{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			idx[method+" "+echoPath(path)] = &routers.Route{
+				Spec: doc, Path: path, PathItem: item, Method: method, Operation: op,
+			}
+		}
+	}
+	return idx
+}
+
+// validationOptions collects every violation rather than the first, so a
+// client can fix a request in one round trip. Authentication is left to the
+// auth middleware, which knows sessions; the spec's security only documents.
+var validationOptions = &openapi3filter.Options{
+	MultiError:         true,
+	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+}
+
+// validateRequests rejects requests that break the OpenAPI contract with a
+// 400 problem listing each bad field. Routes outside the document (pages,
+// test hooks) pass through untouched.
+func validateRequests(routes specRoutes) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			route, ok := routes[r.Method+" "+c.Path()]
+			if !ok {
+				return next(c)
+			}
+			params := make(map[string]string, len(c.ParamNames()))
+			for i, name := range c.ParamNames() {
+				params[name] = c.ParamValues()[i]
+			}
+			in := &openapi3filter.RequestValidationInput{
+				Request: r, PathParams: params, Route: route, Options: validationOptions,
+			}
+			if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
+				return validationError(err)
+			}
+			return next(c)
+		}
+	}
+}
+
+// validationError turns kin-openapi's findings into one application error.
+func validationError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return &Error{Code: CodeTooLarge, Detail: "request body too large", Err: err}
+	}
+	e := &Error{Code: CodeInvalid, Detail: "the request does not match the API contract", Err: err}
+	e.Fields = fieldErrors(err, "")
+	return e
+}
+
+// fieldErrors flattens kin-openapi's nested errors into one entry per field.
+// field is the name known so far (a parameter, "body", or "" at the top).
+// It switches on concrete types rather than errors.As, because errors.As
+// would see through a RequestError and lose the parameter it names.
+func fieldErrors(err error, field string) []FieldError {
+	switch e := err.(type) {
+	case openapi3.MultiError:
+		var out []FieldError
+		for _, inner := range e {
+			out = append(out, fieldErrors(inner, field)...)
+		}
+		return out
+	case *openapi3filter.RequestError:
+		name := "request"
+		switch {
+		case e.Parameter != nil:
+			name = e.Parameter.Name
+		case e.RequestBody != nil:
+			name = "body"
+		}
+		switch e.Err.(type) {
+		case openapi3.MultiError, *openapi3.SchemaError:
+			return fieldErrors(e.Err, name)
+		}
+		// Reason is kin-openapi's value-free summary ("value is required",
+		// "failed to decode request body"); the cause may quote the input.
+		msg := e.Reason
+		var parseErr *openapi3filter.ParseError
+		if errors.As(e.Err, &parseErr) {
+			msg = parseReason(parseErr)
+		} else if msg == "" && e.Err != nil {
+			msg = e.Err.Error()
+		}
+		return []FieldError{{Field: name, Message: msg}}
+	case *openapi3.SchemaError:
+		name := field
+		if ptr := e.JSONPointer(); len(ptr) > 0 {
+			path := strings.Join(ptr, ".")
+			if field == "" || field == "body" || field == "request" {
+				name = path
+			} else {
+				name = field + "." + path
+			}
+		}
+		// Reason, unlike Error(), never repeats the offending value.
+		return []FieldError{{Field: name, Message: e.Reason}}
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		return fieldErrors(inner, field)
+	}
+	if field == "" {
+		field = "request"
+	}
+	return []FieldError{{Field: field, Message: err.Error()}}
+}
+
+// parseReason describes a parse failure without the Value kin-openapi's
+// Error() would quote, since the value may be a secret sent by mistake.
+func parseReason(e *openapi3filter.ParseError) string {
+	for e != nil {
+		if e.Reason != "" {
+			return e.Reason
+		}
+		next, ok := e.Cause.(*openapi3filter.ParseError)
+		if !ok {
+			break
+		}
+		e = next
+	}
+	return "malformed value"
+}
