@@ -18,7 +18,8 @@ import (
 // ZeroHash is the prev_hash of every stream's first event.
 var ZeroHash = make([]byte, sha256.Size)
 
-// digestInput is every stored field of an event that the hash chain protects.
+// digestInput is every stored field of an event that the hash chain protects;
+// payload and metadata are already in canonical form (canonicalJSON).
 type digestInput struct {
 	streamType    StreamType
 	streamID      uuid.UUID
@@ -37,15 +38,7 @@ type digestInput struct {
 // the verifier recomputes it from the stored row; the chain is then
 // hash = sha256(prev_hash || digest). Canonical JSON makes the digest
 // independent of how PostgreSQL's jsonb reformats the stored document.
-func (d digestInput) digest() ([]byte, error) {
-	payload, err := canonicalJSON(d.payload)
-	if err != nil {
-		return nil, fmt.Errorf("canonical payload: %w", err)
-	}
-	metadata, err := canonicalJSON(d.metadata)
-	if err != nil {
-		return nil, fmt.Errorf("canonical metadata: %w", err)
-	}
+func (d digestInput) digest() []byte {
 	h := sha256.New()
 	field := func(b []byte) {
 		var n [4]byte
@@ -62,9 +55,9 @@ func (d digestInput) digest() ([]byte, error) {
 	field([]byte(strconv.Itoa(d.schemaVersion)))
 	field(d.ownerID[:])
 	field([]byte(d.recordedAt.UTC().Format("2006-01-02T15:04:05.000000Z")))
-	field(payload)
-	field(metadata)
-	return h.Sum(nil), nil
+	field(d.payload)
+	field(d.metadata)
+	return h.Sum(nil)
 }
 
 // maxExponent bounds the decimal exponent of numbers in stored JSON; event

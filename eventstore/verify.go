@@ -74,14 +74,19 @@ func checkLink(prev Record, havePrev bool, r Record) *ChainBreak {
 	if !bytes.Equal(r.PrevHash, expectedPrev) {
 		return brk("prev_hash does not match the previous event's hash")
 	}
-	d, err := digestInput{
+	payload, err := canonicalJSON(r.Payload)
+	if err != nil {
+		return brk("cannot canonicalise stored payload: %v", err)
+	}
+	metadata, err := canonicalJSON(r.RawMetadata)
+	if err != nil {
+		return brk("cannot canonicalise stored metadata: %v", err)
+	}
+	d := digestInput{
 		streamType: r.Stream.Type, streamID: r.Stream.ID, version: r.Version, eventID: r.EventID,
 		eventType: r.EventType, schemaVersion: r.SchemaVersion, ownerID: r.OwnerID, recordedAt: r.RecordedAt,
-		payload: r.Payload, metadata: r.RawMetadata,
+		payload: payload, metadata: metadata,
 	}.digest()
-	if err != nil {
-		return brk("cannot canonicalise stored event: %v", err)
-	}
 	if !bytes.Equal(chainHash(r.PrevHash, d), r.Hash) {
 		return brk("stored hash does not match the event's contents")
 	}

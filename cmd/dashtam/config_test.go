@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -54,4 +55,13 @@ func TestLoadServeConfig(t *testing.T) {
 			assert.NotContains(t, err.Error(), "\n")
 		})
 	}
+}
+
+func TestHelpNeverShowsDatabasePassword(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://u:hunter2-secret@db.example:5432/x")
+	var out strings.Builder
+	code := runWith(context.Background(), []string{"audit", "replay", "--help"}, &out, &out)
+	assert.Equal(t, 0, code)
+	assert.NotContains(t, out.String(), "hunter2-secret")
+	assert.Contains(t, out.String(), "--database-url")
 }

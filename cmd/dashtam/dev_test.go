@@ -32,6 +32,7 @@ func TestResolveDatabaseURL(t *testing.T) {
 		t.Errorf("with a database URL: got %q, %v; want it unchanged", got, err)
 	}
 	opts.databaseURL = ""
+	t.Setenv("DATABASE_URL", "")
 	_, err := opts.resolveDatabaseURL()
 	if err == nil || !strings.Contains(err.Error(), "dashtam dev db start") || !strings.Contains(err.Error(), "make run") {
 		t.Errorf("without a database or cluster: err = %v; want one telling the user to run `dashtam dev db start` or `make run`", err)

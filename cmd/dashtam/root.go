@@ -51,8 +51,10 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&opts.dataDir, "data-dir", envOr("DASHTAM_DATA_DIR", "./.dashtam"),
 		"private cluster, dev keys and mail outbox ($DASHTAM_DATA_DIR)")
-	root.PersistentFlags().StringVar(&opts.databaseURL, "database-url", os.Getenv("DATABASE_URL"),
-		"PostgreSQL connection string; default: the private cluster under the data dir ($DATABASE_URL)")
+	// No default from the environment here: cobra prints defaults in --help,
+	// and DATABASE_URL may carry a password. resolveDatabaseURL reads it.
+	root.PersistentFlags().StringVar(&opts.databaseURL, "database-url", "",
+		"PostgreSQL connection string ($DATABASE_URL; default: the private cluster under the data dir)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{command: commandPath(cmd), err: err}
 	})
@@ -128,6 +130,9 @@ func noArgs(cmd *cobra.Command, args []string) error {
 func (o *globalOptions) resolveDatabaseURL() (string, error) {
 	if o.databaseURL != "" {
 		return o.databaseURL, nil
+	}
+	if env := os.Getenv("DATABASE_URL"); env != "" {
+		return env, nil
 	}
 	dir, err := o.absDataDir()
 	if err != nil {
