@@ -50,7 +50,10 @@ func (p Position) Less(q Position) bool {
 	return p.GlobalPosition < q.GlobalPosition
 }
 
-// recordColumns is the select list scanRecord expects.
+// recordColumns is the select list scanRecord expects. It casts
+// transaction_id to text under the same name, so ORDER BY clauses must
+// qualify the column (events.transaction_id): a bare name would sort by the
+// text output, in the wrong order and without the index.
 const recordColumns = `global_position, transaction_id::text, stream_type, stream_id, version, event_id,
 	event_type, schema_version, owner_id, payload, metadata, recorded_at, prev_hash, hash`
 
@@ -127,7 +130,7 @@ func (s *Store) ReadStream(ctx context.Context, stream Stream, afterVersion int6
 const readAllSQL = `SELECT ` + recordColumns + ` FROM events
 	WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
 	  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-	ORDER BY transaction_id, global_position
+	ORDER BY events.transaction_id, events.global_position
 	LIMIT $3`
 
 // ReadAll returns up to limit events after pos in commit order, stopping at the
@@ -175,7 +178,7 @@ func (s *Store) Head(ctx context.Context) (Position, error) {
 	)
 	err := s.pool.QueryRow(ctx, `SELECT transaction_id::text, global_position FROM events
 		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&txid, &pos)
+		ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1`).Scan(&txid, &pos)
 	if err == pgx.ErrNoRows {
 		return Position{}, nil
 	}

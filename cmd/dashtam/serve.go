@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dashtam/dashtam/eventstore"
+	"github.com/dashtam/dashtam/migrations"
+	"github.com/dashtam/dashtam/projections"
+	"github.com/dashtam/dashtam/web"
+)
+
+func init() { subcommands = append(subcommands, newServeCommand) }
+
+func newServeCommand(o *globalOptions) *cobra.Command {
+	var httpAddr string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the API and the projectors; applies pending migrations first",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			getenv := osGetenv
+			if httpAddr != "" {
+				getenv = overrideEnv(getenv, "DASHTAM_HTTP_ADDR", httpAddr)
+			}
+			app, err := openServer(cmd.Context(), o, getenv, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer app.Close()
+			return app.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&httpAddr, "http-addr", "", "listen address ($DASHTAM_HTTP_ADDR, default 127.0.0.1:8080)")
+	return cmd
+}
+
+// overrideEnv returns getenv with name answering value, so flags mirror variables.
+func overrideEnv(getenv func(string) string, name, value string) func(string) string {
+	return func(k string) string {
+		if k == name {
+			return value
+		}
+		return getenv(k)
+	}
+}
+
+// server is the running Dashtam process: database, projectors and HTTP API.
+// End-to-end tests open one on 127.0.0.1:0 exactly as `dashtam serve` does.
+type server struct {
+	logger   *slog.Logger
+	pool     *pgxpool.Pool
+	store    *eventstore.Store
+	manager  *projections.Manager
+	notifier *projections.Notifier
+	http     *web.Server
+	ln       net.Listener
+}
+
+// openServer validates configuration, connects, migrates, prepares the
+// projectors and binds the listener; nothing is served until Run.
+func openServer(ctx context.Context, o *globalOptions, getenv func(string) string, logw io.Writer) (*server, error) {
+	dataDir, err := o.absDataDir()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := loadServeConfig(getenv, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	logger := slog.New(slog.NewJSONHandler(logw, nil))
+	pool, err := connect(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{logger: logger, pool: pool}
+	if err := s.open(ctx, cfg); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *server) open(ctx context.Context, cfg serveConfig) error {
+	db := stdlib.OpenDBFromPool(s.pool)
+	err := migrations.Up(ctx, db)
+	db.Close()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if s.store, err = eventstore.New(s.pool, newEventRegistry()); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.manager, err = projections.NewManager(s.store, projections.All(),
+		projections.WithLogger(s.logger), projections.WithRegisterer(reg)); err != nil {
+		return err
+	}
+	if err := s.manager.Ensure(ctx); err != nil {
+		return fmt.Errorf("prepare projections: %w", err)
+	}
+	if s.notifier, err = projections.NewNotifier(s.store, 0, s.logger); err != nil {
+		return err
+	}
+	providers := make([]web.ProviderInfo, 0, len(cfg.Providers))
+	for _, slug := range cfg.Providers {
+		providers = append(providers, web.ProviderInfo{Slug: slug, Name: knownProviders[slug], AuthType: "oauth2"})
+	}
+	if s.http, err = web.New(web.Options{
+		Logger:    s.logger,
+		Registry:  reg,
+		Readiness: readiness{pool: s.pool, manager: s.manager},
+		Providers: providers,
+	}); err != nil {
+		return err
+	}
+	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	s.logger.Info("dashtam listening", "addr", s.ln.Addr().String(), "public_url", cfg.PublicURL,
+		"providers", cfg.Providers)
+	return nil
+}
+
+// Addr is the bound listen address (useful when configured with port 0).
+func (s *server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx is cancelled, then finishes in-flight requests, stops
+// the projectors between batches and returns nil; it returns the first
+// component's error if one fails.
+func (s *server) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.http.Serve(ctx, s.ln) })
+	g.Go(func() error { return s.manager.Start(ctx) })
+	g.Go(func() error { return s.notifier.Run(ctx) })
+	err := g.Wait()
+	s.logger.Info("dashtam stopped")
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// Close releases the database pool.
+func (s *server) Close() {
+	if s.pool != nil {
+		s.pool.Close()
+	}
+}
+
+// newEventRegistry is the registry of every event type this binary knows.
+// Aggregate packages add theirs here as they land.
+func newEventRegistry() *eventstore.Registry {
+	return eventstore.NewRegistry()
+}
+
+// readiness backs /ready with the database and the projectors' status.
+type readiness struct {
+	pool    *pgxpool.Pool
+	manager *projections.Manager
+}
+
+// CheckDatabase pings the database.
+func (r readiness) CheckDatabase(ctx context.Context) error { return r.pool.Ping(ctx) }
+
+// ProjectionLags reports how far each projector trails the log.
+func (r readiness) ProjectionLags(ctx context.Context) ([]web.ProjectionLag, error) {
+	st, err := r.manager.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.ProjectionLag, len(st))
+	for i, p := range st {
+		out[i] = web.ProjectionLag{Name: p.Name, Events: p.Behind, CheckpointAge: p.CheckpointAge}
+	}
+	return out, nil
+}

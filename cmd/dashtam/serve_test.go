@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/migrations/testdb"
+)
+
+// TestServeEndToEnd opens the real server on 127.0.0.1:0 against a fresh
+// database, talks to it over HTTP and shuts it down gracefully.
+func TestServeEndToEnd(t *testing.T) {
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
+	env := map[string]string{
+		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
+		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+	}
+	var logs strings.Builder
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	app, err := openServer(ctx, o, func(k string) string { return env[k] }, &logs)
+	require.NoError(t, err)
+	defer app.Close()
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	base := "http://" + app.Addr()
+
+	get := func(path string) (*http.Response, []byte) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp, body
+	}
+
+	resp, _ := get("/health")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("X-Trace-Id"))
+
+	resp, body := get("/ready")
+	assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	assert.Contains(t, string(body), "streams", "the projectors are part of readiness")
+
+	resp, body = get("/api/v1/providers")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	var list struct {
+		Items []struct{ Slug string } `json:"items"`
+	}
+	require.NoError(t, json.Unmarshal(body, &list))
+	require.Len(t, list.Items, 1)
+	assert.Equal(t, "sandbox", list.Items[0].Slug)
+
+	resp, body = get("/no/such/route")
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
+	assert.Contains(t, string(body), `"trace_id"`)
+
+	resp, _ = get("/metrics")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	cancel()
+	require.NoError(t, <-done)
+	assert.Contains(t, logs.String(), `"dashtam listening"`)
+	assert.NotContains(t, logs.String(), env["DASHTAM_JWT_SECRET"])
+}
+
+func TestServeRefusesMissingSecret(t *testing.T) {
+	var stderr strings.Builder
+	t.Setenv("DASHTAM_ENCRYPTION_KEY", "")
+	code := runWith(context.Background(), []string{"serve", "--database-url", "postgres://127.0.0.1:1/x"}, io.Discard, &stderr)
+	assert.Equal(t, 1, code)
+	assert.Equal(t, 1, strings.Count(strings.TrimSpace(stderr.String()), "\n")+1, stderr.String())
+	assert.Contains(t, stderr.String(), "DASHTAM_ENCRYPTION_KEY")
+}

@@ -1,0 +1,76 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/dashtam/dashtam/eventstore"
+)
+
+// ErrUnknownProjector reports a projector name the manager does not know.
+var ErrUnknownProjector = errors.New("projections: unknown projector")
+
+// Manager runs, reports on and rebuilds a fixed set of projectors; `dashtam
+// serve` starts one for All and the projections command uses one for status
+// and rebuilds.
+type Manager struct {
+	store      *eventstore.Store
+	projectors []Projector
+	byName     map[string]Projector
+	cfg        config
+	metrics    *metrics
+}
+
+// NewManager returns a manager of ps over the store's database. It fails on
+// invalid or colliding projector names and tables, and when registering
+// metrics fails.
+func NewManager(store *eventstore.Store, ps []Projector, opts ...Option) (*Manager, error) {
+	if store == nil {
+		return nil, errors.New("projections: nil store")
+	}
+	if err := validate(ps); err != nil {
+		return nil, err
+	}
+	m := &Manager{store: store, projectors: ps, byName: make(map[string]Projector, len(ps)), cfg: newConfig(opts)}
+	for _, p := range ps {
+		m.byName[p.Name()] = p
+	}
+	met, err := newMetrics(m.cfg.registerer, m)
+	if err != nil {
+		return nil, fmt.Errorf("projections: register metrics: %w", err)
+	}
+	m.metrics = met
+	return m, nil
+}
+
+// Projectors returns the managed projectors in order.
+func (m *Manager) Projectors() []Projector { return append([]Projector(nil), m.projectors...) }
+
+// Projector returns the projector called name, or ErrUnknownProjector.
+func (m *Manager) Projector(name string) (Projector, error) {
+	p, ok := m.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownProjector, name)
+	}
+	return p, nil
+}
+
+// Ensure creates missing live tables and checkpoints of every projector.
+func (m *Manager) Ensure(ctx context.Context) error {
+	return Ensure(ctx, m.store.Pool(), m.projectors...)
+}
+
+// Start runs a Runner for every projector and blocks until ctx is done and
+// every runner has stopped, with no transaction left open; it returns nil then.
+// Runners of other processes for the same projectors stand by meanwhile.
+func (m *Manager) Start(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, p := range m.projectors {
+		r := newRunner(m.store, p, m.cfg, m.metrics)
+		wg.Go(func() { _ = r.Run(ctx) })
+	}
+	wg.Wait()
+	return nil
+}

@@ -1,0 +1,105 @@
+package projections
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dashtam/dashtam/eventstore"
+)
+
+// Defaults of the runner; each has an Option.
+const (
+	// DefaultBatchSize is large enough for throughput, small enough that a
+	// batch transaction holds the horizon back for milliseconds only.
+	DefaultBatchSize = 1000
+	// DefaultPollInterval is the fallback for appends nobody signalled.
+	DefaultPollInterval = time.Second
+	// DefaultStandbyInterval is how quickly a standby notices a lost consumer.
+	DefaultStandbyInterval = time.Second
+	// maxHeldBackWait caps the polling interval while committed events wait
+	// behind an open transaction: lag after it ends stays this small.
+	maxHeldBackWait = 100 * time.Millisecond
+)
+
+// NotifyChannel is the PostgreSQL LISTEN/NOTIFY channel a Notifier signals
+// appends on and runners of other processes listen to.
+const NotifyChannel = "dashtam_events"
+
+type config struct {
+	batchSize       int
+	pollInterval    time.Duration
+	standbyInterval time.Duration
+	logger          *slog.Logger
+	registerer      prometheus.Registerer
+	afterCommit     func(name string, batch []eventstore.Record)
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		batchSize:       DefaultBatchSize,
+		pollInterval:    DefaultPollInterval,
+		standbyInterval: DefaultStandbyInterval,
+		logger:          slog.New(slog.DiscardHandler),
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// Option configures a Manager or a Runner.
+type Option func(*config)
+
+// WithBatchSize sets how many events one transaction applies at most: larger
+// batches raise throughput, smaller ones shorten the transactions that hold
+// back every reader's xid horizon.
+func WithBatchSize(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.batchSize = n
+		}
+	}
+}
+
+// WithPollInterval sets how often an idle consumer looks for events nobody
+// signalled (an append from a process without a Notifier).
+func WithPollInterval(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.pollInterval = d
+		}
+	}
+}
+
+// WithStandbyInterval sets how often a standing-by runner tries to take over
+// the consumer lock of its projection.
+func WithStandbyInterval(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.standbyInterval = d
+		}
+	}
+}
+
+// WithLogger sets where runners report lock changes and retried failures.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithRegisterer exports lag and throughput gauges to r (a Manager only).
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(c *config) { c.registerer = r }
+}
+
+// WithAfterCommit calls f with every batch once its transaction committed;
+// benchmarks measure end-to-end lag with it. f must not block for long: the
+// consumer waits for it.
+func WithAfterCommit(f func(name string, batch []eventstore.Record)) Option {
+	return func(c *config) { c.afterCommit = f }
+}

@@ -1,0 +1,117 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/dashtam/dashtam/eventstore"
+)
+
+// Status describes how far one projection is behind the log, for
+// `dashtam projections status`, the /ready check and the metrics.
+type Status struct {
+	Name string
+	// Position is the checkpoint: the last event applied, in commit order.
+	Position      eventstore.Position
+	EventsApplied int64
+	// Behind counts committed events after the checkpoint, including any an
+	// open transaction still holds back (capped at maxBehindCount).
+	Behind int64
+	// Lag is the age of the oldest event not applied yet; zero when caught
+	// up. Unlike CheckpointAge it does not grow while the log is quiet.
+	Lag time.Duration
+	// CheckpointAge is the time since the checkpoint last moved.
+	CheckpointAge time.Duration
+	UpdatedAt     time.Time
+	// RebuiltAt is when the live tables were last swapped in by a rebuild.
+	RebuiltAt *time.Time
+	// ConsumerPresent reports whether some process holds the consumer lock.
+	ConsumerPresent bool
+	// SchemaStale reports live tables created from different DDL than this
+	// binary's projector declares: they need a rebuild.
+	SchemaStale bool
+}
+
+// maxBehindCount caps the count behind Status.Behind so that a status call on
+// a projection far behind stays cheap; the exact figure matters little then.
+const maxBehindCount = 10_000_000
+
+const statusSQL = `
+WITH c AS (
+    SELECT n.name, n.key,
+           coalesce(cp.transaction_id, '0'::xid8) AS txid,
+           coalesce(cp.global_position, 0) AS pos,
+           coalesce(cp.events_applied, 0) AS applied,
+           coalesce(cp.schema_hash, '') AS schema_hash,
+           coalesce(cp.updated_at, now()) AS updated_at,
+           cp.rebuilt_at
+      FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS n(name, key, ord)
+      LEFT JOIN projection_checkpoints cp ON cp.name = n.name
+     ORDER BY n.ord
+)
+SELECT c.name, c.txid::text, c.pos, c.applied, c.schema_hash, c.updated_at, c.rebuilt_at,
+       extract(epoch FROM now() - c.updated_at)::float8,
+       (SELECT count(*) FROM (SELECT 1 FROM events e
+           WHERE (e.transaction_id, e.global_position) > (c.txid, c.pos) LIMIT $3) b),
+       (SELECT extract(epoch FROM now() - e.recorded_at)::float8 FROM events e
+           WHERE (e.transaction_id, e.global_position) > (c.txid, c.pos)
+           ORDER BY e.transaction_id, e.global_position LIMIT 1),
+       EXISTS (SELECT 1 FROM pg_locks l
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND l.classid = $4::int::oid AND l.objid = c.key::oid)
+  FROM c`
+
+// Status reports every projector's position and lag, in the manager's order.
+func (m *Manager) Status(ctx context.Context) ([]Status, error) {
+	names := make([]string, len(m.projectors))
+	keys := make([]int32, len(m.projectors))
+	for i, p := range m.projectors {
+		names[i], keys[i] = p.Name(), nameKey(p.Name())
+	}
+	rows, err := m.store.Pool().Query(ctx, statusSQL, names, keys, maxBehindCount, lockConsumer)
+	if err != nil {
+		return nil, fmt.Errorf("read projection status: %w", err)
+	}
+	defer rows.Close()
+	out := make([]Status, 0, len(names))
+	for rows.Next() {
+		var (
+			s                  Status
+			txid, hash         string
+			ageSecs            float64
+			lagSecs            *float64
+			checkpointPosition int64
+		)
+		if err := rows.Scan(&s.Name, &txid, &checkpointPosition, &s.EventsApplied, &hash, &s.UpdatedAt, &s.RebuiltAt,
+			&ageSecs, &s.Behind, &lagSecs, &s.ConsumerPresent); err != nil {
+			return nil, fmt.Errorf("read projection status: %w", err)
+		}
+		x, err := strconv.ParseUint(txid, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("read projection status: transaction id %q: %w", txid, err)
+		}
+		s.Position = eventstore.Position{TransactionID: x, GlobalPosition: checkpointPosition}
+		s.CheckpointAge = secs(ageSecs)
+		if lagSecs != nil {
+			s.Lag = secs(*lagSecs)
+		}
+		if p, ok := m.byName[s.Name]; ok && hash != "" {
+			s.SchemaStale = hash != schemaHash(p)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read projection status: %w", err)
+	}
+	return out, nil
+}
+
+func secs(f float64) time.Duration {
+	if f < 0 {
+		return 0
+	}
+	return time.Duration(f * float64(time.Second))
+}
