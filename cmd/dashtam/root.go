@@ -105,16 +105,6 @@ func requireSubcommand(cmd *cobra.Command, args []string) error {
 	return usagef(cmd, "unknown command %q for %q: want one of %s", args[0], cmd.CommandPath(), strings.Join(names, ", "))
 }
 
-// exactArgs is cobra.ExactArgs with a usage error, so a wrong count exits 2.
-func exactArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usagef(cmd, "%s takes %d argument(s), got %d", cmd.Name(), n, len(args))
-		}
-		return nil
-	}
-}
-
 // noArgs rejects positional arguments with a usage error.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
