@@ -15,6 +15,13 @@ import (
 
 const benchWriters = 16
 
+// Fixed workloads, so that each benchmark call measures the same amount of
+// work whatever -benchtime asks, and one call is enough.
+const (
+	singleEventAppends = 32_000 // 2,000 per writer
+	batchAppends       = 640    // 40 batches of 100 events per writer
+)
+
 // runWriters runs total operations split over benchWriters goroutines, each
 // calling op(writer, i) for its share, and returns the wall time taken.
 func runWriters(b *testing.B, total int, op func(w, i int) error) time.Duration {
@@ -70,7 +77,7 @@ var benchPayload = counterIncremented{CommandID: "bench-command-0001", Amount: "
 // single-row INSERT of the same rows from Go at the same concurrency.
 func BenchmarkAppendSingleEvent(b *testing.B) {
 	ctx := context.Background()
-	total := max(b.N, benchWriters)
+	total := singleEventAppends * b.N
 	payload, _ := json.Marshal(benchPayload)
 
 	basePool := benchPool(b)
@@ -112,22 +119,26 @@ func BenchmarkAppendSingleEvent(b *testing.B) {
 func BenchmarkAppendBatch100(b *testing.B) {
 	const batch = 100
 	ctx := context.Background()
-	batches := max(b.N/batch, benchWriters)
+	batches := batchAppends * b.N
 	payload, _ := json.Marshal(benchPayload)
 
 	basePool := benchPool(b)
 	baseline := runWriters(b, batches, func(w, i int) error {
 		ids := make([]uuid.UUID, batch)
 		versions := make([]int64, batch)
+		payloads := make([]string, batch)
+		hashes := make([][]byte, batch)
 		for k := range ids {
 			ids[k] = uuid.New()
 			versions[k] = int64(k + 1)
+			payloads[k] = string(payload)
+			hashes[k] = eventstore.ZeroHash
 		}
 		_, err := basePool.Exec(ctx, `INSERT INTO events (stream_type, stream_id, version, event_id, event_type,
 			schema_version, payload, metadata, recorded_at, prev_hash, hash)
-			SELECT 'account', $1, v, id, 'CounterIncremented', 1, $4, '{}', $5, $6, $6
-			FROM unnest($2::bigint[], $3::uuid[]) AS u(v, id)`,
-			uuid.New(), versions, ids, payload, time.Now(), eventstore.ZeroHash)
+			SELECT 'account', $1, v, id, 'CounterIncremented', 1, p, '{}', $5, h, h
+			FROM unnest($2::bigint[], $3::uuid[], $4::json[], $6::bytea[]) AS u(v, id, p, h)`,
+			uuid.New(), versions, ids, payloads, time.Now(), hashes)
 		return err
 	})
 

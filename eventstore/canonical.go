@@ -18,8 +18,9 @@ import (
 // ZeroHash is the prev_hash of every stream's first event.
 var ZeroHash = make([]byte, sha256.Size)
 
-// digestInput is every stored field of an event that the hash chain protects;
-// payload and metadata are already in canonical form (canonicalJSON).
+// digestInput is every stored field of an event that the hash chain protects.
+// The payload is stored as json, so its exact bytes are hashed; metadata is
+// jsonb (queried by the audit tools), so it is hashed in canonical form.
 type digestInput struct {
 	streamType    StreamType
 	streamID      uuid.UUID
@@ -34,10 +35,11 @@ type digestInput struct {
 }
 
 // digest is SHA-256 over the canonical form of an event: length-prefixed
-// fields, JSON in canonical form. The writer computes it before the insert and
-// the verifier recomputes it from the stored row; the chain is then
-// hash = sha256(prev_hash || digest). Canonical JSON makes the digest
-// independent of how PostgreSQL's jsonb reformats the stored document.
+// fields, the payload's exact stored bytes and the metadata in canonical JSON.
+// The writer computes it before the insert and the verifier recomputes it from
+// the stored row; the chain is then hash = sha256(prev_hash || digest).
+// Canonical JSON makes the metadata's digest independent of how PostgreSQL's
+// jsonb reformats the stored document.
 func (d digestInput) digest() []byte {
 	h := sha256.New()
 	field := func(b []byte) {

@@ -64,6 +64,10 @@ func TestVerifyChainsFindsTampering(t *testing.T) {
 		"payload altered": func(t *testing.T, s *eventstore.Store, st eventstore.Stream) {
 			tamper(t, s.Pool(), `UPDATE events SET payload = '{"command_id":"forged","amount":"1000000"}' WHERE stream_id = $1 AND version = 2`, st.ID)
 		},
+		"payload reformatted only": func(t *testing.T, s *eventstore.Store, st eventstore.Stream) {
+			// Same JSON value, other bytes: the chain covers the exact bytes stored.
+			tamper(t, s.Pool(), `UPDATE events SET payload = (payload::jsonb)::json WHERE stream_id = $1 AND version = 2`, st.ID)
+		},
 		"metadata altered": func(t *testing.T, s *eventstore.Store, st eventstore.Stream) {
 			tamper(t, s.Pool(), `UPDATE events SET metadata = '{"actor":"someone else"}' WHERE stream_id = $1 AND version = 2`, st.ID)
 		},

@@ -87,7 +87,7 @@ func (f Filter) where() (string, []any) {
 		// json.Marshal of a map of string cannot fail.
 		doc, _ := json.Marshal(map[string]string{"connection_id": f.ConnectionID.String()})
 		conds = append(conds, "((stream_type = 'connection' AND stream_id = "+arg(*f.ConnectionID)+
-			") OR payload @> "+arg(string(doc))+"::jsonb)")
+			") OR payload::jsonb @> "+arg(string(doc))+"::jsonb)")
 	}
 	if len(f.EventTypes) > 0 {
 		conds = append(conds, "event_type = ANY("+arg(f.EventTypes)+"::text[])")

@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -96,11 +97,15 @@ func (r *Registry) encode(e Event) (name string, version int, payload []byte, er
 	if reflect.TypeOf(e) != reg.goType {
 		return "", 0, nil, fmt.Errorf("encode %q: Go type %T is not the registered %s", name, e, reg.goType)
 	}
-	payload, err = json.Marshal(e)
-	if err != nil {
+	// Stored as written (json, not jsonb) and read by people replaying the
+	// audit trail: no HTML escaping of <, > and &.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
 		return "", 0, nil, fmt.Errorf("encode %q: %w", name, err)
 	}
-	return name, reg.version, payload, nil
+	return name, reg.version, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // Upcast brings a stored payload of the named event from schemaVersion up to the

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -61,6 +63,8 @@ type AppendResult struct {
 	Version int64
 	// LastPosition is the global position of the last appended event.
 	LastPosition int64
+	// EventIDs are the ids given to the appended events, in order.
+	EventIDs []uuid.UUID
 }
 
 // Append stores events at the end of stream if the stream is at
@@ -68,6 +72,75 @@ type AppendResult struct {
 // It returns a *ConflictError (errors.Is ErrConflict) when the stream moved;
 // then nothing of this batch is stored. Metadata comes from ctx (WithMetadata).
 func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int64, events ...Event) (AppendResult, error) {
+	res, err := s.append(ctx, s.pool, stream, expectedVersion, events)
+	if err == nil {
+		s.appended.Raise()
+	}
+	return res, err
+}
+
+// AppendTx is Append inside the caller's transaction, for tools and tests that
+// must control when the events commit. Keep to one stream per transaction:
+// subscribers see a transaction's events in position order, which is stream
+// order only when a transaction writes one stream.
+func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream Stream, expectedVersion int64, events ...Event) (AppendResult, error) {
+	res, err := s.append(ctx, tx, stream, expectedVersion, events)
+	if err == nil {
+		s.appended.Raise() // early for this transaction, but a spurious wake-up is harmless
+	}
+	return res, err
+}
+
+// appendOneSQL appends a single event: the most common append, kept free of
+// the recursion the batch form needs. The head sub-select yields the chain's
+// previous hash (32 zero bytes for a new stream) or no row when the stream is
+// not at the expected version, in which case nothing is inserted. A stream
+// that moved past the expected version hits UNIQUE(stream_id, version).
+// One plain statement, not a PL/pgSQL function: measured on 2 cores with 16
+// writers it runs at the speed of a plain INSERT, the function at ~80%.
+const appendOneSQL = `INSERT INTO events (stream_type, stream_id, version, event_id, event_type, schema_version,
+		owner_id, payload, metadata, recorded_at, prev_hash, hash)
+	SELECT $1::text, $2::uuid, $3::bigint + 1, (($6::uuid[])[1]), (($7::text[])[1]), (($8::int[])[1]),
+		$4::uuid, (($9::json[])[1]), $10::jsonb, $5::timestamptz, h.hash, sha256(h.hash || (($11::bytea[])[1]))
+	FROM (SELECT $12::bytea AS hash WHERE $3::bigint = 0
+	      UNION ALL
+	      SELECT hash FROM events
+	       WHERE $3::bigint > 0 AND stream_id = $2::uuid AND version = $3::bigint AND stream_type = $1::text) h
+	RETURNING global_position`
+
+// appendBatchSQL appends several events, linking each into the chain with a
+// recursive CTE: hash_k = sha256(hash_{k-1} || digest_k), starting from the
+// head as in appendOneSQL.
+const appendBatchSQL = `WITH RECURSIVE
+	input AS (
+		SELECT * FROM unnest($6::uuid[], $7::text[], $8::int[], $9::json[], $11::bytea[])
+			WITH ORDINALITY AS u(event_id, event_type, schema_version, payload, digest, ord)
+	),
+	head AS (
+		SELECT $12::bytea AS hash WHERE $3::bigint = 0
+		UNION ALL
+		SELECT hash FROM events
+		 WHERE $3::bigint > 0 AND stream_id = $2::uuid AND version = $3::bigint AND stream_type = $1::text
+	),
+	chain AS (
+		SELECT 0::bigint AS ord, NULL::bytea AS prev, hash FROM head
+		UNION ALL
+		SELECT i.ord, c.hash, sha256(c.hash || i.digest) FROM chain c JOIN input i ON i.ord = c.ord + 1
+	)
+	INSERT INTO events (stream_type, stream_id, version, event_id, event_type, schema_version,
+		owner_id, payload, metadata, recorded_at, prev_hash, hash)
+	SELECT $1::text, $2::uuid, $3::bigint + i.ord, i.event_id, i.event_type, i.schema_version,
+		$4::uuid, i.payload, $10::jsonb, $5::timestamptz, c.prev, c.hash
+	FROM input i JOIN chain c ON c.ord = i.ord
+	ORDER BY i.ord
+	RETURNING global_position`
+
+// querier runs a query on a pool or in a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func (s *Store) append(ctx context.Context, q querier, stream Stream, expectedVersion int64, events []Event) (AppendResult, error) {
 	if len(events) == 0 {
 		return AppendResult{}, fmt.Errorf("append to %s: no events", stream)
 	}
@@ -87,21 +160,16 @@ func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int64
 	}
 	at := s.now().UTC().Truncate(time.Microsecond)
 	n := len(events)
+	eventIDs := make([]uuid.UUID, n)
 	ids := make([][16]byte, n) // bytes, not uuid.UUID: its driver.Valuer would send text
 	types := make([]string, n)
 	versions := make([]int32, n)
 	payloads := make([]string, n)
-	metas := make([]string, n)
 	digests := make([][]byte, n)
 	for i, e := range events {
 		name, sv, payload, err := s.registry.encode(e)
 		if err != nil {
 			return AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
-		}
-		// The stored payload is the canonical form, so the digest covers
-		// exactly the bytes sent.
-		if payload, err = canonicalJSON(payload); err != nil {
-			return AppendResult{}, fmt.Errorf("append to %s: encode %s: %w", stream, name, err)
 		}
 		id, err := s.newID()
 		if err != nil {
@@ -112,24 +180,37 @@ func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int64
 			eventID: id, eventType: name, schemaVersion: sv, ownerID: md.OwnerID, recordedAt: at,
 			payload: payload, metadata: mdJSON,
 		}.digest()
-		ids[i], types[i], versions[i], payloads[i], metas[i], digests[i] = id, name, int32(sv), string(payload), string(mdJSON), d
+		eventIDs[i] = id
+		ids[i], types[i], versions[i], payloads[i], digests[i] = id, name, int32(sv), string(payload), d
 	}
 	var owner *[16]byte
 	if md.OwnerID != uuid.Nil {
 		b := [16]byte(md.OwnerID)
 		owner = &b
 	}
-	var last int64
-	err = s.pool.QueryRow(ctx,
-		`SELECT append_events($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb[], $10::jsonb[], $11)`,
+	sql := appendBatchSQL
+	if n == 1 {
+		sql = appendOneSQL
+	}
+	rows, err := q.Query(ctx, sql,
 		string(stream.Type), [16]byte(stream.ID), expectedVersion, owner, at,
-		ids, types, versions, payloads, metas, digests,
-	).Scan(&last)
+		ids, types, versions, payloads, string(mdJSON), digests, ZeroHash)
 	if err != nil {
 		return AppendResult{}, classifyAppendError(stream, expectedVersion, err)
 	}
-	s.appended.Raise()
-	return AppendResult{Version: expectedVersion + int64(n), LastPosition: last}, nil
+	positions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return AppendResult{}, classifyAppendError(stream, expectedVersion, err)
+	}
+	if len(positions) == 0 {
+		// No head at the expected version: the stream is shorter than the
+		// writer believed (or of another type).
+		return AppendResult{}, &ConflictError{Stream: stream, Expected: expectedVersion}
+	}
+	if len(positions) != n {
+		return AppendResult{}, fmt.Errorf("append to %s: inserted %d of %d events", stream, len(positions), n)
+	}
+	return AppendResult{Version: expectedVersion + int64(n), LastPosition: slices.Max(positions), EventIDs: eventIDs}, nil
 }
 
 // classifyAppendError turns the database's refusals into the store's typed errors.
@@ -137,8 +218,6 @@ func classifyAppendError(stream Stream, expected int64, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
-		case pgErr.Code == "DT409":
-			return &ConflictError{Stream: stream, Expected: expected}
 		case pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_id_version_key":
 			return &ConflictError{Stream: stream, Expected: expected}
 		case pgErr.Code == "23505" && pgErr.ConstraintName == "events_event_id_key":

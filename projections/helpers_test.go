@@ -75,24 +75,15 @@ func newStream() eventstore.Stream {
 	return eventstore.Stream{Type: eventstore.StreamAccount, ID: uuid.New()}
 }
 
-// rawAppend appends n events inside tx through append_events with dummy
-// digests, the way a writer holding its own transaction would, and returns
-// their ids.
-func rawAppend(ctx context.Context, tx pgx.Tx, stream eventstore.Stream, expected int64, n int) ([]uuid.UUID, error) {
-	ids := make([]uuid.UUID, n)
-	types := make([]string, n)
-	versions := make([]int32, n)
-	payloads := make([]string, n)
-	metas := make([]string, n)
-	digests := make([][]byte, n)
-	for i := range ids {
-		ids[i] = uuid.New()
-		types[i], versions[i], payloads[i], metas[i] = "TestTicked", 1, fmt.Sprintf(`{"n":%d}`, expected+int64(i)+1), `{}`
-		digests[i] = make([]byte, 32)
+// rawAppend appends n events inside tx, the way a writer holding its own
+// transaction would, and returns their ids.
+func rawAppend(ctx context.Context, s *eventstore.Store, tx pgx.Tx, stream eventstore.Stream, expected int64, n int) ([]uuid.UUID, error) {
+	evs := make([]eventstore.Event, n)
+	for i := range evs {
+		evs[i] = ticked{N: int(expected) + i + 1}
 	}
-	_, err := tx.Exec(ctx, `SELECT append_events($1, $2, $3, NULL, now(), $4, $5, $6, $7::jsonb[], $8::jsonb[], $9)`,
-		string(stream.Type), stream.ID, expected, ids, types, versions, payloads, metas, digests)
-	return ids, err
+	res, err := s.AppendTx(ctx, tx, stream, expected, evs...)
+	return res.EventIDs, err
 }
 
 // seen is a projector that records every delivery as a row, so tests can

@@ -43,7 +43,7 @@ func TestOutOfOrderCommitsAreDeliveredOnceInCommitOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer long.Rollback(ctx)
-	longIDs, err := rawAppend(ctx, long, newStream(), 0, 1)
+	longIDs, err := rawAppend(ctx, store, long, newStream(), 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestOutOfOrderCommitsAreDeliveredOnceInCommitOrder(t *testing.T) {
 					return err
 				}
 				k := 1 + rng.IntN(3)
-				ids, err := rawAppend(gctx, tx, b, vb, k)
+				ids, err := rawAppend(gctx, store, tx, b, vb, k)
 				if err != nil {
 					tx.Rollback(gctx)
 					return err

@@ -428,7 +428,7 @@ func TestAuditVerify(t *testing.T) {
 	t.Run("altered payload", func(t *testing.T) {
 		t.Parallel()
 		l := newAuditLog(t)
-		auditTamper(t, l.pool, `UPDATE events SET payload = jsonb_set(payload, '{amount}', '"1000000.25"') WHERE stream_id = $1 AND version = 2`, l.acctA.ID)
+		auditTamper(t, l.pool, `UPDATE events SET payload = jsonb_set(payload::jsonb, '{amount}', '"1000000.25"')::json WHERE stream_id = $1 AND version = 2`, l.acctA.ID)
 		code, stdout, stderr := runAuditCLI(t, "--database-url", l.url, "audit", "verify")
 		if code != 1 {
 			t.Fatalf("exit %d, want 1; stdout:\n%s", code, stdout)
