@@ -89,10 +89,10 @@ func TestVerifyChainsFindsTampering(t *testing.T) {
 			_, err = s.Append(ctx, st, 0, counterOpened{}, counterIncremented{CommandID: "a", Amount: "1"}, counterIncremented{CommandID: "b", Amount: "2"})
 			require.NoError(t, err)
 
-			n, brk, err := s.VerifyChains(ctx, nil)
+			rep, brk, err := s.VerifyChains(ctx, nil)
 			require.NoError(t, err)
 			require.Nil(t, brk)
-			assert.EqualValues(t, 4, n)
+			assert.Equal(t, eventstore.VerifyReport{Events: 4, Streams: 2}, rep)
 
 			mutate(t, s, st)
 			_, brk, err = s.VerifyChains(ctx, nil)

@@ -135,12 +135,7 @@ const appendBatchSQL = `WITH RECURSIVE
 	ORDER BY i.ord
 	RETURNING global_position`
 
-// querier runs a query on a pool or in a transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-func (s *Store) append(ctx context.Context, q querier, stream Stream, expectedVersion int64, events []Event) (AppendResult, error) {
+func (s *Store) append(ctx context.Context, q Querier, stream Stream, expectedVersion int64, events []Event) (AppendResult, error) {
 	if len(events) == 0 {
 		return AppendResult{}, fmt.Errorf("append to %s: no events", stream)
 	}

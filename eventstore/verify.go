@@ -22,38 +22,51 @@ func (b *ChainBreak) Error() string {
 // VerifyProgress is called after each verified event with the count so far.
 type VerifyProgress func(verified int64)
 
+// VerifyReport counts what VerifyChains checked.
+type VerifyReport struct {
+	// Events is how many events were verified (before the break, if any).
+	Events int64
+	// Streams is how many streams those events belong to.
+	Streams int64
+}
+
 // VerifyChains recomputes every stream's hash chain from the stored rows and
 // returns the first break found (nil when every chain holds), streaming the log
-// in (stream, version) order with constant memory.
-func (s *Store) VerifyChains(ctx context.Context, progress VerifyProgress) (int64, *ChainBreak, error) {
+// in (stream, version) order with constant memory. A chain cannot show that a
+// stream's newest events, or a whole stream, were removed: compare stream
+// heads with a record kept elsewhere for that.
+func (s *Store) VerifyChains(ctx context.Context, progress VerifyProgress) (VerifyReport, *ChainBreak, error) {
+	var rep VerifyReport
 	rows, err := s.pool.Query(ctx, `SELECT `+recordColumns+` FROM events ORDER BY stream_id, version`)
 	if err != nil {
-		return 0, nil, fmt.Errorf("verify chains: %w", err)
+		return rep, nil, fmt.Errorf("verify chains: %w", err)
 	}
 	defer rows.Close()
 	var (
-		n        int64
 		prev     Record
 		havePrev bool
 	)
 	for rows.Next() {
 		r, err := scanRecord(rows)
 		if err != nil {
-			return n, nil, fmt.Errorf("verify chains: %w", err)
+			return rep, nil, fmt.Errorf("verify chains: %w", err)
 		}
 		if b := checkLink(prev, havePrev, r); b != nil {
-			return n, b, nil
+			return rep, b, nil
+		}
+		if !havePrev || prev.Stream.ID != r.Stream.ID {
+			rep.Streams++
 		}
 		prev, havePrev = r, true
-		n++
+		rep.Events++
 		if progress != nil {
-			progress(n)
+			progress(rep.Events)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return n, nil, fmt.Errorf("verify chains: %w", err)
+		return rep, nil, fmt.Errorf("verify chains: %w", err)
 	}
-	return n, nil, nil
+	return rep, nil, nil
 }
 
 // checkLink verifies one record against its predecessor in the same stream.

@@ -414,14 +414,14 @@ func TestAuditVerify(t *testing.T) {
 		if code != 0 || stderr != "" {
 			t.Fatalf("exit %d, stderr %q", code, stderr)
 		}
-		if want := "verified 5 events in 3 streams: all chains intact\n"; stdout != want {
+		if want := "verified 5 events in 3 streams: all chains intact; stream heads not checked: the streams read model does not exist yet\n"; stdout != want {
 			t.Errorf("stdout = %q, want %q", stdout, want)
 		}
 	})
 	t.Run("empty log", func(t *testing.T) {
 		t.Parallel()
 		code, stdout, stderr := runAuditCLI(t, "--database-url", testdb.NewURL(t), "audit", "verify")
-		if want := "verified 0 events in 0 streams: all chains intact\n"; code != 0 || stdout != want {
+		if want := "verified 0 events in 0 streams: all chains intact; stream heads not checked: the streams read model does not exist yet\n"; code != 0 || stdout != want {
 			t.Errorf("exit %d, stdout %q, stderr %q; want 0 and %q", code, stdout, stderr, want)
 		}
 	})
@@ -440,6 +440,32 @@ func TestAuditVerify(t *testing.T) {
 		}
 		if !strings.Contains(stderr, l.acctA.String()+" version 2") || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("stderr does not name the break in one line: %q", stderr)
+		}
+	})
+	t.Run("deleted newest event", func(t *testing.T) {
+		t.Parallel()
+		l := newAuditLog(t)
+		// The streams read model records every stream's head; a chain alone
+		// cannot see a removed tail.
+		if code, out, errOut := runAuditCLI(t, "--database-url", l.url, "projections", "rebuild", "streams"); code != 0 {
+			t.Fatalf("rebuild streams: exit %d: %s %s", code, out, errOut)
+		}
+		code, stdout, _ := runAuditCLI(t, "--database-url", l.url, "audit", "verify")
+		if want := "verified 5 events in 3 streams: all chains intact; stream heads match the streams read model\n"; code != 0 || stdout != want {
+			t.Fatalf("before tampering: exit %d, stdout %q, want %q", code, stdout, want)
+		}
+		auditTamper(t, l.pool, `DELETE FROM events WHERE stream_id = $1 AND version = (SELECT max(version) FROM events WHERE stream_id = $1)`, l.acctA.ID)
+		code, stdout, stderr := runAuditCLI(t, "--database-url", l.url, "audit", "verify")
+		if code != 1 {
+			t.Fatalf("exit %d, want 1; stdout:\n%s", code, stdout)
+		}
+		for _, want := range []string{"stream " + l.acctA.String(), "removed from its end"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("stdout does not contain %q:\n%s", want, stdout)
+			}
+		}
+		if strings.Count(stderr, "\n") != 1 {
+			t.Errorf("stderr is not one line: %q", stderr)
 		}
 	})
 	t.Run("deleted middle event", func(t *testing.T) {
