@@ -163,25 +163,3 @@ func (s *Store) Count(ctx context.Context, f Filter) (int64, error) {
 	}
 	return n, nil
 }
-
-// Totals is how much of the log a filter selects.
-type Totals struct {
-	// Events is the number of matching events.
-	Events int64
-	// Streams is the number of distinct streams those events belong to.
-	Streams int64
-}
-
-// Totals counts the events matching f and the distinct streams they belong to
-// in one statement, so both numbers describe the same snapshot of the log.
-func (s *Store) Totals(ctx context.Context, f Filter) (Totals, error) {
-	if err := f.Validate(); err != nil {
-		return Totals{}, err
-	}
-	where, args := f.where()
-	var t Totals
-	if err := s.pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT stream_id) FROM events WHERE `+where, args...).Scan(&t.Events, &t.Streams); err != nil {
-		return Totals{}, fmt.Errorf("count events and streams: %w", err)
-	}
-	return t, nil
-}

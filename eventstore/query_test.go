@@ -215,25 +215,6 @@ func TestQueryHonoursCancellation(t *testing.T) {
 	}
 }
 
-func TestTotalsCountsEventsAndStreams(t *testing.T) {
-	l := newQueryLog(t)
-	ptr := func(u uuid.UUID) *uuid.UUID { return &u }
-	got, err := l.store.Totals(context.Background(), eventstore.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (eventstore.Totals{Events: 7, Streams: 5}); got != want {
-		t.Errorf("Totals = %+v, want %+v", got, want)
-	}
-	got, err = l.store.Totals(context.Background(), eventstore.Filter{OwnerID: ptr(l.userA)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (eventstore.Totals{Events: 4, Streams: 2}); got != want {
-		t.Errorf("Totals for user A = %+v, want %+v", got, want)
-	}
-}
-
 func TestQueryRefusesImpossibleFilters(t *testing.T) {
 	store, err := eventstore.New(testdb.New(t), eventstore.NewRegistry())
 	if err != nil {
