@@ -48,6 +48,10 @@ type Options struct {
 	// without moving its checkpoint before /ready answers 503.
 	MaxCheckpointAge time.Duration
 
+	// RateLimit configures per-route rate limits; without a Limiter no
+	// request is limited.
+	RateLimit RateLimitOptions
+
 	// Routes, when set, adds routes outside the OpenAPI document (HTML
 	// pages, test-only handlers); they get the same trace ids, logs,
 	// metrics, body limit and problem responses as every other route.

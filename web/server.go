@@ -27,6 +27,7 @@ type Server struct {
 	echo            *echo.Echo
 	log             *slog.Logger
 	metrics         *httpMetrics
+	rateLimits      *rateLimits // nil when rate limiting is off
 	readiness       Readiness
 	readyPolicy     readinessPolicy
 	providers       providerCatalog
@@ -56,10 +57,15 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
+	rateLimits, err := newRateLimits(opts.RateLimit, opts.Registry, opts.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
 	s := &Server{
 		echo:            echo.New(),
 		log:             opts.Logger,
 		metrics:         metrics,
+		rateLimits:      rateLimits,
 		readiness:       opts.Readiness,
 		readyPolicy:     readinessPolicy{maxEvents: opts.MaxProjectionLag, maxAge: opts.MaxCheckpointAge},
 		providers:       providers,
@@ -75,6 +81,13 @@ func New(opts Options) (*Server, error) {
 	// Pre-routing middleware wraps everything, 404 and 405 included; the
 	// order is outermost first.
 	e.Pre(traceRequests, s.observeRequests, s.recoverPanics)
+	// Rate limits run after routing (their policies are per route) and
+	// before the body is read or validated, so refused requests cost little
+	// and malformed ones still spend tokens. Authentication, once it exists,
+	// goes before them: per-user limits key on the Principal it sets.
+	if s.rateLimits != nil {
+		e.Use(s.rateLimits.limitRates)
+	}
 	e.Use(limitBodies(opts.MaxBodyBytes), validateRequests(newSpecRoutes(doc)))
 
 	api.RegisterHandlers(e, api.NewStrictHandler(&strictAPI{s: s}, nil))

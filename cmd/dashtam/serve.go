@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/migrations"
 	"github.com/dashtam/dashtam/projections"
@@ -64,6 +66,7 @@ type server struct {
 	store    *eventstore.Store
 	manager  *projections.Manager
 	notifier *projections.Notifier
+	limiter  *ratelimit.Limiter
 	http     *web.Server
 	ln       net.Listener
 }
@@ -114,6 +117,9 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 	if s.notifier, err = projections.NewNotifier(s.store, 0, s.logger); err != nil {
 		return err
 	}
+	if s.limiter, err = ratelimit.New(s.pool); err != nil {
+		return err
+	}
 	providers := make([]web.ProviderInfo, 0, len(cfg.Providers))
 	for _, slug := range cfg.Providers {
 		providers = append(providers, web.ProviderInfo{Slug: slug, Name: knownProviders[slug], AuthType: "oauth2"})
@@ -123,6 +129,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		Registry:  reg,
 		Readiness: readiness{pool: s.pool, manager: s.manager},
 		Providers: providers,
+		RateLimit: web.RateLimitOptions{Limiter: s.limiter},
 	}); err != nil {
 		return err
 	}
@@ -145,12 +152,37 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.http.Serve(ctx, s.ln) })
 	g.Go(func() error { return s.manager.Start(ctx) })
 	g.Go(func() error { return s.notifier.Run(ctx) })
+	g.Go(func() error { s.sweepRateLimits(ctx); return nil })
 	err := g.Wait()
 	s.logger.Info("dashtam stopped")
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// sweepRateLimits drops rate-limit buckets that have been idle long enough to
+// be full again (they would answer exactly as a missing bucket does), so the
+// table stays as small as the set of active clients.
+func (s *server) sweepRateLimits(ctx context.Context) {
+	var idle time.Duration
+	for _, p := range ratelimit.All {
+		idle = max(idle, p.FullAfter())
+	}
+	tick := time.NewTicker(idle)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if n, err := s.limiter.Sweep(ctx, now.Add(-idle)); err != nil && ctx.Err() == nil {
+				s.logger.Warn("sweep rate-limit buckets failed", "err", err)
+			} else if n > 0 {
+				s.logger.Debug("swept rate-limit buckets", "count", n)
+			}
+		}
+	}
 }
 
 // Close releases the database pool.

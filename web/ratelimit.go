@@ -1,0 +1,295 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dashtam/dashtam/adapters/ratelimit"
+)
+
+// rateLimitTimeout bounds one limiter check. The limiter fails open, and a
+// database that hangs rather than errors must fail open too instead of
+// stalling every limited request behind it.
+const rateLimitTimeout = 500 * time.Millisecond
+
+// Rate-limit response headers: the IETF httpapi draft's fields, plus the
+// X- prefixed ones older clients read. Both carry the same values, Reset as
+// delta seconds (not an epoch), so the two can never disagree.
+const (
+	headerRateLimitLimit      = "RateLimit-Limit"
+	headerRateLimitRemaining  = "RateLimit-Remaining"
+	headerRateLimitReset      = "RateLimit-Reset"
+	headerXRateLimitLimit     = "X-RateLimit-Limit"
+	headerXRateLimitRemaining = "X-RateLimit-Remaining"
+	headerXRateLimitReset     = "X-RateLimit-Reset"
+	headerRetryAfter          = "Retry-After"
+)
+
+// RateLimiter is the token-bucket store the rate-limit middleware charges;
+// *ratelimit.Limiter implements it over PostgreSQL. Allow returns an error
+// only when the store fails, and the middleware then lets the request pass.
+type RateLimiter interface {
+	Allow(ctx context.Context, policy ratelimit.Policy, key string, now time.Time) (ratelimit.Decision, error)
+}
+
+// RateLimitOptions configures request rate limiting; with a nil Limiter no
+// request is limited.
+type RateLimitOptions struct {
+	// Limiter holds the buckets; the PostgreSQL one shares them across instances.
+	Limiter RateLimiter
+	// Now is the clock buckets refill by; nil means time.Now. Tests pin it.
+	Now func() time.Time
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names the
+	// client. Empty means the socket's peer is the client: anyone can send
+	// X-Forwarded-For, and trusting it by default would let an attacker pick
+	// a fresh IP, and so a fresh login bucket, for every attempt.
+	TrustedProxies []netip.Prefix
+}
+
+// keyFunc derives the bucket key of a request under one policy, or reports
+// false to leave the request unlimited by it (no verified user, say).
+type keyFunc func(echo.Context) (string, bool)
+
+// rateRule charges one policy under the key its keyFunc derives.
+type rateRule struct {
+	policy ratelimit.Policy
+	key    keyFunc
+}
+
+// Principal is the verified identity of the caller of a request.
+type Principal struct {
+	// UserID is the id of the user the verified token was issued to.
+	UserID string
+}
+
+// principalKey keys the Principal in a request context.
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p. Only the authentication middleware
+// may call it, and only after verifying the bearer token: per-user rate
+// limits (and later authorisation) trust it blindly.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the verified caller of the request ctx belongs to,
+// or false for an anonymous request.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok && p.UserID != ""
+}
+
+// rateLimits is the rate-limit middleware's state: the store, the clock,
+// and where failures and denials are reported.
+type rateLimits struct {
+	limiter  RateLimiter
+	now      func() time.Time
+	clientIP func(*http.Request) string
+	log      *slog.Logger
+	denied   *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	// routes maps "METHOD /echo/path" to the policies specific to that route.
+	routes map[string][]rateRule
+}
+
+// newRateLimits registers the rate-limit metrics on reg; it returns nil
+// when opts has no limiter, which disables rate limiting.
+func newRateLimits(opts RateLimitOptions, reg prometheus.Registerer, log *slog.Logger) (*rateLimits, error) {
+	if opts.Limiter == nil {
+		return nil, nil
+	}
+	rl := &rateLimits{
+		limiter:  opts.Limiter,
+		now:      opts.Now,
+		clientIP: clientIPFunc(opts.TrustedProxies),
+		log:      log,
+		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dashtam_rate_limit_denied_total",
+			Help: "Requests refused with 429, by rate-limit policy.",
+		}, []string{"policy"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dashtam_rate_limit_errors_total",
+			Help: "Rate-limit checks that failed in the store and let the request pass, by policy.",
+		}, []string{"policy"}),
+	}
+	if rl.now == nil {
+		rl.now = time.Now
+	}
+	for _, c := range []prometheus.Collector{rl.denied, rl.failures} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register rate limit metrics: %w", err)
+		}
+	}
+	rl.routes = map[string][]rateRule{
+		// Public routes: no verified user yet, so the client address is the key.
+		"POST /api/v1/sessions":              {{ratelimit.Login, rl.byIP}},
+		"POST /api/v1/users":                 {{ratelimit.Register, rl.byIP}},
+		"POST /api/v1/password-reset-tokens": {{ratelimit.PasswordReset, rl.byIP}},
+		// POST /tokens is public (the refresh token is the credential), so
+		// this applies once whatever verifies the refresh token has set the
+		// Principal; until then the route is unlimited by it.
+		"POST /api/v1/tokens":                {{ratelimit.TokenRefresh, byPrincipal}},
+		"POST /api/v1/connections":           {{ratelimit.ProviderConnect, byPrincipal}},
+		"POST /api/v1/connections/:id/syncs": {{ratelimit.Sync, byPrincipalAndParam("id")}},
+	}
+	return rl, nil
+}
+
+// rules returns the policies a request is charged under: its route's own,
+// then, on API routes, the general read or write allowance of a verified user.
+func (rl *rateLimits) rules(c echo.Context) []rateRule {
+	r := c.Request()
+	rules := rl.routes[r.Method+" "+c.Path()]
+	if !strings.HasPrefix(c.Path(), "/api/v1/") {
+		return rules
+	}
+	general := ratelimit.Writes
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		general = ratelimit.Reads
+	}
+	return append(rules[:len(rules):len(rules)], rateRule{general, byPrincipal})
+}
+
+// limitRates charges every applicable policy, in order, and refuses the
+// request with 429 at the first that is exhausted. The rate-limit headers
+// describe the tightest bucket, so a client pacing itself by them never
+// runs into another. It must run after authentication (which sets the
+// Principal) and before body validation, so that malformed requests spend
+// tokens too.
+func (rl *rateLimits) limitRates(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var (
+			tightest ratelimit.Decision
+			found    bool
+		)
+		for _, rule := range rl.rules(c) {
+			key, ok := rule.key(c)
+			if !ok {
+				continue
+			}
+			d, ok := rl.check(c.Request().Context(), rule.policy, key)
+			if !ok {
+				continue
+			}
+			if !d.Allowed {
+				rl.denied.WithLabelValues(rule.policy.Name).Inc()
+				setRateLimitHeaders(c.Response().Header(), d)
+				// At least 1: "Retry-After: 0" invites an immediate retry loop.
+				c.Response().Header().Set(headerRetryAfter, strconv.FormatInt(ceilSeconds(d.RetryAfter, 1), 10))
+				return Errorf(CodeRateLimited, "too many requests; retry in %d seconds", ceilSeconds(d.RetryAfter, 1))
+			}
+			if !found || d.Remaining < tightest.Remaining {
+				tightest, found = d, true
+			}
+		}
+		if found {
+			setRateLimitHeaders(c.Response().Header(), tightest)
+		}
+		return next(c)
+	}
+}
+
+// check asks the limiter about one policy; ok is false when the store
+// failed, which is logged and counted and then ignored: an outage of the
+// limiter's database must not lock every user out.
+func (rl *rateLimits) check(ctx context.Context, p ratelimit.Policy, key string) (d ratelimit.Decision, ok bool) {
+	checkCtx, cancel := context.WithTimeout(ctx, rateLimitTimeout)
+	defer cancel()
+	d, err := rl.limiter.Allow(checkCtx, p, key, rl.now())
+	if err != nil {
+		rl.failures.WithLabelValues(p.Name).Inc()
+		// The key is left out: it is an IP address or a user id.
+		rl.log.WarnContext(ctx, "rate limit check failed; request let through",
+			"trace_id", TraceID(ctx), "policy", p.Name, "error", err.Error())
+		return ratelimit.Decision{}, false
+	}
+	return d, true
+}
+
+// setRateLimitHeaders describes d in both header families.
+func setRateLimitHeaders(h http.Header, d ratelimit.Decision) {
+	limit := strconv.Itoa(d.Limit)
+	remaining := strconv.Itoa(max(d.Remaining, 0))
+	reset := strconv.FormatInt(ceilSeconds(d.Reset, 0), 10)
+	h.Set(headerRateLimitLimit, limit)
+	h.Set(headerRateLimitRemaining, remaining)
+	h.Set(headerRateLimitReset, reset)
+	h.Set(headerXRateLimitLimit, limit)
+	h.Set(headerXRateLimitRemaining, remaining)
+	h.Set(headerXRateLimitReset, reset)
+}
+
+// ceilSeconds rounds d up to whole seconds, at least floor: headers carry
+// integers, and rounding down would send clients back too early.
+func ceilSeconds(d time.Duration, floor int64) int64 {
+	return max(int64(math.Ceil(d.Seconds())), floor)
+}
+
+// byIP keys a request by its client's address.
+func (rl *rateLimits) byIP(c echo.Context) (string, bool) {
+	ip := rl.clientIP(c.Request())
+	return ip, ip != ""
+}
+
+// byPrincipal keys a request by its verified user; anonymous requests are
+// not limited per user (their routes are limited per IP instead).
+func byPrincipal(c echo.Context) (string, bool) {
+	p, ok := PrincipalFrom(c.Request().Context())
+	return p.UserID, ok
+}
+
+// byPrincipalAndParam keys a request by its verified user and one path
+// parameter, so that each of a user's connections has its own bucket.
+func byPrincipalAndParam(name string) keyFunc {
+	return func(c echo.Context) (string, bool) {
+		p, ok := PrincipalFrom(c.Request().Context())
+		if !ok {
+			return "", false
+		}
+		return p.UserID + "/" + c.Param(name), true
+	}
+}
+
+// clientIPFunc returns how to find a request's client address: the socket
+// peer, or with trusted proxies the right-most X-Forwarded-For entry that is
+// not one of them. Echo's defaults also trust every private and loopback
+// address; those are turned off, so only the configured ranges count.
+func clientIPFunc(trusted []netip.Prefix) func(*http.Request) string {
+	extract := echo.ExtractIPDirect()
+	if len(trusted) > 0 {
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, p := range trusted {
+			opts = append(opts, echo.TrustIPRange(&net.IPNet{
+				IP:   net.IP(p.Masked().Addr().AsSlice()),
+				Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+			}))
+		}
+		extract = echo.ExtractIPFromXFFHeader(opts...)
+	}
+	return func(r *http.Request) string { return bucketIP(extract(r)) }
+}
+
+// bucketIP widens an IPv6 address to its /64: one subscriber usually holds
+// a whole /64, and per-address buckets would give them 2^64 of them.
+func bucketIP(s string) string {
+	addr, err := netip.ParseAddr(s)
+	if err != nil {
+		return s
+	}
+	addr = addr.Unmap()
+	if addr.Is4() {
+		return addr.String()
+	}
+	return netip.PrefixFrom(addr, 64).Masked().String()
+}

@@ -1,0 +1,246 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/adapters/ratelimit"
+	"github.com/dashtam/dashtam/migrations/testdb"
+	"github.com/dashtam/dashtam/web"
+)
+
+// fakeClock is a clock the test moves by hand, so refill never depends on
+// how fast the test runs.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// headerUser names the caller in these tests; testAuth stands in for the
+// authentication middleware, which will set the Principal from a verified
+// token instead.
+const headerUser = "X-Test-User"
+
+// testAuth sets the Principal from headerUser. Pre middleware runs before
+// the rate limits, as the real authentication middleware must.
+func testAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if id := c.Request().Header.Get(headerUser); id != "" {
+			r := c.Request()
+			c.SetRequest(r.WithContext(web.WithPrincipal(r.Context(), web.Principal{UserID: id})))
+		}
+		return next(c)
+	}
+}
+
+// limitedServer is a server with rate limits over limiter, a pinned clock,
+// stand-ins for routes that do not exist yet, and testAuth.
+type limitedServer struct {
+	*testServer
+	Registry *prometheus.Registry
+	Clock    *fakeClock
+}
+
+// MustLimitedServer starts a rate-limited server; opts.Limiter defaults to
+// a PostgreSQL limiter on a fresh database.
+func MustLimitedServer(tb testing.TB, opts web.RateLimitOptions) *limitedServer {
+	tb.Helper()
+	if opts.Limiter == nil {
+		l, err := ratelimit.New(testdb.New(tb))
+		require.NoError(tb, err)
+		opts.Limiter = l
+	}
+	clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	opts.Now = clock.Now
+	reg := prometheus.NewRegistry()
+	ok := func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
+	s := MustServer(tb, web.Options{
+		Registry:  reg,
+		RateLimit: opts,
+		Routes: func(e *echo.Echo) {
+			e.Pre(testAuth)
+			e.POST("/api/v1/sessions", ok)
+			e.POST("/api/v1/connections/:id/syncs", ok)
+			e.GET("/api/v1/test/items", ok)
+		},
+	})
+	return &limitedServer{testServer: s, Registry: reg, Clock: clock}
+}
+
+// MustSend sends method to path with the given headers set.
+func MustSend(tb testing.TB, method, url string, header map[string]string) response {
+	tb.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	require.NoError(tb, err)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return MustDo(tb, req)
+}
+
+// counter reads a counter of reg by name and policy label; 0 when absent.
+func counter(tb testing.TB, reg *prometheus.Registry, name, policy string) float64 {
+	tb.Helper()
+	families, err := reg.Gather()
+	require.NoError(tb, err)
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "policy" && l.GetValue() == policy {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// assertRateHeaders checks both header families against one bucket.
+func assertRateHeaders(tb testing.TB, h http.Header, limit, remaining, reset int, msg string) {
+	tb.Helper()
+	for _, prefix := range []string{"", "X-"} {
+		assert.Equal(tb, strconv.Itoa(limit), h.Get(prefix+"RateLimit-Limit"), msg)
+		assert.Equal(tb, strconv.Itoa(remaining), h.Get(prefix+"RateLimit-Remaining"), msg)
+		assert.Equal(tb, strconv.Itoa(reset), h.Get(prefix+"RateLimit-Reset"), msg)
+	}
+}
+
+func TestSixthLoginFromOneIPWithinAMinuteIsRefused(t *testing.T) {
+	s := MustLimitedServer(t, web.RateLimitOptions{})
+	login := s.URL + "/api/v1/sessions"
+	for i := range 5 {
+		r := MustSend(t, http.MethodPost, login, nil)
+		require.Equal(t, http.StatusNoContent, r.Status, "login %d", i+1)
+		// One token spent per login and 1/12 of one back per second between
+		// them: the bucket lacks 1 + 11/12·i tokens, 12 s each.
+		assertRateHeaders(t, r.Header, 5, 4-i, 12+11*i, "login "+strconv.Itoa(i+1))
+		assert.Empty(t, r.Header.Get("Retry-After"))
+		s.Clock.Advance(time.Second)
+	}
+
+	r := MustSend(t, http.MethodPost, login, nil)
+	p := MustProblem(t, r, http.StatusTooManyRequests, "/api/v1/sessions")
+	assert.Equal(t, "rate_limited", p.Code)
+	// Five seconds after the first login, 5/12 of a token is back: the next
+	// whole one arrives in 7 s, a full bucket in 55 s.
+	assert.Equal(t, "7", r.Header.Get("Retry-After"))
+	assert.Equal(t, "too many requests; retry in 7 seconds", p.Detail)
+	assertRateHeaders(t, r.Header, 5, 0, 55, "refused login")
+	assert.Equal(t, 1.0, counter(t, s.Registry, "dashtam_rate_limit_denied_total", "login"))
+
+	s.Clock.Advance(7 * time.Second)
+	r = MustSend(t, http.MethodPost, login, nil)
+	assert.Equal(t, http.StatusNoContent, r.Status, "a token is back after Retry-After")
+}
+
+func TestRateLimitFailsOpenWhenTheStoreFails(t *testing.T) {
+	pool := testdb.New(t)
+	l, err := ratelimit.New(pool)
+	require.NoError(t, err)
+	pool.Close() // every check now fails
+	s := MustLimitedServer(t, web.RateLimitOptions{Limiter: l})
+
+	for i := range 7 {
+		r := MustSend(t, http.MethodPost, s.URL+"/api/v1/sessions", nil)
+		require.Equal(t, http.StatusNoContent, r.Status, "login %d passes", i+1)
+		assert.Empty(t, r.Header.Get("RateLimit-Limit"), "no bucket, so no headers to report")
+	}
+	assert.Equal(t, 7.0, counter(t, s.Registry, "dashtam_rate_limit_errors_total", "login"))
+	assert.Zero(t, counter(t, s.Registry, "dashtam_rate_limit_denied_total", "login"))
+	assert.Contains(t, s.Logs.String(), `"msg":"rate limit check failed; request let through"`)
+	assert.Contains(t, s.Logs.String(), `"policy":"login"`)
+}
+
+// Per-user limits apply only to requests with a verified Principal; the
+// sync policy is per user and connection, and its headers win over the
+// roomier general write allowance charged alongside.
+func TestRateLimitPerUserAndConnection(t *testing.T) {
+	s := MustLimitedServer(t, web.RateLimitOptions{})
+	alice := map[string]string{headerUser: "alice"}
+	bob := map[string]string{headerUser: "bob"}
+	sync := func(conn string) string { return s.URL + "/api/v1/connections/" + conn + "/syncs" }
+
+	r := MustSend(t, http.MethodGet, s.URL+"/api/v1/test/items", nil)
+	assert.Equal(t, http.StatusNoContent, r.Status)
+	assert.Empty(t, r.Header.Get("RateLimit-Limit"), "anonymous reads carry no per-user limit")
+	r = MustSend(t, http.MethodGet, s.URL+"/api/v1/test/items", alice)
+	assertRateHeaders(t, r.Header, 100, 99, 1, "first read") // 0.6 s refill, rounded up
+
+	for i := range 10 {
+		r := MustSend(t, http.MethodPost, sync("c1"), alice)
+		require.Equal(t, http.StatusNoContent, r.Status, "sync %d", i+1)
+		assertRateHeaders(t, r.Header, 10, 9-i, 12*(i+1), "sync "+strconv.Itoa(i+1))
+	}
+	r = MustSend(t, http.MethodPost, sync("c1"), alice)
+	MustProblem(t, r, http.StatusTooManyRequests, "/api/v1/connections/c1/syncs")
+	assert.Equal(t, "12", r.Header.Get("Retry-After"))
+
+	assert.Equal(t, http.StatusNoContent, MustSend(t, http.MethodPost, sync("c2"), alice).Status, "another connection")
+	assert.Equal(t, http.StatusNoContent, MustSend(t, http.MethodPost, sync("c1"), bob).Status, "another user")
+	assert.Equal(t, 1.0, counter(t, s.Registry, "dashtam_rate_limit_denied_total", "sync"))
+}
+
+// Without trusted proxies, X-Forwarded-For is the client's to forge, so it
+// must not buy a fresh bucket; behind a trusted proxy it names the client,
+// and an IPv6 client's whole /64 shares one bucket.
+func TestRateLimitClientAddress(t *testing.T) {
+	login := func(s *limitedServer, xff string) int {
+		return MustSend(t, http.MethodPost, s.URL+"/api/v1/sessions", map[string]string{"X-Forwarded-For": xff}).Status
+	}
+
+	direct := MustLimitedServer(t, web.RateLimitOptions{})
+	for i := range 5 {
+		require.Equal(t, http.StatusNoContent, login(direct, "198.51.100."+strconv.Itoa(i)))
+	}
+	assert.Equal(t, http.StatusTooManyRequests, login(direct, "198.51.100.99"), "a forged X-Forwarded-For is ignored")
+
+	proxied := MustLimitedServer(t, web.RateLimitOptions{
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+	})
+	for i := range 5 {
+		require.Equal(t, http.StatusNoContent, login(proxied, "2001:db8:1:2::"+strconv.Itoa(i+1)))
+	}
+	assert.Equal(t, http.StatusTooManyRequests, login(proxied, "2001:db8:1:2:ffff::1"), "same /64, same bucket")
+	assert.Equal(t, http.StatusNoContent, login(proxied, "2001:db8:1:3::1"), "another /64")
+	assert.Equal(t, http.StatusNoContent, login(proxied, "203.0.113.9"), "another client behind the proxy")
+	// A client cannot prepend its own entry: the right-most untrusted address counts.
+	for range 4 {
+		require.Equal(t, http.StatusNoContent, login(proxied, "203.0.113.9"))
+	}
+	assert.Equal(t, http.StatusTooManyRequests, login(proxied, "192.0.2.1, 203.0.113.9"))
+}
+
+func TestWithPrincipalRoundTrips(t *testing.T) {
+	_, ok := web.PrincipalFrom(context.Background())
+	assert.False(t, ok)
+	_, ok = web.PrincipalFrom(web.WithPrincipal(context.Background(), web.Principal{}))
+	assert.False(t, ok, "an empty user id is no principal")
+	p, ok := web.PrincipalFrom(web.WithPrincipal(context.Background(), web.Principal{UserID: "u1"}))
+	assert.True(t, ok)
+	assert.Equal(t, "u1", p.UserID)
+}
