@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dashtam/dashtam/adapters/ratelimit"
+	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/migrations"
 	"github.com/dashtam/dashtam/projections"
@@ -192,10 +193,12 @@ func (s *server) Close() {
 	}
 }
 
-// newEventRegistry is the registry of every event type this binary knows.
-// Aggregate packages add theirs here as they land.
+// newEventRegistry is the registry of every event type this binary knows;
+// commands.RegisterEvents is the one list of them.
 func newEventRegistry() *eventstore.Registry {
-	return eventstore.NewRegistry()
+	r := eventstore.NewRegistry()
+	commands.RegisterEvents(r)
+	return r
 }
 
 // readiness backs /ready with the database and the projectors' status.

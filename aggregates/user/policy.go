@@ -1,0 +1,23 @@
+package user
+
+import "time"
+
+// The limits of issue 3. They are constants rather than configuration because
+// they are part of the security contract the API documents; only the session
+// limit is a parameter (LoginAttempt.SessionLimit), as the issue asks.
+const (
+	// MaxFailedLogins consecutive password failures lock the account.
+	MaxFailedLogins = 5
+	// LockoutDuration is how long a lockout lasts; later failures do not extend it.
+	LockoutDuration = 15 * time.Minute
+	// DefaultSessionLimit is the per-user session limit when a login names none.
+	DefaultSessionLimit = 10
+	// MaxResetRequests password resets may be requested per user within ResetRequestWindow.
+	MaxResetRequests = 3
+	// ResetRequestWindow is the rolling window MaxResetRequests counts over.
+	ResetRequestWindow = time.Hour
+	// PasswordResetTTL is how long a password reset request can be completed.
+	PasswordResetTTL = 15 * time.Minute
+	// VerificationTTL is how long an email verification request can be completed.
+	VerificationTTL = 24 * time.Hour
+)

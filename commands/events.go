@@ -1,0 +1,38 @@
+package commands
+
+import (
+	"github.com/dashtam/dashtam/aggregates/user"
+	"github.com/dashtam/dashtam/eventstore"
+)
+
+// RegisterEvents registers every domain event type with r, at its current
+// schema version. It is the one place where the binary learns its event
+// types, so that decoding the log never depends on Go type names; raising a
+// version here needs an upcaster from the old one beside it.
+func RegisterEvents(r *eventstore.Registry) {
+	registerUserEvents(r)
+}
+
+// registerUserEvents registers the events of the user aggregate; keep it in
+// step with user.AllEvents, which the tests compare it with.
+func registerUserEvents(r *eventstore.Registry) {
+	eventstore.Register[user.UserRegistered](r, 1)
+	eventstore.Register[user.UserVerificationRequested](r, 1)
+	eventstore.Register[user.UserEmailVerified](r, 1)
+	eventstore.Register[user.UserLoginAttempted](r, 1)
+	eventstore.Register[user.UserLoginSucceeded](r, 1)
+	eventstore.Register[user.UserLoginFailed](r, 1)
+	eventstore.Register[user.UserLockedOut](r, 1)
+	eventstore.Register[user.UserLoggedOut](r, 1)
+	eventstore.Register[user.UserSessionRevoked](r, 1)
+	eventstore.Register[user.UserSessionEvicted](r, 1)
+	eventstore.Register[user.UserTokenRefreshed](r, 1)
+	eventstore.Register[user.UserRefreshTokenReuseDetected](r, 1)
+	eventstore.Register[user.UserPasswordResetRequested](r, 1)
+	eventstore.Register[user.UserPasswordResetCompleted](r, 1)
+	eventstore.Register[user.UserPasswordRehashed](r, 1)
+	eventstore.Register[user.UserRoleGranted](r, 1)
+	eventstore.Register[user.UserRoleRevoked](r, 1)
+	eventstore.Register[user.UserTokensRotated](r, 1)
+	eventstore.Register[user.UserAccessDenied](r, 1)
+}

@@ -1,0 +1,88 @@
+package commands_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dashtam/dashtam/aggregates/user"
+	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/eventstore"
+	"github.com/google/uuid"
+)
+
+// The user aggregate's event interface must be usable as Update's event
+// type, which is how the user command handlers load and append.
+var _ = eventstore.Update[user.Event]
+
+// TestRegisterEventsCoversEveryUserEvent proves that no user event was
+// forgotten: an unregistered event could be decided but never stored.
+func TestRegisterEventsCoversEveryUserEvent(t *testing.T) {
+	r := eventstore.NewRegistry()
+	commands.RegisterEvents(r)
+	for _, e := range user.AllEvents() {
+		if !r.Known(e.EventType()) {
+			t.Errorf("%s is not registered", e.EventType())
+		}
+	}
+}
+
+// TestRegisteredUserEventsRoundTrip encodes a sample of every user event as
+// JSON and decodes it through the registry, as reading the log does, and
+// checks that user.Event survives so eventstore.Update[user.Event] can load it.
+func TestRegisteredUserEventsRoundTrip(t *testing.T) {
+	r := eventstore.NewRegistry()
+	commands.RegisterEvents(r)
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	id := uuid.MustParse("00000000-0000-0000-0000-00000000000a")
+	sid := uuid.MustParse("00000000-0000-0000-0000-000000000001")
+	samples := []user.Event{
+		user.UserRegistered{UserID: id, Email: "ann@example.com", Role: user.RoleUser, At: at},
+		user.UserVerificationRequested{UserID: id, RequestID: sid, ExpiresAt: at.Add(time.Hour), At: at},
+		user.UserEmailVerified{UserID: id, RequestID: sid, Method: user.VerifiedByEmailLink, At: at},
+		user.UserLoginAttempted{UserID: id, IP: "192.0.2.1", UserAgent: "curl/8", Device: "curl", At: at},
+		user.UserLoginSucceeded{UserID: id, SessionID: sid, IP: "192.0.2.1", TokenVersion: 1, ExpiresAt: at.Add(time.Hour), At: at},
+		user.UserLoginFailed{UserID: id, Reason: user.LoginFailedLocked, FailedAttempts: 5, At: at},
+		user.UserLockedOut{UserID: id, FailedAttempts: 5, Until: at.Add(user.LockoutDuration), At: at},
+		user.UserLoggedOut{UserID: id, SessionID: sid, At: at},
+		user.UserSessionRevoked{UserID: id, SessionID: sid, Reason: user.RevokedPasswordReset, At: at},
+		user.UserSessionEvicted{UserID: id, SessionID: sid, Limit: 10, At: at},
+		user.UserTokenRefreshed{UserID: id, SessionID: sid, RefreshGeneration: 2, TokenVersion: 1, ExpiresAt: at.Add(time.Hour), At: at},
+		user.UserRefreshTokenReuseDetected{UserID: id, SessionID: sid, PresentedGeneration: 1, CurrentGeneration: 2, At: at},
+		user.UserPasswordResetRequested{UserID: id, RequestID: sid, ExpiresAt: at.Add(user.PasswordResetTTL), At: at},
+		user.UserPasswordResetCompleted{UserID: id, RequestID: sid, At: at},
+		user.UserPasswordRehashed{UserID: id, At: at},
+		user.UserRoleGranted{UserID: id, Role: user.RoleAdmin, At: at},
+		user.UserRoleRevoked{UserID: id, Role: user.RoleUser, At: at},
+		user.UserTokensRotated{UserID: id, TokenVersion: 2, Reason: "stolen laptop", At: at},
+		user.UserAccessDenied{UserID: id, SessionID: sid, Method: "GET", Route: "/api/v1/audit-events", Permission: user.PermissionAuditRead, At: at},
+	}
+	var covered []string
+	for _, e := range samples {
+		name := e.EventType()
+		covered = append(covered, name)
+		payload, err := json.Marshal(e)
+		if err != nil {
+			t.Fatalf("%s: encode: %v", name, err)
+		}
+		got, err := r.Decode(name, 1, payload)
+		if err != nil {
+			t.Fatalf("%s: decode: %v", name, err)
+		}
+		if _, ok := got.(user.Event); !ok {
+			t.Errorf("%s: decoded %T is not a user.Event", name, got)
+		}
+		if !reflect.DeepEqual(got, eventstore.Event(e)) {
+			t.Errorf("%s round trip:\n got %#v\nwant %#v", name, got, e)
+		}
+	}
+	var all []string
+	for _, e := range user.AllEvents() {
+		all = append(all, e.EventType())
+	}
+	if !slices.Equal(covered, all) {
+		t.Fatalf("samples cover %v\nwant %v", covered, all)
+	}
+}
