@@ -40,8 +40,11 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return c, fmt.Errorf("DASHTAM_PUBLIC_URL %q is not an http(s) URL", c.PublicURL)
 	}
-	if u, err := url.Parse(c.MailURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "file") {
-		return c, fmt.Errorf("DASHTAM_MAIL_URL must be smtp://user:pass@host:port or file://DIR")
+	// Only the scheme is checked here; adapters/mail validates the rest when
+	// the mailer is built. url.Parse's error would quote the URL, password
+	// included, so it is not passed on.
+	if u, err := url.Parse(c.MailURL); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps" && u.Scheme != "file") {
+		return c, fmt.Errorf("DASHTAM_MAIL_URL must be smtp://user:pass@host:port, smtps://... or file:///DIR")
 	}
 
 	raw := getenv("DASHTAM_ENCRYPTION_KEY")

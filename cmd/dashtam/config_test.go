@@ -29,6 +29,10 @@ func TestLoadServeConfig(t *testing.T) {
 	assert.Equal(t, []string{"sandbox"}, c.Providers)
 	assert.Len(t, c.EncryptionKey, 32)
 
+	c, err = loadServeConfig(env(map[string]string{"DASHTAM_MAIL_URL": "smtps://u:p@mail.example:465"}), "/data")
+	require.NoError(t, err)
+	assert.Equal(t, "smtps://u:p@mail.example:465", c.MailURL)
+
 	c, err = loadServeConfig(env(map[string]string{"SCHWAB_CLIENT_ID": "app"}), "/data")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"sandbox", "schwab"}, c.Providers)
