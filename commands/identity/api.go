@@ -1,0 +1,157 @@
+// Package identity holds the use cases of users, sessions and security
+// administration (issue 3): registration, email verification, login,
+// refresh-token rotation, logout and revocation, password reset, token
+// rotation and roles. Every step is an event on the user's stream; the
+// security tables that must answer at once (credentials, session status,
+// token digests, email uniqueness) are written in the same transaction as the
+// events, so that a revoked session stops working immediately.
+package identity
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/dashtam/dashtam/aggregates/user"
+)
+
+// Service is the identity API the web layer consumes. Methods return the
+// errors below (or those of aggregates/user and commands, wrapped) so that the
+// web layer maps them to problem details in one place.
+type Service interface {
+	// Register creates an unverified user and mails a verification link.
+	// Errors: ErrEmailTaken, commands.ErrPassword*, ErrInvalidEmail.
+	Register(ctx context.Context, in RegisterInput) (UserView, error)
+	// VerifyEmail consumes a verification token. Errors: ErrTokenNotFound (unknown, used or expired).
+	VerifyEmail(ctx context.Context, token string, rc RequestContext) error
+	// Login checks credentials and opens a session. Errors: ErrInvalidCredentials
+	// (unknown email and wrong password alike), user.ErrEmailNotVerified,
+	// *user.LockedError (errors.Is user.ErrLocked).
+	Login(ctx context.Context, in LoginInput) (Tokens, error)
+	// Refresh rotates a refresh token. Errors: ErrInvalidRefreshToken (unknown,
+	// expired, reused — reuse also revokes the session).
+	Refresh(ctx context.Context, refreshToken string, rc RequestContext) (Tokens, error)
+	// Authenticate verifies an access token and that its session is still
+	// active and its token version accepted. Errors: commands.ErrTokenExpired,
+	// commands.ErrTokenInvalid, ErrSessionRevoked.
+	Authenticate(ctx context.Context, accessToken string) (Principal, error)
+	// Me returns the principal's own user. Errors: ErrNotFound.
+	Me(ctx context.Context, p Principal) (UserView, error)
+	// Sessions lists the principal's sessions, newest first.
+	Sessions(ctx context.Context, p Principal) ([]SessionView, error)
+	// Session returns one of the principal's sessions. Errors: ErrNotFound (also for another user's session).
+	Session(ctx context.Context, p Principal, sessionID uuid.UUID) (SessionView, error)
+	// RevokeSession ends one of the principal's sessions (the current one: logout). Errors: ErrNotFound.
+	RevokeSession(ctx context.Context, p Principal, sessionID uuid.UUID, rc RequestContext) error
+	// RevokeOtherSessions ends every session of the principal but the current one.
+	RevokeOtherSessions(ctx context.Context, p Principal, rc RequestContext) error
+	// RequestPasswordReset mails a reset link if the email belongs to a user;
+	// it answers the same (nil) whether or not it does.
+	RequestPasswordReset(ctx context.Context, email string, rc RequestContext) error
+	// ResetPassword sets a new password and revokes every session.
+	// Errors: ErrTokenNotFound, commands.ErrPassword*.
+	ResetPassword(ctx context.Context, token, newPassword string, rc RequestContext) error
+	// RotateAllTokens raises the global minimum token version.
+	RotateAllTokens(ctx context.Context, p Principal, reason string, rc RequestContext) (SecurityConfig, error)
+	// RotateUserTokens raises one user's minimum token version. Errors: ErrNotFound.
+	RotateUserTokens(ctx context.Context, p Principal, userID uuid.UUID, reason string, rc RequestContext) error
+	// SecurityConfig reports the token settings and versions.
+	SecurityConfig(ctx context.Context) (SecurityConfig, error)
+	// SetRoles replaces a user's roles. Errors: ErrNotFound, user.ErrLastRole, user.ErrInvalidRole.
+	SetRoles(ctx context.Context, p Principal, userID uuid.UUID, roles []user.Role, rc RequestContext) (UserView, error)
+	// RecordAccessDenied records a refused request on the principal's stream.
+	RecordAccessDenied(ctx context.Context, p Principal, permission user.Permission, rc RequestContext) error
+	// CreateUser bootstraps a user from the command line (e.g. the first admin).
+	CreateUser(ctx context.Context, email, password string, role user.Role, verified bool) (UserView, error)
+}
+
+// Errors of the identity use cases, beyond those of aggregates/user and commands.
+var (
+	// ErrEmailTaken means another user registered the email (issue 3: 409).
+	ErrEmailTaken = errors.New("email already registered")
+	// ErrInvalidEmail means the email is not a single valid address.
+	ErrInvalidEmail = errors.New("invalid email")
+	// ErrInvalidCredentials means the email is unknown or the password wrong; the two are never told apart.
+	ErrInvalidCredentials = errors.New("invalid email or password")
+	// ErrInvalidRefreshToken means the refresh token is unknown, expired, spent or its session revoked.
+	ErrInvalidRefreshToken = errors.New("invalid refresh token")
+	// ErrSessionRevoked means the access token's session has ended or its version was rotated out.
+	ErrSessionRevoked = errors.New("session revoked")
+	// ErrTokenNotFound means a verification or reset token is unknown, used or expired.
+	ErrTokenNotFound = errors.New("token not found")
+	// ErrNotFound means the resource does not exist or belongs to another user.
+	ErrNotFound = errors.New("not found")
+)
+
+// RequestContext is who asked and from where: it goes into every event's
+// metadata and into session records.
+type RequestContext struct {
+	IP        netip.Addr
+	UserAgent string
+	TraceID   string
+}
+
+// RegisterInput is a registration request.
+type RegisterInput struct {
+	Email    string
+	Password string
+	RequestContext
+}
+
+// LoginInput is a login request.
+type LoginInput struct {
+	Email    string
+	Password string
+	RequestContext
+}
+
+// Tokens is what login and refresh answer.
+type Tokens struct {
+	AccessToken  string
+	RefreshToken string
+	TokenType    string // always "Bearer"
+	ExpiresIn    time.Duration
+	SessionID    uuid.UUID
+}
+
+// Principal is the verified caller of a request.
+type Principal struct {
+	UserID    uuid.UUID
+	SessionID uuid.UUID
+	Roles     []user.Role
+}
+
+// UserView is a user as the API shows it.
+type UserView struct {
+	ID        uuid.UUID
+	Email     string
+	Verified  bool
+	Roles     []user.Role
+	CreatedAt time.Time
+}
+
+// SessionView is a session as the API shows it.
+type SessionView struct {
+	ID         uuid.UUID
+	Device     string
+	IP         string
+	UserAgent  string
+	CreatedAt  time.Time
+	LastActive time.Time
+	ExpiresAt  time.Time
+	Current    bool
+	Status     string
+}
+
+// SecurityConfig is the token policy and the current minimum versions.
+type SecurityConfig struct {
+	AccessTokenTTL      time.Duration
+	RefreshTokenTTL     time.Duration
+	GlobalTokenVersion  int64
+	RotationGracePeriod time.Duration
+	SessionLimit        int
+	LastRotatedAt       *time.Time
+}
