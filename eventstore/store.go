@@ -110,11 +110,12 @@ const appendOneSQL = `INSERT INTO events (stream_type, stream_id, version, event
 
 // appendBatchSQL appends several events, linking each into the chain with a
 // recursive CTE: hash_k = sha256(hash_{k-1} || digest_k), starting from the
-// head as in appendOneSQL.
+// head as in appendOneSQL. The recursion indexes the digest array rather
+// than joining the input each step, which measured cheaper.
 const appendBatchSQL = `WITH RECURSIVE
 	input AS (
-		SELECT * FROM unnest($6::uuid[], $7::text[], $8::int[], $9::json[], $11::bytea[])
-			WITH ORDINALITY AS u(event_id, event_type, schema_version, payload, digest, ord)
+		SELECT * FROM unnest($6::uuid[], $7::text[], $8::int[], $9::json[])
+			WITH ORDINALITY AS u(event_id, event_type, schema_version, payload, ord)
 	),
 	head AS (
 		SELECT $12::bytea AS hash WHERE $3::bigint = 0
@@ -125,7 +126,8 @@ const appendBatchSQL = `WITH RECURSIVE
 	chain AS (
 		SELECT 0::bigint AS ord, NULL::bytea AS prev, hash FROM head
 		UNION ALL
-		SELECT i.ord, c.hash, sha256(c.hash || i.digest) FROM chain c JOIN input i ON i.ord = c.ord + 1
+		SELECT c.ord + 1, c.hash, sha256(c.hash || ($11::bytea[])[c.ord + 1])
+		  FROM chain c WHERE c.ord < cardinality($11::bytea[])
 	)
 	INSERT INTO events (stream_type, stream_id, version, event_id, event_type, schema_version,
 		owner_id, payload, metadata, recorded_at, prev_hash, hash)
