@@ -14,7 +14,7 @@ func RegisterEvents(r *eventstore.Registry) {
 }
 
 // registerUserEvents registers the events of the user aggregate; keep it in
-// step with user.AllEvents, which the tests compare it with.
+// step with user.AllEvents and user.GlobalEvents, which the tests compare it with.
 func registerUserEvents(r *eventstore.Registry) {
 	eventstore.Register[user.UserRegistered](r, 1)
 	eventstore.Register[user.UserVerificationRequested](r, 1)
@@ -35,4 +35,5 @@ func registerUserEvents(r *eventstore.Registry) {
 	eventstore.Register[user.UserRoleRevoked](r, 1)
 	eventstore.Register[user.UserTokensRotated](r, 1)
 	eventstore.Register[user.UserAccessDenied](r, 1)
+	eventstore.Register[user.SecurityTokensRotated](r, 1)
 }

@@ -1,0 +1,289 @@
+package identity_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	netmail "net/mail"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dashtam/dashtam/adapters/authtoken"
+	"github.com/dashtam/dashtam/adapters/mail"
+	"github.com/dashtam/dashtam/adapters/password"
+	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/eventstore"
+	"github.com/dashtam/dashtam/migrations/testdb"
+)
+
+// clock is a settable test clock; nothing in these tests reads the wall clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// cheapParams keep argon2id real but fast enough for tests that log in often.
+var cheapParams = password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
+
+// env is one Handler over a fresh database, real adapters and a file outbox.
+type env struct {
+	tb     testing.TB
+	h      *identity.Handler
+	deps   identity.Deps
+	pool   *pgxpool.Pool
+	store  *eventstore.Store
+	clock  *clock
+	outbox string
+	logs   *syncBuffer
+}
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// MustEnv builds an env; change adjusts the Deps before the Handler is made.
+func MustEnv(tb testing.TB, change ...func(*identity.Deps)) *env {
+	tb.Helper()
+	pool := testdb.New(tb)
+	c := &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	reg := eventstore.NewRegistry()
+	commands.RegisterEvents(reg)
+	store, err := eventstore.New(pool, reg, eventstore.WithClock(c.Now))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hasher, err := password.New(cheapParams)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	jwt, err := authtoken.NewJWT(authtoken.JWTConfig{
+		Secret: []byte("0123456789abcdef0123456789abcdef"),
+		Issuer: "http://dashtam.test",
+		Now:    c.Now,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	outbox := filepath.Join(tb.TempDir(), "mail")
+	mailer, err := mail.New("file://" + outbox)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	d := identity.Deps{
+		Store: store, Pool: pool, Hasher: hasher, Policy: password.Policy{}, Access: jwt,
+		Secrets: authtoken.Opaque{}, Mailer: mailer, Now: c.Now, PublicURL: "http://dashtam.test",
+		RotationGrace: time.Minute,
+		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, f := range change {
+		f(&d)
+	}
+	h, err := identity.NewHandler(d)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &env{tb: tb, h: h, deps: d, pool: pool, store: store, clock: c, outbox: outbox, logs: logs}
+}
+
+// rc is the request context of the tests' client.
+var rc = identity.RequestContext{
+	IP:        netip.MustParseAddr("192.0.2.10"),
+	UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+	TraceID:   "trace-0001",
+}
+
+const goodPassword = "correct horse battery staple 42"
+
+// MustRegister registers email and verifies it through the mailed link.
+func (e *env) MustRegister(email string) identity.UserView {
+	e.tb.Helper()
+	v, err := e.h.Register(context.Background(), identity.RegisterInput{Email: email, Password: goodPassword, RequestContext: rc})
+	if err != nil {
+		e.tb.Fatalf("register %s: %v", email, err)
+	}
+	if err := e.h.VerifyEmail(context.Background(), e.MustMailedToken(email, "/verify-email"), rc); err != nil {
+		e.tb.Fatalf("verify %s: %v", email, err)
+	}
+	return v
+}
+
+// MustLogin logs email in with goodPassword.
+func (e *env) MustLogin(email string) identity.Tokens {
+	e.tb.Helper()
+	tok, err := e.h.Login(context.Background(), identity.LoginInput{Email: email, Password: goodPassword, RequestContext: rc})
+	if err != nil {
+		e.tb.Fatalf("login %s: %v", email, err)
+	}
+	return tok
+}
+
+// MustAuthenticate authenticates an access token.
+func (e *env) MustAuthenticate(access string) identity.Principal {
+	e.tb.Helper()
+	p, err := e.h.Authenticate(context.Background(), access)
+	if err != nil {
+		e.tb.Fatalf("authenticate: %v", err)
+	}
+	return p
+}
+
+// mails returns the decoded text bodies of the outbox's messages to addr, oldest first.
+func (e *env) mails(addr string) []string {
+	e.tb.Helper()
+	names, err := filepath.Glob(filepath.Join(e.outbox, "*.eml"))
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	slices.Sort(names)
+	var out []string
+	for _, n := range names {
+		raw, err := os.ReadFile(n)
+		if err != nil {
+			e.tb.Fatal(err)
+		}
+		to, text := parseMail(e.tb, raw)
+		if strings.Contains(to, addr) {
+			out = append(out, text)
+		}
+	}
+	return out
+}
+
+var linkRE = regexp.MustCompile(`http://dashtam\.test(/[a-z-]+)\?token=([A-Za-z0-9_%-]+)`)
+
+// MustMailedToken returns the token of the newest link to path mailed to addr.
+func (e *env) MustMailedToken(addr, path string) string {
+	e.tb.Helper()
+	ms := e.mails(addr)
+	for i := len(ms) - 1; i >= 0; i-- {
+		if m := linkRE.FindStringSubmatch(ms[i]); m != nil && m[1] == path {
+			return m[2]
+		}
+	}
+	e.tb.Fatalf("no mail with a %s link to %s among %d", path, addr, len(ms))
+	return ""
+}
+
+// parseMail reads an .eml as a mail client would: the To field and the decoded text part.
+func parseMail(tb testing.TB, raw []byte) (to, text string) {
+	tb.Helper()
+	m, err := netmail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		tb.Fatalf("parse mail: %v", err)
+	}
+	decode := func(cte string, r io.Reader) string {
+		if strings.EqualFold(cte, "quoted-printable") {
+			r = quotedprintable.NewReader(r)
+		}
+		b, err := io.ReadAll(r)
+		if err != nil {
+			tb.Fatalf("read mail body: %v", err)
+		}
+		return strings.ReplaceAll(string(b), "\r\n", "\n")
+	}
+	mediaType, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil {
+		tb.Fatalf("parse Content-Type: %v", err)
+	}
+	if !strings.HasPrefix(mediaType, "multipart/") {
+		return m.Header.Get("To"), decode(m.Header.Get("Content-Transfer-Encoding"), m.Body)
+	}
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	for {
+		part, err := mr.NextRawPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			tb.Fatalf("read mail part: %v", err)
+		}
+		body := decode(part.Header.Get("Content-Transfer-Encoding"), part)
+		if ct, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type")); ct == "text/plain" {
+			text = body
+		}
+	}
+	return m.Header.Get("To"), text
+}
+
+// storedEvent is one row of the events table, as the audit trail reads it.
+type storedEvent struct {
+	Type     string
+	Payload  string
+	Metadata eventstore.Metadata
+	Raw      string
+}
+
+// events returns the stream of user id, oldest first.
+func (e *env) events(id uuid.UUID) []storedEvent {
+	e.tb.Helper()
+	recs, err := e.store.ReadStream(context.Background(), eventstore.Stream{Type: eventstore.StreamUser, ID: id}, 0)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	out := make([]storedEvent, len(recs))
+	for i, r := range recs {
+		out[i] = storedEvent{Type: r.EventType, Payload: string(r.Payload), Metadata: r.Metadata, Raw: string(r.RawMetadata)}
+	}
+	return out
+}
+
+// eventTypes lists the types of evs in order.
+func eventTypes(evs []storedEvent) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+	}
+	return out
+}
+
+// countEvents counts every event in the log.
+func (e *env) countEvents() int {
+	e.tb.Helper()
+	var n int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&n); err != nil {
+		e.tb.Fatal(err)
+	}
+	return n
+}

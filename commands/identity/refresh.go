@@ -1,0 +1,127 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dashtam/dashtam/aggregates/user"
+)
+
+// Refresh rotates a refresh token; see Service. A spent generation
+// presented again revokes the session (the aggregate's theft detection),
+// and so does a session whose tokens predate a user or global token
+// rotation by more than the grace period.
+func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestContext) (Tokens, error) {
+	now := h.clock()
+	digest := h.secrets.Digest(refreshToken)
+	var (
+		userID, sessionID uuid.UUID
+		generation        int64
+		expires           time.Time
+	)
+	err := h.pool.QueryRow(ctx, `SELECT user_id, session_id, generation, expires_at FROM secret_tokens
+		WHERE digest = $1 AND kind = 'refresh'`, digest).Scan(&userID, &sessionID, &generation, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Tokens{}, ErrInvalidRefreshToken
+	}
+	if err != nil {
+		return Tokens{}, fmt.Errorf("refresh: find token: %w", err)
+	}
+	if !now.Before(expires) {
+		return Tokens{}, ErrInvalidRefreshToken
+	}
+	next, nextDigest, err := h.secrets.New()
+	if err != nil {
+		return Tokens{}, fmt.Errorf("refresh: new refresh token: %w", err)
+	}
+	ctx = withMetadata(ctx, userID, actorAnonymous, "refresh", rc)
+	var issue issued
+	err = h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+		events, refusal := u.Refresh(user.RefreshAttempt{
+			SessionID:  sessionID,
+			Generation: generation,
+			IP:         ipString(rc),
+			UserAgent:  rc.UserAgent,
+			At:         now,
+			ExpiresAt:  now.Add(h.refreshTTL),
+			Grace:      h.grace,
+		})
+		if refusal == nil {
+			ok, err := globalVersionAccepted(ctx, tx, sessionID, now, h.grace)
+			if err != nil {
+				return decision{}, err
+			}
+			if !ok {
+				events, refusal = u.RevokeForGlobalRotation(sessionID, now)
+				if refusal == nil {
+					refusal = user.ErrTokenVersionRevoked
+				}
+			}
+		}
+		if len(events) == 0 {
+			return decision{}, refusal
+		}
+		if err := applyEvents(ctx, tx, u, events); err != nil {
+			return decision{}, err
+		}
+		if refusal != nil {
+			return decision{events: events, refusal: refusal}, nil
+		}
+		if err := spendToken(ctx, tx, digest, now); err != nil {
+			return decision{}, err
+		}
+		s, _ := u.Session(sessionID)
+		if _, err := tx.Exec(ctx, `INSERT INTO secret_tokens (digest, kind, user_id, session_id, generation, expires_at)
+			VALUES ($1, 'refresh', $2, $3, $4, $5)`, nextDigest, userID, sessionID, s.RefreshGeneration, s.ExpiresAt); err != nil {
+			return decision{}, fmt.Errorf("insert refresh token: %w", err)
+		}
+		var err error
+		issue, err = sessionIssue(ctx, tx, u, sessionID)
+		return decision{events: events}, err
+	})
+	if err != nil {
+		// Every refusal is one answer to the client; the log keeps the reason.
+		h.log.InfoContext(ctx, "refresh refused", "user_id", userID, "session_id", sessionID,
+			"trace_id", rc.TraceID, "reason", err)
+		if isRefusal(err) {
+			return Tokens{}, ErrInvalidRefreshToken
+		}
+		return Tokens{}, fmt.Errorf("refresh: %w", err)
+	}
+	return h.tokens(issue, next)
+}
+
+// isRefusal reports whether err is one of the aggregate's answers to a
+// refresh, as opposed to a failure of the machinery.
+func isRefusal(err error) bool {
+	for _, r := range []error{
+		user.ErrRefreshTokenReused, user.ErrTokenVersionRevoked, user.ErrSessionNotFound,
+		user.ErrSessionNotActive, user.ErrSessionExpired, user.ErrRefreshGenerationUnknown, user.ErrNotRegistered,
+	} {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// globalVersionAccepted reports whether the session's tokens were issued at
+// a global token version still accepted at now: the current one, or the one
+// just superseded while the rotation's grace lasts — the rule the aggregate
+// applies to the user's own version.
+func globalVersionAccepted(ctx context.Context, tx pgx.Tx, sessionID uuid.UUID, now time.Time, grace time.Duration) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT s.global_version >= g.global_token_version
+			OR (s.global_version = g.global_token_version - 1 AND g.rotated_at > $2)
+		FROM auth_sessions s CROSS JOIN security_settings g WHERE s.id = $1 AND g.id = 1`,
+		sessionID, now.Add(-grace)).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("check global token version: %w", err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,225 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/dashtam/dashtam/aggregates/user"
+	"github.com/dashtam/dashtam/commands"
+)
+
+// Register creates an unverified user with the role user and mails a
+// verification link; see Service.
+func (h *Handler) Register(ctx context.Context, in RegisterInput) (UserView, error) {
+	return h.createUser(ctx, newUser{
+		email: in.Email, password: in.Password, role: user.RoleUser,
+		actor: actorAnonymous, command: "register", rc: in.RequestContext,
+	})
+}
+
+// CreateUser bootstraps a user from the command line; an unverified one is
+// mailed a verification link like a registration. See Service.
+func (h *Handler) CreateUser(ctx context.Context, email, password string, role user.Role, verified bool) (UserView, error) {
+	return h.createUser(ctx, newUser{
+		email: email, password: password, role: role, verified: verified,
+		actor: actorOperator, command: "users create",
+	})
+}
+
+// newUser is a registration or a bootstrap, as createUser needs it.
+type newUser struct {
+	email, password string
+	role            user.Role
+	verified        bool
+	actor, command  string
+	rc              RequestContext
+}
+
+func (h *Handler) createUser(ctx context.Context, n newUser) (UserView, error) {
+	email, err := user.NormalizeEmail(n.email)
+	if err != nil {
+		return UserView{}, fmt.Errorf("%s: %w", n.command, ErrInvalidEmail)
+	}
+	if !n.role.Valid() {
+		return UserView{}, fmt.Errorf("%s: %w", n.command, user.ErrInvalidRole)
+	}
+	if err := h.policy.Check(n.password); err != nil {
+		return UserView{}, fmt.Errorf("%s: %w", n.command, err)
+	}
+	// Hash before the transaction: it takes tens of milliseconds, which
+	// should not be spent holding a connection and row locks.
+	hash, err := h.hasher.Hash(n.password)
+	if err != nil {
+		return UserView{}, fmt.Errorf("%s: hash password: %w", n.command, err)
+	}
+	userID, err := uuid.NewV7()
+	if err != nil {
+		return UserView{}, fmt.Errorf("%s: new user id: %w", n.command, err)
+	}
+	requestID, err := uuid.NewV7()
+	if err != nil {
+		return UserView{}, fmt.Errorf("%s: new request id: %w", n.command, err)
+	}
+	var token string
+	var digest []byte
+	if !n.verified {
+		if token, digest, err = h.secrets.New(); err != nil {
+			return UserView{}, fmt.Errorf("%s: new verification token: %w", n.command, err)
+		}
+	}
+	now := h.clock()
+	ctx = withMetadata(ctx, userID, n.actor, n.command, n.rc)
+	var view UserView
+	err = h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+		events, err := u.Register(userID, email, n.role, now)
+		if err != nil {
+			return decision{}, err
+		}
+		u.Apply(events...)
+		var more []user.Event
+		if n.verified {
+			more, err = u.VerifyEmailByOperator(now)
+		} else {
+			more, err = u.RequestVerification(requestID, now)
+		}
+		if err != nil {
+			return decision{}, err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id) VALUES ($1, $2)`, email, userID); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "user_emails_pkey" {
+				return decision{}, ErrEmailTaken
+			}
+			return decision{}, fmt.Errorf("insert email: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO user_credentials (user_id, password_hash, roles, token_version, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $5)`, userID, hash, rolesToStrings(u.Roles()), u.TokenVersion(), now); err != nil {
+			return decision{}, fmt.Errorf("insert credentials: %w", err)
+		}
+		if !n.verified {
+			if err := insertRequestToken(ctx, tx, digest, "verify", userID, requestID, now.Add(user.VerificationTTL)); err != nil {
+				return decision{}, err
+			}
+		}
+		if err := applyEvents(ctx, tx, u, more); err != nil {
+			return decision{}, err
+		}
+		view = userView(u, now)
+		return decision{events: append(events, more...)}, nil
+	})
+	if err != nil {
+		return UserView{}, fmt.Errorf("%s: %w", n.command, err)
+	}
+	if !n.verified {
+		// After the commit: a link to a user that was never stored would be
+		// worse than a mail that failed, which the caller sees as an error.
+		if err := h.sendLink(ctx, email, n.rc, verifyMail, token); err != nil {
+			h.log.ErrorContext(ctx, "send verification mail", "user_id", userID, "trace_id", n.rc.TraceID, "error", err)
+			return view, fmt.Errorf("%s: send verification mail: %w", n.command, err)
+		}
+	}
+	return view, nil
+}
+
+// insertRequestToken stores the digest of a verification or reset token.
+func insertRequestToken(ctx context.Context, tx pgx.Tx, digest []byte, kind string, userID, requestID uuid.UUID, expires time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO secret_tokens (digest, kind, user_id, request_id, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		digest, kind, userID, requestID, expires)
+	if err != nil {
+		return fmt.Errorf("insert %s token: %w", kind, err)
+	}
+	return nil
+}
+
+// requestToken is a stored verification or reset token, found by digest.
+type requestToken struct {
+	userID, requestID uuid.UUID
+}
+
+// findRequestToken returns the unspent, unexpired token of kind with digest,
+// or ErrTokenNotFound; unknown, spent and expired are one answer, so the
+// error tells a guesser nothing.
+func (h *Handler) findRequestToken(ctx context.Context, kind, token string, now time.Time) (requestToken, []byte, error) {
+	digest := h.secrets.Digest(token)
+	var t requestToken
+	err := h.pool.QueryRow(ctx, `SELECT user_id, request_id FROM secret_tokens
+		WHERE digest = $1 AND kind = $2 AND used_at IS NULL AND expires_at > $3`, digest, kind, now).Scan(&t.userID, &t.requestID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return requestToken{}, nil, ErrTokenNotFound
+	}
+	if err != nil {
+		return requestToken{}, nil, fmt.Errorf("find %s token: %w", kind, err)
+	}
+	return t, digest, nil
+}
+
+// VerifyEmail consumes a verification token; see Service.
+func (h *Handler) VerifyEmail(ctx context.Context, token string, rc RequestContext) error {
+	now := h.clock()
+	t, digest, err := h.findRequestToken(ctx, "verify", token, now)
+	if err != nil {
+		return fmt.Errorf("verify email: %w", err)
+	}
+	ctx = withMetadata(ctx, t.userID, actorAnonymous, "verify email", rc)
+	err = h.update(ctx, t.userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+		events, err := u.VerifyEmail(t.requestID, now)
+		if err != nil {
+			// Already verified, superseded or expired: to the client, a dead link.
+			return decision{}, ErrTokenNotFound
+		}
+		if err := spendToken(ctx, tx, digest, now); err != nil {
+			return decision{}, err
+		}
+		// Verifying spends every outstanding link (the aggregate's rule); the rows follow.
+		if _, err := tx.Exec(ctx, `UPDATE secret_tokens SET used_at = $2 WHERE user_id = $1 AND kind = 'verify' AND used_at IS NULL`,
+			t.userID, now); err != nil {
+			return decision{}, fmt.Errorf("spend verification tokens: %w", err)
+		}
+		return decision{events: events}, applyEvents(ctx, tx, u, events)
+	})
+	if err != nil {
+		return fmt.Errorf("verify email: %w", err)
+	}
+	return nil
+}
+
+// mailKind is one of the two mails identity sends.
+type mailKind struct {
+	path, subject, body string
+}
+
+var (
+	verifyMail = mailKind{
+		path:    "/verify-email",
+		subject: "Confirm your email address for Dashtam",
+		body:    "Welcome to Dashtam.\n\nTo confirm your email address, open this link within 24 hours:\n\n%s\n\nIf you did not create an account, ignore this message.\n",
+	}
+	resetMail = mailKind{
+		path:    "/reset-password",
+		subject: "Reset your Dashtam password",
+		body:    "Someone asked to reset the password of your Dashtam account.\n\nTo choose a new password, open this link within 15 minutes:\n\n%s\n\nIf it was not you, ignore this message; your password stays as it is.\n",
+	}
+)
+
+// sendLink mails to the link of kind carrying token. The link appears
+// only in the mail: never in an event, a log line or an error.
+func (h *Handler) sendLink(ctx context.Context, to string, rc RequestContext, kind mailKind, token string) error {
+	link := h.publicURL + kind.path + "?token=" + url.QueryEscape(token)
+	m := commands.Message{To: to, Subject: kind.subject, TextBody: fmt.Sprintf(kind.body, link)}
+	if rc.TraceID != "" {
+		m.Headers = map[string]string{"X-Trace-Id": rc.TraceID}
+	}
+	return h.mailer.Send(ctx, m)
+}
+
+// userView shows u as the API does.
+func userView(u *user.User, createdAt time.Time) UserView {
+	return UserView{ID: u.ID(), Email: u.Email(), Verified: u.Verified(), Roles: u.Roles(), CreatedAt: createdAt}
+}

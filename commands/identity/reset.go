@@ -1,0 +1,104 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dashtam/dashtam/aggregates/user"
+)
+
+// RequestPasswordReset mails a reset link if the email belongs to a user
+// who has not asked too often; it answers nil either way, so the endpoint
+// reveals nothing about which emails exist. See Service.
+func (h *Handler) RequestPasswordReset(ctx context.Context, email string, rc RequestContext) error {
+	userID, _, found, err := h.credentials(ctx, email)
+	if err != nil {
+		return fmt.Errorf("request password reset: %w", err)
+	}
+	if !found {
+		h.log.InfoContext(ctx, "password reset for unknown email", "trace_id", rc.TraceID)
+		return nil
+	}
+	requestID, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("request password reset: new request id: %w", err)
+	}
+	token, digest, err := h.secrets.New()
+	if err != nil {
+		return fmt.Errorf("request password reset: new token: %w", err)
+	}
+	now := h.clock()
+	ctx = withMetadata(ctx, userID, actorAnonymous, "request password reset", rc)
+	var to string
+	err = h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+		events, err := u.RequestPasswordReset(user.ResetRequest{RequestID: requestID, IP: ipString(rc), UserAgent: rc.UserAgent, At: now})
+		if err != nil {
+			return decision{}, err
+		}
+		to = u.Email()
+		if err := insertRequestToken(ctx, tx, digest, "reset", userID, requestID, now.Add(user.PasswordResetTTL)); err != nil {
+			return decision{}, err
+		}
+		return decision{events: events}, applyEvents(ctx, tx, u, events)
+	})
+	if errors.Is(err, user.ErrTooManyResets) {
+		h.log.InfoContext(ctx, "password reset refused: too many requests", "user_id", userID, "trace_id", rc.TraceID)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("request password reset: %w", err)
+	}
+	if err := h.sendLink(ctx, to, rc, resetMail, token); err != nil {
+		// Reported only in the log: an error here would tell the caller
+		// that the email exists.
+		h.log.ErrorContext(ctx, "send password reset mail", "user_id", userID, "trace_id", rc.TraceID, "error", err)
+	}
+	return nil
+}
+
+// ResetPassword sets a new password through a reset token and revokes
+// every session, in one transaction with the events; see Service.
+func (h *Handler) ResetPassword(ctx context.Context, token, newPassword string, rc RequestContext) error {
+	now := h.clock()
+	t, digest, err := h.findRequestToken(ctx, "reset", token, now)
+	if err != nil {
+		return fmt.Errorf("reset password: %w", err)
+	}
+	// The policy before the token is spent, so a rejected password leaves
+	// the link usable for a better one.
+	if err := h.policy.Check(newPassword); err != nil {
+		return fmt.Errorf("reset password: %w", err)
+	}
+	hash, err := h.hasher.Hash(newPassword)
+	if err != nil {
+		return fmt.Errorf("reset password: hash: %w", err)
+	}
+	ctx = withMetadata(ctx, t.userID, actorAnonymous, "reset password", rc)
+	err = h.update(ctx, t.userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+		events, err := u.CompletePasswordReset(t.requestID, now)
+		if err != nil {
+			return decision{}, ErrTokenNotFound
+		}
+		if err := spendToken(ctx, tx, digest, now); err != nil {
+			return decision{}, err
+		}
+		// A completed reset spends every outstanding link (the aggregate's rule).
+		if _, err := tx.Exec(ctx, `UPDATE secret_tokens SET used_at = $2 WHERE user_id = $1 AND kind = 'reset' AND used_at IS NULL`,
+			t.userID, now); err != nil {
+			return decision{}, fmt.Errorf("spend reset tokens: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE user_credentials SET password_hash = $2, updated_at = $3 WHERE user_id = $1`,
+			t.userID, hash, now); err != nil {
+			return decision{}, fmt.Errorf("store password: %w", err)
+		}
+		return decision{events: events}, applyEvents(ctx, tx, u, events)
+	})
+	if err != nil {
+		return fmt.Errorf("reset password: %w", err)
+	}
+	return nil
+}
