@@ -5,6 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
+
+	"github.com/dashtam/dashtam/aggregates/user"
+	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/commands/identity"
 )
 
 // Code classifies an application error so that each class maps to exactly
@@ -36,6 +41,11 @@ const (
 	CodeUnavailable Code = "unavailable"
 	// CodeInternal means a server fault whose details only the logs hold (500).
 	CodeInternal Code = "internal"
+
+	// CodeEmailNotVerified refines 403 for a login before the email is verified, so a client can offer to resend the mail.
+	CodeEmailNotVerified Code = "email_not_verified"
+	// CodeAccountLocked refines 403 for a login during a lockout; Retry-After says when it ends.
+	CodeAccountLocked Code = "account_locked"
 )
 
 // codeStatus is the one table from error class to HTTP status.
@@ -53,6 +63,14 @@ var codeStatus = map[Code]int{
 	CodeInternal:             http.StatusInternalServerError,
 }
 
+// refinedCodeStatus holds codes that refine a status codeStatus already
+// gives a general code: kept apart so that statusCode, which maps Echo's
+// bare statuses back to codes, can only ever pick the general one.
+var refinedCodeStatus = map[Code]int{
+	CodeEmailNotVerified: http.StatusForbidden,
+	CodeAccountLocked:    http.StatusForbidden,
+}
+
 // Error is what a handler returns to choose the problem a client sees; its
 // Detail and Fields are shown verbatim, its Err only logged.
 type Error struct {
@@ -67,6 +85,11 @@ type Error struct {
 
 	// logged marks an error already logged with more context (a panic's stack).
 	logged bool
+	// header holds response headers the problem needs (WWW-Authenticate).
+	header http.Header
+	// retryAt, when set, becomes Retry-After relative to the server's clock,
+	// which tests pin; a mapping has no clock of its own.
+	retryAt time.Time
 }
 
 // FieldError names one invalid input and says what is wrong with it.
@@ -103,6 +126,9 @@ func (e *Error) Status() int {
 	if s, ok := codeStatus[e.Code]; ok {
 		return s
 	}
+	if s, ok := refinedCodeStatus[e.Code]; ok {
+		return s
+	}
 	return http.StatusInternalServerError
 }
 
@@ -116,6 +142,38 @@ var errorMappings = []errorMapping{
 	as[*http.MaxBytesError](CodeTooLarge, "request body too large"),
 	is(context.DeadlineExceeded, CodeUnavailable, "the request timed out"),
 	is(context.Canceled, CodeUnavailable, "the request was cancelled"),
+
+	// Identity (issue 3). Inputs that fail the service's checks are field
+	// errors, so a form can show the message beside the field.
+	is(identity.ErrEmailTaken, CodeConflict, "the email is already registered"),
+	isField(identity.ErrInvalidEmail, "email", "must be a single valid email address"),
+	isField(user.ErrInvalidEmail, "email", "must be a single valid email address"),
+	isField(commands.ErrPasswordTooShort, "password", "must be at least 12 characters"),
+	isField(commands.ErrPasswordTooLong, "password", "must be at most 128 characters"),
+	isField(commands.ErrPasswordCommon, "password", "is too common; choose another"),
+	// Unknown email and wrong password share one line, so one body: login
+	// must not tell them apart.
+	is(identity.ErrInvalidCredentials, CodeUnauthorized, "invalid email or password"),
+	is(user.ErrInvalidCredentials, CodeUnauthorized, "invalid email or password"),
+	is(user.ErrEmailNotVerified, CodeEmailNotVerified, "verify the email address before logging in"),
+	locked,
+	// Reuse detection revokes the session, but the thief must not learn
+	// that it was noticed: every bad refresh token reads the same.
+	is(identity.ErrInvalidRefreshToken, CodeUnauthorized, "the refresh token is invalid, expired or already used"),
+	is(user.ErrRefreshTokenReused, CodeUnauthorized, "the refresh token is invalid, expired or already used"),
+	// Verification and reset tokens travel in the body, not the path, so a
+	// bad one is a bad input (400 on `token`), not a missing resource.
+	isField(identity.ErrTokenNotFound, "token", "is unknown, already used or expired"),
+	is(identity.ErrNotFound, CodeNotFound, "no such resource"),
+	is(user.ErrSessionNotFound, CodeNotFound, "no such resource"),
+	is(user.ErrLastRole, CodeConflict, "a user must keep at least one role"),
+	isField(user.ErrInvalidRole, "roles", "must be readonly, user, admin or auditor"),
+	isField(user.ErrReasonRequired, "reason", "is required"),
+	// A handler that meets these has a token the middleware let through a
+	// moment before (a session revoked in between): the same 401 as there.
+	unauthenticated(identity.ErrSessionRevoked),
+	unauthenticated(commands.ErrTokenExpired),
+	unauthenticated(commands.ErrTokenInvalid),
 }
 
 // errorMapping recognises one kind of error and says how to present it.
@@ -129,6 +187,31 @@ func is(target error, code Code, detail string) errorMapping {
 		}
 		return &Error{Code: code, Detail: detail, Err: err}, true
 	}
+}
+
+// isField maps errors matching target to a 400 naming the field at fault.
+func isField(target error, field, message string) errorMapping {
+	return func(err error) (*Error, bool) {
+		if !errors.Is(err, target) {
+			return nil, false
+		}
+		return &Error{
+			Code: CodeInvalid, Detail: "the request has invalid fields",
+			Fields: []FieldError{{Field: field, Message: message}}, Err: err,
+		}, true
+	}
+}
+
+// locked maps a lockout to 403 account_locked carrying when it ends.
+func locked(err error) (*Error, bool) {
+	var le *user.LockedError
+	if !errors.As(err, &le) {
+		return nil, false
+	}
+	return &Error{
+		Code: CodeAccountLocked, Detail: "too many failed logins; the account is locked for a while",
+		Err: err, retryAt: le.Until,
+	}, true
 }
 
 // as maps errors that errors.As can convert to T.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dashtam/dashtam/commands/identity"
 )
 
 // Defaults applied to zero-valued Options fields.
@@ -22,7 +24,7 @@ const (
 	DefaultMaxCheckpointAge = 5 * time.Minute
 )
 
-// Options configures New; Logger, Registry and Readiness are required, the
+// Options configures New; Logger, Registry, Readiness and Identity are required, the
 // rest fall back to the defaults above when zero.
 type Options struct {
 	// Logger receives access logs and server errors; production wiring
@@ -35,6 +37,12 @@ type Options struct {
 	Readiness Readiness
 	// Providers is the public catalog served at GET /api/v1/providers.
 	Providers []ProviderInfo
+	// Identity authenticates bearer tokens and serves the user, session and
+	// security-administration routes.
+	Identity identity.Service
+	// Now is the clock Retry-After of a lockout is counted from; nil means
+	// time.Now. Tests pin it.
+	Now func() time.Time
 
 	// MaxBodyBytes caps request bodies; larger ones get 413.
 	MaxBodyBytes int64
@@ -67,6 +75,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, errors.New("web: Options.Registry is required")
 	case o.Readiness == nil:
 		return o, errors.New("web: Options.Readiness is required")
+	case o.Identity == nil:
+		return o, errors.New("web: Options.Identity is required")
 	case o.MaxBodyBytes < 0:
 		return o, fmt.Errorf("web: Options.MaxBodyBytes is negative (%d)", o.MaxBodyBytes)
 	case o.ShutdownTimeout < 0:
@@ -75,6 +85,9 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("web: Options.MaxProjectionLag is negative (%d)", o.MaxProjectionLag)
 	case o.MaxCheckpointAge < 0:
 		return o, fmt.Errorf("web: Options.MaxCheckpointAge is negative (%s)", o.MaxCheckpointAge)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/dashtam/dashtam/web/api"
 	"github.com/labstack/echo/v4"
@@ -94,6 +95,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		// Part of a response is on the wire; a problem body would corrupt it.
 		return
+	}
+	for k, vs := range e.header {
+		c.Response().Header()[k] = vs
+	}
+	if !e.retryAt.IsZero() {
+		// At least 1: "Retry-After: 0" invites an immediate retry loop.
+		c.Response().Header().Set(headerRetryAfter, strconv.FormatInt(ceilSeconds(e.retryAt.Sub(s.now()), 1), 10))
 	}
 	if e.Code == CodeTooLarge {
 		// The unread rest of the body cannot be trusted to be drained cheaply.

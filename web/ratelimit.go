@@ -261,11 +261,18 @@ func byPrincipalAndParam(name string) keyFunc {
 	}
 }
 
-// clientIPFunc returns how to find a request's client address: the socket
+// clientIPFunc returns how to find the bucket of a request's client: its
+// address as clientAddrFunc finds it, IPv6 widened to its /64.
+func clientIPFunc(trusted []netip.Prefix) func(*http.Request) string {
+	addr := clientAddrFunc(trusted)
+	return func(r *http.Request) string { return bucketIP(addr(r)) }
+}
+
+// clientAddrFunc returns how to find a request's client address: the socket
 // peer, or with trusted proxies the right-most X-Forwarded-For entry that is
 // not one of them. Echo's defaults also trust every private and loopback
 // address; those are turned off, so only the configured ranges count.
-func clientIPFunc(trusted []netip.Prefix) func(*http.Request) string {
+func clientAddrFunc(trusted []netip.Prefix) func(*http.Request) string {
 	extract := echo.ExtractIPDirect()
 	if len(trusted) > 0 {
 		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
@@ -277,7 +284,7 @@ func clientIPFunc(trusted []netip.Prefix) func(*http.Request) string {
 		}
 		extract = echo.ExtractIPFromXFFHeader(opts...)
 	}
-	return func(r *http.Request) string { return bucketIP(extract(r)) }
+	return extract
 }
 
 // bucketIP widens an IPv6 address to its /64: one subscriber usually holds

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,11 +57,28 @@ func testAuth(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // limitedServer is a server with rate limits over limiter, a pinned clock,
-// stand-ins for routes that do not exist yet, and testAuth.
+// the fake identity service behind the real login route, stand-ins for
+// routes that do not exist yet, and testAuth.
 type limitedServer struct {
 	*testServer
 	Registry *prometheus.Registry
 	Clock    *fakeClock
+	Identity *fakeIdentity
+}
+
+// loginBody is a valid login the fake identity service accepts.
+const loginBody = `{"email":"ada@example.com","password":"correct horse battery"}`
+
+// MustLogin posts loginBody to the real login route with the given headers.
+func MustLogin(tb testing.TB, baseURL string, header map[string]string) response {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodPost, baseURL+"/api/v1/sessions", strings.NewReader(loginBody))
+	require.NoError(tb, err)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	return MustDo(tb, req)
 }
 
 // MustLimitedServer starts a rate-limited server; opts.Limiter defaults to
@@ -72,21 +90,22 @@ func MustLimitedServer(tb testing.TB, opts web.RateLimitOptions) *limitedServer 
 		require.NoError(tb, err)
 		opts.Limiter = l
 	}
-	clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := &fakeClock{now: testEpoch}
 	opts.Now = clock.Now
 	reg := prometheus.NewRegistry()
 	ok := func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
+	id := newFakeIdentity(tb, clock)
 	s := MustServer(tb, web.Options{
 		Registry:  reg,
 		RateLimit: opts,
+		Identity:  id,
 		Routes: func(e *echo.Echo) {
 			e.Pre(testAuth)
-			e.POST("/api/v1/sessions", ok)
 			e.POST("/api/v1/connections/:id/syncs", ok)
 			e.GET("/api/v1/test/items", ok)
 		},
 	})
-	return &limitedServer{testServer: s, Registry: reg, Clock: clock}
+	return &limitedServer{testServer: s, Registry: reg, Clock: clock, Identity: id}
 }
 
 // MustSend sends method to path with the given headers set.
@@ -132,10 +151,9 @@ func assertRateHeaders(tb testing.TB, h http.Header, limit, remaining, reset int
 
 func TestSixthLoginFromOneIPWithinAMinuteIsRefused(t *testing.T) {
 	s := MustLimitedServer(t, web.RateLimitOptions{})
-	login := s.URL + "/api/v1/sessions"
 	for i := range 5 {
-		r := MustSend(t, http.MethodPost, login, nil)
-		require.Equal(t, http.StatusNoContent, r.Status, "login %d", i+1)
+		r := MustLogin(t, s.URL, nil)
+		require.Equal(t, http.StatusCreated, r.Status, "login %d: %s", i+1, r.Body)
 		// One token spent per login and 1/12 of one back per second between
 		// them: the bucket lacks 1 + 11/12·i tokens, 12 s each.
 		assertRateHeaders(t, r.Header, 5, 4-i, 12+11*i, "login "+strconv.Itoa(i+1))
@@ -143,7 +161,7 @@ func TestSixthLoginFromOneIPWithinAMinuteIsRefused(t *testing.T) {
 		s.Clock.Advance(time.Second)
 	}
 
-	r := MustSend(t, http.MethodPost, login, nil)
+	r := MustLogin(t, s.URL, nil)
 	p := MustProblem(t, r, http.StatusTooManyRequests, "/api/v1/sessions")
 	assert.Equal(t, "rate_limited", p.Code)
 	// Five seconds after the first login, 5/12 of a token is back: the next
@@ -154,8 +172,8 @@ func TestSixthLoginFromOneIPWithinAMinuteIsRefused(t *testing.T) {
 	assert.Equal(t, 1.0, counter(t, s.Registry, "dashtam_rate_limit_denied_total", "login"))
 
 	s.Clock.Advance(7 * time.Second)
-	r = MustSend(t, http.MethodPost, login, nil)
-	assert.Equal(t, http.StatusNoContent, r.Status, "a token is back after Retry-After")
+	r = MustLogin(t, s.URL, nil)
+	assert.Equal(t, http.StatusCreated, r.Status, "a token is back after Retry-After")
 }
 
 func TestRateLimitFailsOpenWhenTheStoreFails(t *testing.T) {
@@ -166,8 +184,8 @@ func TestRateLimitFailsOpenWhenTheStoreFails(t *testing.T) {
 	s := MustLimitedServer(t, web.RateLimitOptions{Limiter: l})
 
 	for i := range 7 {
-		r := MustSend(t, http.MethodPost, s.URL+"/api/v1/sessions", nil)
-		require.Equal(t, http.StatusNoContent, r.Status, "login %d passes", i+1)
+		r := MustLogin(t, s.URL, nil)
+		require.Equal(t, http.StatusCreated, r.Status, "login %d passes", i+1)
 		assert.Empty(t, r.Header.Get("RateLimit-Limit"), "no bucket, so no headers to report")
 	}
 	assert.Equal(t, 7.0, counter(t, s.Registry, "dashtam_rate_limit_errors_total", "login"))
@@ -210,12 +228,12 @@ func TestRateLimitPerUserAndConnection(t *testing.T) {
 // and an IPv6 client's whole /64 shares one bucket.
 func TestRateLimitClientAddress(t *testing.T) {
 	login := func(s *limitedServer, xff string) int {
-		return MustSend(t, http.MethodPost, s.URL+"/api/v1/sessions", map[string]string{"X-Forwarded-For": xff}).Status
+		return MustLogin(t, s.URL, map[string]string{"X-Forwarded-For": xff}).Status
 	}
 
 	direct := MustLimitedServer(t, web.RateLimitOptions{})
 	for i := range 5 {
-		require.Equal(t, http.StatusNoContent, login(direct, "198.51.100."+strconv.Itoa(i)))
+		require.Equal(t, http.StatusCreated, login(direct, "198.51.100."+strconv.Itoa(i)))
 	}
 	assert.Equal(t, http.StatusTooManyRequests, login(direct, "198.51.100.99"), "a forged X-Forwarded-For is ignored")
 
@@ -223,16 +241,36 @@ func TestRateLimitClientAddress(t *testing.T) {
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 	})
 	for i := range 5 {
-		require.Equal(t, http.StatusNoContent, login(proxied, "2001:db8:1:2::"+strconv.Itoa(i+1)))
+		require.Equal(t, http.StatusCreated, login(proxied, "2001:db8:1:2::"+strconv.Itoa(i+1)))
 	}
 	assert.Equal(t, http.StatusTooManyRequests, login(proxied, "2001:db8:1:2:ffff::1"), "same /64, same bucket")
-	assert.Equal(t, http.StatusNoContent, login(proxied, "2001:db8:1:3::1"), "another /64")
-	assert.Equal(t, http.StatusNoContent, login(proxied, "203.0.113.9"), "another client behind the proxy")
+	assert.Equal(t, http.StatusCreated, login(proxied, "2001:db8:1:3::1"), "another /64")
+	assert.Equal(t, http.StatusCreated, login(proxied, "203.0.113.9"), "another client behind the proxy")
 	// A client cannot prepend its own entry: the right-most untrusted address counts.
 	for range 4 {
-		require.Equal(t, http.StatusNoContent, login(proxied, "203.0.113.9"))
+		require.Equal(t, http.StatusCreated, login(proxied, "203.0.113.9"))
 	}
 	assert.Equal(t, http.StatusTooManyRequests, login(proxied, "192.0.2.1, 203.0.113.9"))
+}
+
+// Authentication runs before the rate limits, so a verified bearer token
+// is what per-user buckets key on; a token that fails verification spends
+// nothing of anyone's allowance.
+func TestRateLimitKeysOnTheAuthenticatedUser(t *testing.T) {
+	s := MustLimitedServer(t, web.RateLimitOptions{})
+	token, _ := s.Identity.MustToken(t, "user")
+	me := s.URL + "/api/v1/users/me"
+	for i := range 3 {
+		r := MustCall(t, http.MethodGet, me, "", token)
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+		assert.Equal(t, strconv.Itoa(99-i), r.Header.Get("RateLimit-Remaining"), "read %d", i+1)
+	}
+	r := MustCall(t, http.MethodGet, me, "", "forged")
+	require.Equal(t, http.StatusUnauthorized, r.Status)
+	assert.Empty(t, r.Header.Get("RateLimit-Limit"))
+	other, _ := s.Identity.MustToken(t, "user")
+	r = MustCall(t, http.MethodGet, me, "", other)
+	assert.Equal(t, "99", r.Header.Get("RateLimit-Remaining"), "another user has a bucket of their own")
 }
 
 func TestWithPrincipalRoundTrips(t *testing.T) {

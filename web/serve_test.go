@@ -22,6 +22,7 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 		Logger:    slog.New(slog.DiscardHandler),
 		Registry:  prometheus.NewRegistry(),
 		Readiness: &fakeReadiness{},
+		Identity:  newFakeIdentity(t, &fakeClock{now: testEpoch}),
 		Routes: func(e *echo.Echo) {
 			e.GET("/test/block", func(c echo.Context) error {
 				close(entered)
@@ -81,6 +82,7 @@ func TestServeReportsListenerFailure(t *testing.T) {
 		Logger:    slog.New(slog.DiscardHandler),
 		Registry:  prometheus.NewRegistry(),
 		Readiness: &fakeReadiness{},
+		Identity:  newFakeIdentity(t, &fakeClock{now: testEpoch}),
 	})
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/web/api"
 	"github.com/labstack/echo/v4"
 )
@@ -31,6 +32,10 @@ type Server struct {
 	readiness       Readiness
 	readyPolicy     readinessPolicy
 	providers       providerCatalog
+	identity        identity.Service
+	permissions     operationPermissions
+	clientAddr      func(*http.Request) string
+	now             func() time.Time
 	routes          map[string]struct{}
 	shutdownTimeout time.Duration
 
@@ -46,6 +51,10 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	doc, specJSON, err := loadSpec(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	permissions, err := newOperationPermissions(doc)
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -69,6 +78,10 @@ func New(opts Options) (*Server, error) {
 		readiness:       opts.Readiness,
 		readyPolicy:     readinessPolicy{maxEvents: opts.MaxProjectionLag, maxAge: opts.MaxCheckpointAge},
 		providers:       providers,
+		identity:        opts.Identity,
+		permissions:     permissions,
+		clientAddr:      clientAddrFunc(opts.RateLimit.TrustedProxies),
+		now:             opts.Now,
 		shutdownTimeout: opts.ShutdownTimeout,
 	}
 
@@ -81,10 +94,12 @@ func New(opts Options) (*Server, error) {
 	// Pre-routing middleware wraps everything, 404 and 405 included; the
 	// order is outermost first.
 	e.Pre(traceRequests, s.observeRequests, s.recoverPanics)
-	// Rate limits run after routing (their policies are per route) and
-	// before the body is read or validated, so refused requests cost little
-	// and malformed ones still spend tokens. Authentication, once it exists,
-	// goes before them: per-user limits key on the Principal it sets.
+	// Authorization and rate limits run after routing (both are per
+	// route) and before the body is read or validated, so refused requests
+	// cost little and malformed ones still spend tokens. Authorization goes
+	// first: per-user limits key on the Principal it sets, and an anonymous
+	// caller of a protected route must not learn more than "401".
+	e.Use(s.authorize)
 	if s.rateLimits != nil {
 		e.Use(s.rateLimits.limitRates)
 	}
@@ -93,6 +108,7 @@ func New(opts Options) (*Server, error) {
 	api.RegisterHandlers(e, api.NewStrictHandler(&strictAPI{s: s}, nil))
 	e.GET("/metrics", echo.WrapHandler(metricsHandler(opts.Registry)))
 	registerDocs(e, specJSON)
+	s.registerPages(e)
 	if opts.Routes != nil {
 		opts.Routes(e)
 	}

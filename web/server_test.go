@@ -72,6 +72,9 @@ func MustServer(tb testing.TB, opts web.Options) *testServer {
 	if opts.Readiness == nil {
 		opts.Readiness = &fakeReadiness{}
 	}
+	if opts.Identity == nil {
+		opts.Identity = newFakeIdentity(tb, &fakeClock{now: testEpoch})
+	}
 	s, err := web.New(opts)
 	require.NoError(tb, err)
 	hs := httptest.NewServer(s.Handler())
@@ -149,11 +152,13 @@ func MustProblem(tb testing.TB, r response, status int, instance string) problem
 
 func TestNewRefusesMissingDependencies(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
-	full := web.Options{Logger: logger, Registry: prometheus.NewRegistry(), Readiness: &fakeReadiness{}}
+	full := web.Options{Logger: logger, Registry: prometheus.NewRegistry(), Readiness: &fakeReadiness{},
+		Identity: newFakeIdentity(t, &fakeClock{now: testEpoch})}
 	tests := map[string]func(o *web.Options){
 		"logger":       func(o *web.Options) { o.Logger = nil },
 		"registry":     func(o *web.Options) { o.Registry = nil },
 		"readiness":    func(o *web.Options) { o.Readiness = nil },
+		"identity":     func(o *web.Options) { o.Identity = nil },
 		"body limit":   func(o *web.Options) { o.MaxBodyBytes = -1 },
 		"dup provider": func(o *web.Options) { o.Providers = []web.ProviderInfo{{"a", "A", "none"}, {"a", "A", "none"}} },
 		"bad auth":     func(o *web.Options) { o.Providers = []web.ProviderInfo{{"a", "A", "password"}} },

@@ -31,10 +31,19 @@ func newSpecRoutes(doc *openapi3.T) specRoutes {
 // validationOptions collects every violation rather than the first, so a
 // client can fix a request in one round trip. Authentication is left to the
 // auth middleware, which knows sessions; the spec's security only documents.
+// The uuid format is checked here because kin-openapi checks no format by
+// default, and the generated binder that would catch a bad id afterwards
+// quotes the offending value in its error.
 var validationOptions = &openapi3filter.Options{
 	MultiError:         true,
 	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+	SchemaValidationOptions: []openapi3.SchemaValidationOption{
+		openapi3.WithStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(uuidPattern)),
+	},
 }
+
+// uuidPattern is the canonical hyphenated form of any UUID version.
+const uuidPattern = `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
 
 // validateRequests rejects requests that break the OpenAPI contract with a
 // 400 problem listing each bad field. Routes outside the document (pages,

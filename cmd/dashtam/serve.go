@@ -16,8 +16,12 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/dashtam/dashtam/adapters/authtoken"
+	"github.com/dashtam/dashtam/adapters/mail"
+	"github.com/dashtam/dashtam/adapters/password"
 	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/migrations"
 	"github.com/dashtam/dashtam/projections"
@@ -121,6 +125,10 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 	if s.limiter, err = ratelimit.New(s.pool); err != nil {
 		return err
 	}
+	ids, err := newIdentityService(cfg, s.store, s.pool, s.logger)
+	if err != nil {
+		return err
+	}
 	providers := make([]web.ProviderInfo, 0, len(cfg.Providers))
 	for _, slug := range cfg.Providers {
 		providers = append(providers, web.ProviderInfo{Slug: slug, Name: knownProviders[slug], AuthType: "oauth2"})
@@ -130,6 +138,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		Registry:  reg,
 		Readiness: readiness{pool: s.pool, manager: s.manager},
 		Providers: providers,
+		Identity:  ids,
 		RateLimit: web.RateLimitOptions{Limiter: s.limiter},
 	}); err != nil {
 		return err
@@ -140,6 +149,42 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 	s.logger.Info("dashtam listening", "addr", s.ln.Addr().String(), "public_url", cfg.PublicURL,
 		"providers", cfg.Providers)
 	return nil
+}
+
+// newIdentityService wires the identity use cases to their adapters; serve
+// and `users create` share it so both hash, sign and mail alike.
+func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.Pool, logger *slog.Logger) (*identity.Handler, error) {
+	hasher, err := password.New(password.OWASP)
+	if err != nil {
+		return nil, fmt.Errorf("password hasher: %w", err)
+	}
+	// The issuer is the public URL, so a token of another deployment that
+	// happens to share the secret is still refused.
+	access, err := authtoken.NewJWT(authtoken.JWTConfig{Secret: cfg.JWTSecret, Issuer: cfg.PublicURL})
+	if err != nil {
+		return nil, fmt.Errorf("DASHTAM_JWT_SECRET: %w", err)
+	}
+	mailer, err := mail.New(cfg.MailURL)
+	if err != nil {
+		return nil, fmt.Errorf("DASHTAM_MAIL_URL: %w", err)
+	}
+	h, err := identity.NewHandler(identity.Deps{
+		Store:     store,
+		Pool:      pool,
+		Hasher:    hasher,
+		Policy:    password.Policy{},
+		Access:    access,
+		Secrets:   authtoken.Opaque{},
+		Mailer:    mailer,
+		Now:       time.Now,
+		PublicURL: cfg.PublicURL,
+		AccessTTL: authtoken.DefaultTTL,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // Addr is the bound listen address (useful when configured with port 0).

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/migrations/testdb"
+)
+
+// identityClient talks JSON to a running server.
+type identityClient struct {
+	tb   testing.TB
+	base string
+}
+
+// reply is one decoded answer.
+type reply struct {
+	Status int
+	Header http.Header
+	Body   map[string]any
+	Raw    string
+}
+
+// Do sends method to path with body (marshalled unless nil) and token.
+func (c identityClient) Do(method, path string, body any, token string) reply {
+	c.tb.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(c.tb, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	require.NoError(c.tb, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(c.tb, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(c.tb, err)
+	r := reply{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
+	if len(raw) > 0 {
+		require.NoError(c.tb, json.Unmarshal(raw, &r.Body), "%s %s: %s", method, path, raw)
+	}
+	return r
+}
+
+// Want asserts the status and returns the reply for chaining.
+func (r reply) Want(tb testing.TB, status int, what string) reply {
+	tb.Helper()
+	require.Equal(tb, status, r.Status, "%s: %s", what, r.Raw)
+	return r
+}
+
+// Str returns a string member of the body.
+func (r reply) Str(name string) string {
+	s, _ := r.Body[name].(string)
+	return s
+}
+
+// tokenLink finds the token of a mailed link in a message body.
+var tokenLink = regexp.MustCompile(`token=([A-Za-z0-9_\-%.~]+)`)
+
+// mustMailToken returns the token of the newest link mailed to addr in dir
+// (the file:// outbox writes one .eml per message, names in send order).
+func mustMailToken(tb testing.TB, dir, addr string) string {
+	tb.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(tb, err)
+	var names []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".eml") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(names)))
+	for _, name := range names {
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(tb, err)
+		msg, err := mail.ReadMessage(bytes.NewReader(raw))
+		require.NoError(tb, err)
+		if !strings.Contains(msg.Header.Get("To"), addr) {
+			continue
+		}
+		text := mailText(tb, msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body)
+		m := tokenLink.FindStringSubmatch(text)
+		require.NotNil(tb, m, "no token link in the mail to %s: %s", addr, text)
+		token, err := url.QueryUnescape(m[1])
+		require.NoError(tb, err)
+		return token
+	}
+	tb.Fatalf("no mail to %s in %s (%d messages)", addr, dir, len(names))
+	return ""
+}
+
+// mailText decodes a message body, walking multipart alternatives.
+func mailText(tb testing.TB, contentType, encoding string, body io.Reader) string {
+	tb.Helper()
+	mediaType, params, err := mime.ParseMediaType(contentType)
+	if err == nil && strings.HasPrefix(mediaType, "multipart/") {
+		var out strings.Builder
+		mr := multipart.NewReader(body, params["boundary"])
+		for {
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				break
+			}
+			require.NoError(tb, err)
+			out.WriteString(mailText(tb, part.Header.Get("Content-Type"), part.Header.Get("Content-Transfer-Encoding"), part))
+		}
+		return out.String()
+	}
+	switch strings.ToLower(encoding) {
+	case "quoted-printable":
+		body = quotedprintable.NewReader(body)
+	case "base64":
+		body = base64.NewDecoder(base64.StdEncoding, body)
+	}
+	b, err := io.ReadAll(body)
+	require.NoError(tb, err)
+	return string(b)
+}
+
+// TestIdentityJourneyEndToEnd walks issue 3's journey against the real
+// server, database and file outbox: register, read the mail, verify, log
+// in, call /users/me, refresh, replay the old refresh token (the session is
+// revoked), log in again, log out; another user's session is 404; and the
+// first admin is bootstrapped with `users create`.
+func TestIdentityJourneyEndToEnd(t *testing.T) {
+	mailDir := t.TempDir()
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
+	env := map[string]string{
+		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
+		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+		"DASHTAM_MAIL_URL":       "file://" + mailDir,
+	}
+	getenv := func(k string) string { return env[k] }
+	var logs strings.Builder
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	app, err := openServer(ctx, o, getenv, &logs)
+	require.NoError(t, err)
+	defer app.Close()
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	c := identityClient{tb: t, base: "http://" + app.Addr()}
+	const password = "a long and unusual passphrase"
+
+	// Register and verify.
+	alice := "alice@example.com"
+	u := c.Do("POST", "/api/v1/users", map[string]string{"email": alice, "password": password}, "").Want(t, 201, "register")
+	assert.Equal(t, alice, u.Str("email"))
+	assert.Equal(t, false, u.Body["email_verified"])
+	assert.NotContains(t, u.Raw, password)
+	c.Do("POST", "/api/v1/users", map[string]string{"email": alice, "password": password}, "").Want(t, 409, "duplicate email")
+
+	p := c.Do("POST", "/api/v1/sessions", map[string]string{"email": alice, "password": password}, "").Want(t, 403, "login before verification")
+	assert.Equal(t, "email_not_verified", p.Str("code"))
+
+	verification := mustMailToken(t, mailDir, alice)
+	c.Do("POST", "/api/v1/email-verifications", map[string]string{"token": verification}, "").Want(t, 204, "verify")
+	c.Do("POST", "/api/v1/email-verifications", map[string]string{"token": verification}, "").Want(t, 400, "verify twice")
+
+	// Log in, use the token, refresh.
+	login := c.Do("POST", "/api/v1/sessions", map[string]string{"email": alice, "password": password}, "").Want(t, 201, "login")
+	assert.Equal(t, "Bearer", login.Str("token_type"))
+	assert.Equal(t, "no-store", login.Header.Get("Cache-Control"))
+	access1, refresh1, session1 := login.Str("access_token"), login.Str("refresh_token"), login.Str("session_id")
+	me := c.Do("GET", "/api/v1/users/me", nil, access1).Want(t, 200, "me")
+	assert.Equal(t, alice, me.Str("email"))
+	assert.Equal(t, true, me.Body["email_verified"])
+	assert.Equal(t, []any{"user"}, me.Body["roles"])
+	assert.NotContains(t, me.Raw, "hash")
+
+	refreshed := c.Do("POST", "/api/v1/tokens", map[string]string{"refresh_token": refresh1}, "").Want(t, 200, "refresh")
+	access2 := refreshed.Str("access_token")
+	assert.Equal(t, session1, refreshed.Str("session_id"), "a refresh keeps the session")
+	assert.NotEqual(t, refresh1, refreshed.Str("refresh_token"))
+	c.Do("GET", "/api/v1/users/me", nil, access2).Want(t, 200, "me with the refreshed token")
+
+	// Theft detection: the spent refresh token revokes the whole session.
+	c.Do("POST", "/api/v1/tokens", map[string]string{"refresh_token": refresh1}, "").Want(t, 401, "old refresh token again")
+	c.Do("GET", "/api/v1/users/me", nil, access2).Want(t, 401, "the session is revoked at once")
+	c.Do("POST", "/api/v1/tokens", map[string]string{"refresh_token": refreshed.Str("refresh_token")}, "").Want(t, 401, "and its newest refresh token too")
+
+	// Log in again; another user's session is 404, exactly as a missing one.
+	again := c.Do("POST", "/api/v1/sessions", map[string]string{"email": alice, "password": password}, "").Want(t, 201, "login again")
+	access3, session3 := again.Str("access_token"), again.Str("session_id")
+	sessions := c.Do("GET", "/api/v1/sessions", nil, access3).Want(t, 200, "list sessions")
+	assert.Contains(t, sessions.Raw, session3)
+	assert.NotContains(t, sessions.Raw, again.Str("refresh_token"))
+	c.Do("GET", "/api/v1/sessions/"+session3, nil, access3).Want(t, 200, "own session")
+
+	bob := "bob@example.com"
+	c.Do("POST", "/api/v1/users", map[string]string{"email": bob, "password": password}, "").Want(t, 201, "register bob")
+	// Bob uses the page the mailed link opens rather than the API.
+	bobToken := mustMailToken(t, mailDir, bob)
+	page, err := http.Get(c.base + "/verify-email?token=" + url.QueryEscape(bobToken))
+	require.NoError(t, err)
+	page.Body.Close()
+	require.Equal(t, http.StatusOK, page.StatusCode)
+	page, err = http.PostForm(c.base+"/verify-email", url.Values{"token": {bobToken}})
+	require.NoError(t, err)
+	page.Body.Close()
+	require.Equal(t, http.StatusOK, page.StatusCode, "verify bob through the page")
+	bobLogin := c.Do("POST", "/api/v1/sessions", map[string]string{"email": bob, "password": password}, "").Want(t, 201, "bob logs in")
+	bobAccess := bobLogin.Str("access_token")
+	missing := c.Do("GET", "/api/v1/sessions/00000000-0000-4000-8000-000000000000", nil, bobAccess).Want(t, 404, "a missing session")
+	other := c.Do("GET", "/api/v1/sessions/"+session3, nil, bobAccess).Want(t, 404, "alice's session as bob")
+	assert.Equal(t, missing.Str("detail"), other.Str("detail"))
+	c.Do("DELETE", "/api/v1/sessions/"+session3, nil, bobAccess).Want(t, 404, "bob cannot end alice's session")
+	c.Do("GET", "/api/v1/admin/security/config", nil, bobAccess).Want(t, 403, "a user is no admin")
+
+	// Log out.
+	c.Do("DELETE", "/api/v1/sessions/current", nil, access3).Want(t, 204, "logout")
+	c.Do("GET", "/api/v1/users/me", nil, access3).Want(t, 401, "me after logout")
+
+	// Bootstrap an admin from the command line, against the same database;
+	// the CLI reads the process environment, as an operator's shell has it.
+	for _, k := range []string{"DASHTAM_ENCRYPTION_KEY", "DASHTAM_JWT_SECRET", "DASHTAM_MAIL_URL"} {
+		t.Setenv(k, env[k])
+	}
+	code, stdout, stderr := runWithStdin(t, password+"\n", "users", "create", "--email", "root@example.com",
+		"--role", "admin", "--verified", "--database-url", o.databaseURL, "--data-dir", o.dataDir)
+	require.Equal(t, 0, code, "users create: %s", stderr)
+	assert.Contains(t, stdout, "<root@example.com> role=admin verified=true")
+	assert.NotContains(t, stdout+stderr, password)
+	admin := c.Do("POST", "/api/v1/sessions", map[string]string{"email": "root@example.com", "password": password}, "").Want(t, 201, "admin logs in")
+	cfg := c.Do("GET", "/api/v1/admin/security/config", nil, admin.Str("access_token")).Want(t, 200, "security config")
+	assert.Contains(t, cfg.Body, "global_token_version")
+
+	cancel()
+	require.NoError(t, <-done)
+	for _, secret := range []string{password, refresh1, access1, verification} {
+		assert.NotContains(t, logs.String(), secret, "no secret in the logs")
+	}
+}

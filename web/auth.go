@@ -1,0 +1,176 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/dashtam/dashtam/aggregates/user"
+	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/commands/identity"
+)
+
+// maxBearerLength bounds the Authorization header's token: an access JWT is
+// a few hundred bytes, and nothing longer deserves a signature check.
+const maxBearerLength = 4096
+
+// identityKey keys the verified identity.Principal in a request context;
+// web.Principal carries only what the rate limiter needs.
+type identityKey struct{}
+
+// requestContextKey keys the identity.RequestContext of a request.
+type requestContextKey struct{}
+
+// identityPrincipal returns the caller the auth middleware verified.
+func identityPrincipal(ctx context.Context) (identity.Principal, bool) {
+	p, ok := ctx.Value(identityKey{}).(identity.Principal)
+	return p, ok
+}
+
+// callerOf returns the verified caller, or an internal error: a handler of a
+// protected operation that runs without one means the middleware is
+// misconfigured, and failing closed is the only safe answer.
+func callerOf(ctx context.Context) (identity.Principal, error) {
+	p, ok := identityPrincipal(ctx)
+	if !ok {
+		return identity.Principal{}, errors.New("no verified principal in the request context")
+	}
+	return p, nil
+}
+
+// requestContextOf returns who asked and from where, for event metadata.
+func requestContextOf(ctx context.Context) identity.RequestContext {
+	rc, _ := ctx.Value(requestContextKey{}).(identity.RequestContext)
+	return rc
+}
+
+// authorize is the one place permissions are enforced. For each operation
+// of the OpenAPI document it reads the declared permission: public ones
+// pass (a token sent along is ignored, so a stale one cannot break login);
+// others need a bearer token the identity service accepts (else 401) and a
+// role granting the permission (else 403, recorded on the caller's stream).
+// It runs before the rate limits, whose per-user buckets key on the
+// Principal it sets. Routes outside the document pass untouched.
+func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		perm, inSpec := s.permissions[r.Method+" "+c.Path()]
+		if !inSpec {
+			return next(c)
+		}
+		ctx := r.Context()
+		rc := s.requestContext(r)
+		ctx = context.WithValue(ctx, requestContextKey{}, rc)
+		if strings.HasPrefix(c.Path(), "/api/v1/") {
+			// Answers about users, sessions and money must not sit in shared caches.
+			c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+		}
+		if perm == "" {
+			c.SetRequest(r.WithContext(ctx))
+			return next(c)
+		}
+
+		token, err := bearerToken(r.Header.Get(echo.HeaderAuthorization))
+		if err != nil {
+			return err
+		}
+		p, err := s.identity.Authenticate(ctx, token)
+		if err != nil {
+			return authenticationError(err)
+		}
+		ctx = WithPrincipal(ctx, Principal{UserID: p.UserID.String()})
+		ctx = context.WithValue(ctx, identityKey{}, p)
+		c.SetRequest(r.WithContext(ctx))
+
+		if !user.HasPermission(p.Roles, perm) {
+			// Recorded even if the client hangs up at once: a probe that
+			// disconnects early must still leave its trace.
+			if err := s.identity.RecordAccessDenied(context.WithoutCancel(ctx), p, perm, rc); err != nil {
+				// The refusal stands either way; a lost audit event is
+				// logged loudly rather than turned into a 500.
+				s.log.ErrorContext(ctx, "record access denied failed",
+					"trace_id", rc.TraceID, "permission", string(perm), "error", err.Error())
+			}
+			return Errorf(CodeForbidden, "your role does not allow this operation (needs %s)", perm)
+		}
+		return next(c)
+	}
+}
+
+// requestContext is who sent r and from where, for event metadata; the
+// address is found as the rate limiter finds it, so both agree.
+func (s *Server) requestContext(r *http.Request) identity.RequestContext {
+	rc := identity.RequestContext{UserAgent: r.UserAgent(), TraceID: TraceID(r.Context())}
+	if addr, err := netip.ParseAddr(s.clientAddr(r)); err == nil {
+		rc.IP = addr.Unmap()
+	}
+	return rc
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer" header;
+// the scheme is case-insensitive (RFC 9110 §11.1).
+func bearerToken(header string) (string, error) {
+	if header == "" {
+		return "", unauthorized("a bearer token is required", "")
+	}
+	scheme, token, ok := strings.Cut(header, " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", unauthorized("the Authorization header must be \"Bearer <token>\"", "invalid_request")
+	}
+	if len(token) > maxBearerLength {
+		return "", unauthorized("the access token is invalid", "invalid_token")
+	}
+	return token, nil
+}
+
+// authenticationError turns a refusal of Authenticate into a 401; any
+// other failure (the database is down) stays what it is, so an outage is a
+// 5xx rather than a wave of clients told to log in again.
+func authenticationError(err error) error {
+	switch {
+	case errors.Is(err, commands.ErrTokenExpired):
+		return unauthorizedErr("the access token expired; refresh it", err)
+	case errors.Is(err, commands.ErrTokenInvalid):
+		return unauthorizedErr("the access token is invalid", err)
+	case errors.Is(err, identity.ErrSessionRevoked):
+		return unauthorizedErr("the session of the access token has ended", err)
+	}
+	return err
+}
+
+// unauthenticated maps err to the 401 the auth middleware would answer.
+func unauthenticated(target error) errorMapping {
+	return func(err error) (*Error, bool) {
+		if !errors.Is(err, target) {
+			return nil, false
+		}
+		e, _ := authenticationError(err).(*Error)
+		return e, e != nil
+	}
+}
+
+// unauthorizedErr is a 401 for a token that was presented and refused.
+func unauthorizedErr(detail string, cause error) *Error {
+	e := unauthorized(detail, "invalid_token")
+	e.Err = cause
+	return e
+}
+
+// unauthorized builds a 401 with the RFC 6750 challenge; oauthError is
+// empty when no token was sent at all, as §3.1 asks.
+func unauthorized(detail, oauthError string) *Error {
+	challenge := `Bearer realm="dashtam"`
+	if oauthError != "" {
+		challenge += `, error="` + oauthError + `"`
+	}
+	return &Error{
+		Code:   CodeUnauthorized,
+		Detail: detail,
+		header: http.Header{echo.HeaderWWWAuthenticate: {challenge}},
+	}
+}
