@@ -491,8 +491,17 @@ func runAuditVerify(ctx context.Context, store *eventstore.Store, stdout, stderr
 	if !checked {
 		heads = "stream heads not checked: the streams read model does not exist yet"
 	}
-	_, err = fmt.Fprintf(stdout, "verified %d events in %d streams: all chains intact; %s\n", rep.Events, rep.Streams, heads)
+	_, err = fmt.Fprintf(stdout, "verified %s in %s: all chains intact; %s\n",
+		plural(rep.Events, "event"), plural(rep.Streams, "stream"), heads)
 	return err
+}
+
+// plural renders a count with its noun, "1 stream" or "3 streams".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.FormatInt(n, 10) + " " + noun + "s"
 }
 
 // newAuditProgressBar draws on w when it is a terminal and is invisible
