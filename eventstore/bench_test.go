@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -22,18 +23,18 @@ const (
 	batchAppends       = 640    // 40 batches of 100 events per writer
 )
 
-// runWriters runs total operations split over benchWriters goroutines, each
+// runWriters runs total operations split over writers goroutines, each
 // calling op(writer, i) for its share, and returns the wall time taken.
-func runWriters(b *testing.B, total int, op func(w, i int) error) time.Duration {
+func runWriters(b *testing.B, writers, total int, op func(w, i int) error) time.Duration {
 	b.Helper()
-	per := total / benchWriters
+	per := total / writers
 	if per == 0 {
 		per = 1
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, benchWriters)
+	errs := make(chan error, writers)
 	start := time.Now()
-	for w := 0; w < benchWriters; w++ {
+	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -85,7 +86,7 @@ func BenchmarkAppendSingleEvent(b *testing.B) {
 	for i := range baseStreams {
 		baseStreams[i] = uuid.New()
 	}
-	baseline := runWriters(b, total, func(w, i int) error {
+	baseline := runWriters(b, benchWriters, total, func(w, i int) error {
 		_, err := basePool.Exec(ctx, `INSERT INTO events (stream_type, stream_id, version, event_id, event_type,
 			schema_version, payload, metadata, recorded_at, prev_hash, hash)
 			VALUES ('account', $1, $2, $3, 'CounterIncremented', 1, $4, '{}', $5, $6, $6)`,
@@ -102,7 +103,7 @@ func BenchmarkAppendSingleEvent(b *testing.B) {
 		streams[i] = newStream(eventstore.StreamAccount)
 	}
 	b.ResetTimer()
-	appendTime := runWriters(b, total, func(w, i int) error {
+	appendTime := runWriters(b, benchWriters, total, func(w, i int) error {
 		_, err := s.Append(ctx, streams[w], int64(i), benchPayload)
 		return err
 	})
@@ -115,15 +116,22 @@ func BenchmarkAppendSingleEvent(b *testing.B) {
 }
 
 // BenchmarkAppendBatch100 measures Append with 100 events per transaction,
-// next to a baseline of one multi-row INSERT of the same 100 rows.
+// next to a baseline of one multi-row INSERT of the same 100 rows, at several
+// writer counts: on two cores, fewer writers than 16 avoid context switches.
 func BenchmarkAppendBatch100(b *testing.B) {
+	for _, writers := range []int{2, 4, 16} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) { benchAppendBatch(b, writers) })
+	}
+}
+
+func benchAppendBatch(b *testing.B, writers int) {
 	const batch = 100
 	ctx := context.Background()
 	batches := batchAppends * b.N
 	payload, _ := json.Marshal(benchPayload)
 
 	basePool := benchPool(b)
-	baseline := runWriters(b, batches, func(w, i int) error {
+	baseline := runWriters(b, writers, batches, func(w, i int) error {
 		ids := make([]uuid.UUID, batch)
 		versions := make([]int64, batch)
 		payloads := make([]string, batch)
@@ -151,12 +159,12 @@ func BenchmarkAppendBatch100(b *testing.B) {
 		events[i] = benchPayload
 	}
 	b.ResetTimer()
-	appendTime := runWriters(b, batches, func(w, i int) error {
+	appendTime := runWriters(b, writers, batches, func(w, i int) error {
 		_, err := s.Append(ctx, newStream(eventstore.StreamAccount), 0, events...)
 		return err
 	})
 	b.StopTimer()
-	done := float64(batches / benchWriters * benchWriters * batch)
+	done := float64(batches / writers * writers * batch)
 	rate, baseRate := done/appendTime.Seconds(), done/baseline.Seconds()
 	b.ReportMetric(rate, "events/s")
 	b.ReportMetric(baseRate, "baseline-insert-events/s")
