@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestProjectionsCommand drives list, status and rebuild over a small log,
+// and checks that bad invocations are usage errors.
+func TestProjectionsCommand(t *testing.T) {
+	t.Parallel()
+	l := newAuditLog(t)
+	db := []string{"--database-url", l.url}
+
+	code, out, errOut := runAuditCLI(t, append(db, "projections", "list")...)
+	require.Equal(t, 0, code, errOut)
+	for _, name := range []string{"streams", "event_type_counts"} {
+		assert.Contains(t, out, name)
+	}
+
+	code, out, errOut = runAuditCLI(t, append(db, "projections", "rebuild", "--all")...)
+	require.Equal(t, 0, code, "stdout %q stderr %q", out, errOut)
+
+	code, out, errOut = runAuditCLI(t, append(db, "projections", "status")...)
+	require.Equal(t, 0, code, errOut)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		fields := strings.Fields(line)
+		require.GreaterOrEqual(t, len(fields), 4, line)
+		assert.Equal(t, "5", fields[2], "every projector applied the whole log: %s", line)
+		assert.Equal(t, "0", fields[3], "and is not behind: %s", line)
+	}
+
+	// The rebuilt read model answers like the log: one row per stream.
+	pool, err := pgxpool.New(context.Background(), l.url)
+	require.NoError(t, err)
+	defer pool.Close()
+	var rows, streams int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM streams),
+		(SELECT count(DISTINCT stream_id) FROM events)`).Scan(&rows, &streams))
+	assert.Equal(t, streams, rows)
+
+	for _, args := range [][]string{
+		{"projections", "rebuild"},
+		{"projections", "rebuild", "no_such_projector"},
+		{"projections", "rebuild", "--all", "streams"},
+		{"projections", "list", "extra"},
+	} {
+		code, _, errOut := runAuditCLI(t, append(db, args...)...)
+		assert.Equal(t, 2, code, "%v: %s", args, errOut)
+	}
+}
