@@ -138,12 +138,26 @@ func (f *fakeIdentity) Login(_ context.Context, in identity.LoginInput) (identit
 	return f.tokens(uuid.New())
 }
 
-// Refresh answers new tokens for any refresh token not set to fail.
-func (f *fakeIdentity) Refresh(_ context.Context, refreshToken string, _ identity.RequestContext) (identity.Tokens, error) {
+// Refresh answers new tokens for any refresh token not set to fail, after
+// asking admit about the token's user, as the real service does once it has
+// looked the token up.
+func (f *fakeIdentity) Refresh(ctx context.Context, refreshToken string, _ identity.RequestContext, admit identity.Admit) (identity.Tokens, error) {
 	if err := f.failure(refreshToken); err != nil {
 		return identity.Tokens{}, err
 	}
+	if admit != nil {
+		if err := admit(ctx, refreshTokenUser(refreshToken)); err != nil {
+			return identity.Tokens{}, err
+		}
+	}
 	return f.tokens(uuid.New())
+}
+
+// refreshTokenUser is the user the fake takes a refresh token to belong to:
+// a fixed function of the token, so one token stands for one user however
+// often it is presented (the fake never spends tokens).
+func refreshTokenUser(refreshToken string) uuid.UUID {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("refresh:"+refreshToken))
 }
 
 // Authenticate verifies the JWT for real, then checks revocation and version.

@@ -11,12 +11,13 @@ import (
 	"github.com/dashtam/dashtam/commands/identity"
 )
 
-// Paths of the pages the identity mails link to (commands/identity builds
-// the links as <public URL><path>?token=...). They live outside /api/v1: a
-// person opens them in a browser, and no script is needed to use them.
+// Paths of the pages the identity mails link to: commands/identity builds
+// the links as <public URL><path>?token=... and owns the paths, so the two
+// cannot drift apart. They live outside /api/v1: a person opens them in a
+// browser, and no script is needed to use them.
 const (
-	verifyEmailPagePath   = "/verify-email"
-	resetPasswordPagePath = "/reset-password"
+	verifyEmailPagePath   = identity.VerifyEmailPath
+	resetPasswordPagePath = identity.ResetPasswordPath
 )
 
 // pageTemplate renders every identity page; html/template escapes the

@@ -62,3 +62,12 @@ func TestResetPasswordPage(t *testing.T) {
 	assertPage(t, MustPostForm(t, s.URL+"/reset-password", url.Values{"token": {"abc"}, "password": {"correct horse battery"}}),
 		http.StatusOK, "Password changed")
 }
+
+// The mails link to the paths commands/identity declares; the pages must be
+// served on exactly those, or every mailed link is a 404.
+func TestPagesAreServedOnTheMailedLinkPaths(t *testing.T) {
+	s := MustIdentityServer(t)
+	for _, path := range []string{identity.VerifyEmailPath, identity.ResetPasswordPath} {
+		assertPage(t, MustGet(t, s.URL+path+"?token=abc"), http.StatusOK, `action="`+path+`"`, `value="abc"`)
+	}
+}

@@ -12,10 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dashtam/dashtam/adapters/ratelimit"
+	"github.com/dashtam/dashtam/commands/identity"
 )
 
 // rateLimitTimeout bounds one limiter check. The limiter fails open, and a
@@ -101,6 +103,22 @@ type rateLimits struct {
 	failures *prometheus.CounterVec
 	// routes maps "METHOD /echo/path" to the policies specific to that route.
 	routes map[string][]rateRule
+	// afterLookup maps "METHOD /echo/path" to a per-user policy of a route
+	// whose user only the identity service can tell (from a credential in
+	// the body); it is charged through the identity.Admit the route's
+	// handler hands to the service.
+	afterLookup map[string]ratelimit.Policy
+}
+
+// admitKey keys a request's identity.Admit in its context.
+type admitKey struct{}
+
+// admitFrom returns the admission check limitRates attached to the request
+// ctx belongs to, or nil (admit everyone) when its route has none or rate
+// limiting is off.
+func admitFrom(ctx context.Context) identity.Admit {
+	a, _ := ctx.Value(admitKey{}).(identity.Admit)
+	return a
 }
 
 // newRateLimits registers the rate-limit metrics on reg; it returns nil
@@ -136,12 +154,14 @@ func newRateLimits(opts RateLimitOptions, reg prometheus.Registerer, log *slog.L
 		"POST /api/v1/sessions":              {{ratelimit.Login, rl.byIP}},
 		"POST /api/v1/users":                 {{ratelimit.Register, rl.byIP}},
 		"POST /api/v1/password-reset-tokens": {{ratelimit.PasswordReset, rl.byIP}},
-		// POST /tokens is public (the refresh token is the credential), so
-		// this applies once whatever verifies the refresh token has set the
-		// Principal; until then the route is unlimited by it.
-		"POST /api/v1/tokens":                {{ratelimit.TokenRefresh, byPrincipal}},
 		"POST /api/v1/connections":           {{ratelimit.ProviderConnect, byPrincipal}},
 		"POST /api/v1/connections/:id/syncs": {{ratelimit.Sync, byPrincipalAndParam("id")}},
+	}
+	rl.afterLookup = map[string]ratelimit.Policy{
+		// POST /tokens is public: the refresh token in the body is the
+		// credential, and only the identity service's lookup of it names
+		// the user. That lookup asks the admission check this route gets.
+		"POST /api/v1/tokens": ratelimit.TokenRefresh,
 	}
 	return rl, nil
 }
@@ -169,6 +189,10 @@ func (rl *rateLimits) rules(c echo.Context) []rateRule {
 // tokens too.
 func (rl *rateLimits) limitRates(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if p, ok := rl.afterLookup[c.Request().Method+" "+c.Path()]; ok {
+			r := c.Request()
+			c.SetRequest(r.WithContext(context.WithValue(r.Context(), admitKey{}, rl.admitUser(c, p))))
+		}
 		var (
 			tightest ratelimit.Decision
 			found    bool
@@ -183,11 +207,7 @@ func (rl *rateLimits) limitRates(next echo.HandlerFunc) echo.HandlerFunc {
 				continue
 			}
 			if !d.Allowed {
-				rl.denied.WithLabelValues(rule.policy.Name).Inc()
-				setRateLimitHeaders(c.Response().Header(), d)
-				// At least 1: "Retry-After: 0" invites an immediate retry loop.
-				c.Response().Header().Set(headerRetryAfter, strconv.FormatInt(ceilSeconds(d.RetryAfter, 1), 10))
-				return Errorf(CodeRateLimited, "too many requests; retry in %d seconds", ceilSeconds(d.RetryAfter, 1))
+				return rl.deny(c, rule.policy, d)
 			}
 			if !found || d.Remaining < tightest.Remaining {
 				tightest, found = d, true
@@ -198,6 +218,35 @@ func (rl *rateLimits) limitRates(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// admitUser returns the identity.Admit that charges policy p under the
+// user the identity service names, with the same 429 problem and headers as
+// the route rules; a store failure admits, as it does for them. The
+// headers of an admitted request are set here, as no route rule of the
+// public routes it serves has a bucket to report.
+func (rl *rateLimits) admitUser(c echo.Context, p ratelimit.Policy) identity.Admit {
+	return func(ctx context.Context, userID uuid.UUID) error {
+		d, ok := rl.check(ctx, p, userID.String())
+		if !ok {
+			return nil
+		}
+		if !d.Allowed {
+			return rl.deny(c, p, d)
+		}
+		setRateLimitHeaders(c.Response().Header(), d)
+		return nil
+	}
+}
+
+// deny counts a refusal under policy p and answers it: the exhausted
+// bucket's headers, Retry-After, and the 429 problem.
+func (rl *rateLimits) deny(c echo.Context, p ratelimit.Policy, d ratelimit.Decision) error {
+	rl.denied.WithLabelValues(p.Name).Inc()
+	setRateLimitHeaders(c.Response().Header(), d)
+	// At least 1: "Retry-After: 0" invites an immediate retry loop.
+	c.Response().Header().Set(headerRetryAfter, strconv.FormatInt(ceilSeconds(d.RetryAfter, 1), 10))
+	return Errorf(CodeRateLimited, "too many requests; retry in %d seconds", ceilSeconds(d.RetryAfter, 1))
 }
 
 // check asks the limiter about one policy; ok is false when the store

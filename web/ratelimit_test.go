@@ -194,6 +194,55 @@ func TestRateLimitFailsOpenWhenTheStoreFails(t *testing.T) {
 	assert.Contains(t, s.Logs.String(), `"policy":"login"`)
 }
 
+// MustRefresh posts refreshToken to the real refresh route.
+func MustRefresh(tb testing.TB, baseURL, refreshToken string) response {
+	tb.Helper()
+	return MustCall(tb, http.MethodPost, baseURL+"/api/v1/tokens", `{"refresh_token":"`+refreshToken+`"}`, "")
+}
+
+// The refresh route is public, so its per-user limit is charged by the
+// identity service once the token has named its user, and answers exactly
+// as the route rules do: headers on every refresh, a 429 problem with
+// Retry-After on the 11th within a minute, and other users unaffected.
+func TestEleventhRefreshOfOneUserWithinAMinuteIsRefused(t *testing.T) {
+	s := MustLimitedServer(t, web.RateLimitOptions{})
+	for i := range 10 {
+		r := MustRefresh(t, s.URL, "ada-refresh")
+		require.Equal(t, http.StatusOK, r.Status, "refresh %d: %s", i+1, r.Body)
+		// One token spent per refresh, 6 s each to come back, and the clock
+		// stands still: the bucket lacks i+1 tokens.
+		assertRateHeaders(t, r.Header, 10, 9-i, 6*(i+1), "refresh "+strconv.Itoa(i+1))
+	}
+
+	r := MustRefresh(t, s.URL, "ada-refresh")
+	p := MustProblem(t, r, http.StatusTooManyRequests, "/api/v1/tokens")
+	assert.Equal(t, "rate_limited", p.Code)
+	assert.Equal(t, "6", r.Header.Get("Retry-After"))
+	assert.Equal(t, "too many requests; retry in 6 seconds", p.Detail)
+	assertRateHeaders(t, r.Header, 10, 0, 60, "refused refresh")
+	assert.Equal(t, 1.0, counter(t, s.Registry, "dashtam_rate_limit_denied_total", "token_refresh"))
+
+	assert.Equal(t, http.StatusOK, MustRefresh(t, s.URL, "bob-refresh").Status, "another user has a bucket of their own")
+	s.Clock.Advance(6 * time.Second)
+	assert.Equal(t, http.StatusOK, MustRefresh(t, s.URL, "ada-refresh").Status, "a token is back after Retry-After")
+}
+
+func TestRefreshRateLimitFailsOpenWhenTheStoreFails(t *testing.T) {
+	pool := testdb.New(t)
+	l, err := ratelimit.New(pool)
+	require.NoError(t, err)
+	pool.Close()
+	s := MustLimitedServer(t, web.RateLimitOptions{Limiter: l})
+
+	for i := range 12 {
+		r := MustRefresh(t, s.URL, "ada-refresh")
+		require.Equal(t, http.StatusOK, r.Status, "refresh %d passes", i+1)
+		assert.Empty(t, r.Header.Get("RateLimit-Limit"))
+	}
+	assert.Equal(t, 12.0, counter(t, s.Registry, "dashtam_rate_limit_errors_total", "token_refresh"))
+	assert.Contains(t, s.Logs.String(), `"policy":"token_refresh"`)
+}
+
 // Per-user limits apply only to requests with a verified Principal; the
 // sync policy is per user and connection, and its headers win over the
 // roomier general write allowance charged alongside.

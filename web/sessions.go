@@ -22,9 +22,11 @@ func (h *strictAPI) Login(ctx context.Context, req api.LoginRequestObject) (api.
 	return api.Login201JSONResponse(tokensJSON(t)), nil
 }
 
-// RefreshTokens rotates a refresh token.
+// RefreshTokens rotates a refresh token. The per-user refresh limit is
+// charged by the service through the admission check the rate limits
+// attached, once the token has named its user.
 func (h *strictAPI) RefreshTokens(ctx context.Context, req api.RefreshTokensRequestObject) (api.RefreshTokensResponseObject, error) {
-	t, err := h.s.identity.Refresh(ctx, req.Body.RefreshToken, requestContextOf(ctx))
+	t, err := h.s.identity.Refresh(ctx, req.Body.RefreshToken, requestContextOf(ctx), admitFrom(ctx))
 	if err != nil {
 		return nil, err
 	}

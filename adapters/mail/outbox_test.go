@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dashtam/dashtam/adapters/mail"
+	"github.com/dashtam/dashtam/adapters/mail/mailtest"
 	"github.com/dashtam/dashtam/commands"
 )
 
@@ -65,14 +66,14 @@ func TestOutboxWritesOneParseableFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := MustParseMessage(t, raw)
+	p := mailtest.Parse(t, raw)
 	if from := p.Header.Get("From"); from != `"Dashtam" <no-reply@localhost>` && from != "Dashtam <no-reply@localhost>" {
 		t.Errorf("From = %q, want the default sender", from)
 	}
 	if to, err := p.Header.AddressList("To"); err != nil || len(to) != 1 || to[0].Address != "alice@example.com" || to[0].Name != "Alice Example" {
 		t.Errorf("To = %v (%v)", to, err)
 	}
-	if s := decodeHeader(t, p.Header.Get("Subject")); s != verificationMessage().Subject {
+	if s := p.Subject; s != verificationMessage().Subject {
 		t.Errorf("Subject = %q", s)
 	}
 	if v := p.Header.Get("X-Dashtam-Trace-Id"); v != "trace-42" {
@@ -114,7 +115,7 @@ func TestOutboxTextOnlyAndCustomFrom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := MustParseMessage(t, raw)
+	p := mailtest.Parse(t, raw)
 	if from, err := p.Header.AddressList("From"); err != nil || from[0].Address != "support@dashtam.test" {
 		t.Errorf("From = %v (%v)", from, err)
 	}
@@ -141,7 +142,7 @@ func TestOutboxSequentialNamesSortInSendOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		to, err := MustParseMessage(t, raw).Header.AddressList("To")
+		to, err := mailtest.Parse(t, raw).Header.AddressList("To")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +197,7 @@ func TestOutboxConcurrentSendsNeverExposePartialFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p := MustParseMessage(t, raw); !strings.HasSuffix(strings.TrimRight(p.Text, "\n"), "END-OF-MESSAGE") {
+			if p := mailtest.Parse(t, raw); !strings.HasSuffix(strings.TrimRight(p.Text, "\n"), "END-OF-MESSAGE") {
 				t.Fatalf("%s is visible but incomplete (%d bytes)", f, len(raw))
 			}
 			checked[f] = true
@@ -216,7 +217,7 @@ func TestOutboxConcurrentSendsNeverExposePartialFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		to, err := MustParseMessage(t, raw).Header.AddressList("To")
+		to, err := mailtest.Parse(t, raw).Header.AddressList("To")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dashtam/dashtam/adapters/mail"
+	"github.com/dashtam/dashtam/adapters/mail/mailtest"
 	"github.com/dashtam/dashtam/commands"
 )
 
@@ -78,8 +79,8 @@ func TestSMTPSendAuthenticatesAndDelivers(t *testing.T) {
 	if len(got.To) != 1 || got.To[0] != "alice@example.com" {
 		t.Errorf("RCPT TO = %q, want [alice@example.com]", got.To)
 	}
-	p := MustParseMessage(t, got.Data)
-	if s := decodeHeader(t, p.Header.Get("Subject")); s != "Vérifiez your Dashtam e-mail" {
+	p := mailtest.Parse(t, got.Data)
+	if s := p.Subject; s != "Vérifiez your Dashtam e-mail" {
 		t.Errorf("Subject = %q", s)
 	}
 	if to, err := p.Header.AddressList("To"); err != nil || len(to) != 1 || to[0].Address != "alice@example.com" {

@@ -3,25 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net/http"
-	"net/mail"
 	"net/url"
-	"os"
-	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dashtam/dashtam/adapters/mail/mailtest"
+	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/migrations/testdb"
 )
 
@@ -82,67 +75,18 @@ func (r reply) Str(name string) string {
 	return s
 }
 
-// tokenLink finds the token of a mailed link in a message body.
-var tokenLink = regexp.MustCompile(`token=([A-Za-z0-9_\-%.~]+)`)
-
-// mustMailToken returns the token of the newest link mailed to addr in dir
-// (the file:// outbox writes one .eml per message, names in send order).
-func mustMailToken(tb testing.TB, dir, addr string) string {
+// mustMailToken returns the token of the link to path in the newest mail
+// to addr in the file:// outbox dir.
+func mustMailToken(tb testing.TB, dir, addr, path string) string {
 	tb.Helper()
-	entries, err := os.ReadDir(dir)
-	require.NoError(tb, err)
-	var names []string
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".eml") {
-			names = append(names, e.Name())
+	msgs := mailtest.ReadOutbox(tb, dir)
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if strings.Contains(msgs[i].To, addr) {
+			return mailtest.LinkToken(tb, msgs[i].Text, path)
 		}
 	}
-	sort.Sort(sort.Reverse(sort.StringSlice(names)))
-	for _, name := range names {
-		raw, err := os.ReadFile(filepath.Join(dir, name))
-		require.NoError(tb, err)
-		msg, err := mail.ReadMessage(bytes.NewReader(raw))
-		require.NoError(tb, err)
-		if !strings.Contains(msg.Header.Get("To"), addr) {
-			continue
-		}
-		text := mailText(tb, msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body)
-		m := tokenLink.FindStringSubmatch(text)
-		require.NotNil(tb, m, "no token link in the mail to %s: %s", addr, text)
-		token, err := url.QueryUnescape(m[1])
-		require.NoError(tb, err)
-		return token
-	}
-	tb.Fatalf("no mail to %s in %s (%d messages)", addr, dir, len(names))
+	tb.Fatalf("no mail to %s in %s (%d messages)", addr, dir, len(msgs))
 	return ""
-}
-
-// mailText decodes a message body, walking multipart alternatives.
-func mailText(tb testing.TB, contentType, encoding string, body io.Reader) string {
-	tb.Helper()
-	mediaType, params, err := mime.ParseMediaType(contentType)
-	if err == nil && strings.HasPrefix(mediaType, "multipart/") {
-		var out strings.Builder
-		mr := multipart.NewReader(body, params["boundary"])
-		for {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				break
-			}
-			require.NoError(tb, err)
-			out.WriteString(mailText(tb, part.Header.Get("Content-Type"), part.Header.Get("Content-Transfer-Encoding"), part))
-		}
-		return out.String()
-	}
-	switch strings.ToLower(encoding) {
-	case "quoted-printable":
-		body = quotedprintable.NewReader(body)
-	case "base64":
-		body = base64.NewDecoder(base64.StdEncoding, body)
-	}
-	b, err := io.ReadAll(body)
-	require.NoError(tb, err)
-	return string(b)
 }
 
 // TestIdentityJourneyEndToEnd walks issue 3's journey against the real
@@ -182,7 +126,7 @@ func TestIdentityJourneyEndToEnd(t *testing.T) {
 	p := c.Do("POST", "/api/v1/sessions", map[string]string{"email": alice, "password": password}, "").Want(t, 403, "login before verification")
 	assert.Equal(t, "email_not_verified", p.Str("code"))
 
-	verification := mustMailToken(t, mailDir, alice)
+	verification := mustMailToken(t, mailDir, alice, identity.VerifyEmailPath)
 	c.Do("POST", "/api/v1/email-verifications", map[string]string{"token": verification}, "").Want(t, 204, "verify")
 	c.Do("POST", "/api/v1/email-verifications", map[string]string{"token": verification}, "").Want(t, 400, "verify twice")
 
@@ -218,13 +162,17 @@ func TestIdentityJourneyEndToEnd(t *testing.T) {
 
 	bob := "bob@example.com"
 	c.Do("POST", "/api/v1/users", map[string]string{"email": bob, "password": password}, "").Want(t, 201, "register bob")
-	// Bob uses the page the mailed link opens rather than the API.
-	bobToken := mustMailToken(t, mailDir, bob)
-	page, err := http.Get(c.base + "/verify-email?token=" + url.QueryEscape(bobToken))
+	// Bob uses the page the mailed link opens rather than the API: the
+	// link's path is the one web serves the page on.
+	bobToken := mustMailToken(t, mailDir, bob, identity.VerifyEmailPath)
+	page, err := http.Get(c.base + identity.VerifyEmailPath + "?token=" + url.QueryEscape(bobToken))
 	require.NoError(t, err)
+	body, err := io.ReadAll(page.Body)
 	page.Body.Close()
+	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, page.StatusCode)
-	page, err = http.PostForm(c.base+"/verify-email", url.Values{"token": {bobToken}})
+	assert.Contains(t, string(body), `action="`+identity.VerifyEmailPath+`"`)
+	page, err = http.PostForm(c.base+identity.VerifyEmailPath, url.Values{"token": {bobToken}})
 	require.NoError(t, err)
 	page.Body.Close()
 	require.Equal(t, http.StatusOK, page.StatusCode, "verify bob through the page")

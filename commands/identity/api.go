@@ -31,9 +31,11 @@ type Service interface {
 	// (unknown email and wrong password alike), user.ErrEmailNotVerified,
 	// *user.LockedError (errors.Is user.ErrLocked).
 	Login(ctx context.Context, in LoginInput) (Tokens, error)
-	// Refresh rotates a refresh token. Errors: ErrInvalidRefreshToken (unknown,
-	// expired, reused — reuse also revokes the session).
-	Refresh(ctx context.Context, refreshToken string, rc RequestContext) (Tokens, error)
+	// Refresh rotates a refresh token, asking admit (when not nil) about the
+	// token's user before anything is written. Errors: ErrInvalidRefreshToken
+	// (unknown, expired, reused — reuse also revokes the session), and
+	// admit's error unchanged.
+	Refresh(ctx context.Context, refreshToken string, rc RequestContext, admit Admit) (Tokens, error)
 	// Authenticate verifies an access token and that its session is still
 	// active and its token version accepted. Errors: commands.ErrTokenExpired,
 	// commands.ErrTokenInvalid, ErrSessionRevoked.
@@ -85,6 +87,14 @@ var (
 	// ErrNotFound means the resource does not exist or belongs to another user.
 	ErrNotFound = errors.New("not found")
 )
+
+// Admit decides whether a request may go on once its user is known, which
+// for a refresh is only after the token in the body has been looked up. It
+// lets the web layer charge the per-user refresh rate limit (issue 3 §9)
+// against the user the service already resolved — no second lookup of the
+// token, and no rate-limit policy, store or HTTP header in this package. A
+// non-nil error refuses the request and is returned to the caller as is.
+type Admit func(ctx context.Context, userID uuid.UUID) error
 
 // RequestContext is who asked and from where: it goes into every event's
 // metadata and into session records.

@@ -60,7 +60,7 @@ func TestConcurrentRefreshWithOneToken(t *testing.T) {
 		got  [2]identity.Tokens
 	)
 	for i := range 2 {
-		wg.Go(func() { got[i], errs[i] = e.h.Refresh(context.Background(), tok.RefreshToken, rc) })
+		wg.Go(func() { got[i], errs[i] = e.h.Refresh(context.Background(), tok.RefreshToken, rc, nil) })
 	}
 	wg.Wait()
 	winner := -1

@@ -3,17 +3,9 @@ package identity_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
-	netmail "net/mail"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +16,7 @@ import (
 
 	"github.com/dashtam/dashtam/adapters/authtoken"
 	"github.com/dashtam/dashtam/adapters/mail"
+	"github.com/dashtam/dashtam/adapters/mail/mailtest"
 	"github.com/dashtam/dashtam/adapters/password"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
@@ -143,7 +136,7 @@ func (e *env) MustRegister(email string) identity.UserView {
 	if err != nil {
 		e.tb.Fatalf("register %s: %v", email, err)
 	}
-	if err := e.h.VerifyEmail(context.Background(), e.MustMailedToken(email, "/verify-email"), rc); err != nil {
+	if err := e.h.VerifyEmail(context.Background(), e.MustMailedToken(email, identity.VerifyEmailPath), rc); err != nil {
 		e.tb.Fatalf("verify %s: %v", email, err)
 	}
 	return v
@@ -172,79 +165,30 @@ func (e *env) MustAuthenticate(access string) identity.Principal {
 // mails returns the decoded text bodies of the outbox's messages to addr, oldest first.
 func (e *env) mails(addr string) []string {
 	e.tb.Helper()
-	names, err := filepath.Glob(filepath.Join(e.outbox, "*.eml"))
-	if err != nil {
-		e.tb.Fatal(err)
-	}
-	slices.Sort(names)
 	var out []string
-	for _, n := range names {
-		raw, err := os.ReadFile(n)
-		if err != nil {
-			e.tb.Fatal(err)
-		}
-		to, text := parseMail(e.tb, raw)
-		if strings.Contains(to, addr) {
-			out = append(out, text)
+	for _, m := range mailtest.ReadOutbox(e.tb, e.outbox) {
+		if strings.Contains(m.To, addr) {
+			out = append(out, m.Text)
 		}
 	}
 	return out
 }
 
-var linkRE = regexp.MustCompile(`http://dashtam\.test(/[a-z-]+)\?token=([A-Za-z0-9_%-]+)`)
-
-// MustMailedToken returns the token of the newest link to path mailed to addr.
+// MustMailedToken returns the token of the newest link to path mailed to
+// addr; the link must start with the handler's public URL.
 func (e *env) MustMailedToken(addr, path string) string {
 	e.tb.Helper()
 	ms := e.mails(addr)
 	for i := len(ms) - 1; i >= 0; i-- {
-		if m := linkRE.FindStringSubmatch(ms[i]); m != nil && m[1] == path {
-			return m[2]
+		if token, ok := mailtest.FindLinkToken(ms[i], path); ok {
+			if !strings.Contains(ms[i], e.deps.PublicURL+path+"?token=") {
+				e.tb.Fatalf("the %s link is not under %s:\n%s", path, e.deps.PublicURL, ms[i])
+			}
+			return token
 		}
 	}
 	e.tb.Fatalf("no mail with a %s link to %s among %d", path, addr, len(ms))
 	return ""
-}
-
-// parseMail reads an .eml as a mail client would: the To field and the decoded text part.
-func parseMail(tb testing.TB, raw []byte) (to, text string) {
-	tb.Helper()
-	m, err := netmail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		tb.Fatalf("parse mail: %v", err)
-	}
-	decode := func(cte string, r io.Reader) string {
-		if strings.EqualFold(cte, "quoted-printable") {
-			r = quotedprintable.NewReader(r)
-		}
-		b, err := io.ReadAll(r)
-		if err != nil {
-			tb.Fatalf("read mail body: %v", err)
-		}
-		return strings.ReplaceAll(string(b), "\r\n", "\n")
-	}
-	mediaType, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
-	if err != nil {
-		tb.Fatalf("parse Content-Type: %v", err)
-	}
-	if !strings.HasPrefix(mediaType, "multipart/") {
-		return m.Header.Get("To"), decode(m.Header.Get("Content-Transfer-Encoding"), m.Body)
-	}
-	mr := multipart.NewReader(m.Body, params["boundary"])
-	for {
-		part, err := mr.NextRawPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			tb.Fatalf("read mail part: %v", err)
-		}
-		body := decode(part.Header.Get("Content-Transfer-Encoding"), part)
-		if ct, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type")); ct == "text/plain" {
-			text = body
-		}
-	}
-	return m.Header.Get("To"), text
 }
 
 // storedEvent is one row of the events table, as the audit trail reads it.

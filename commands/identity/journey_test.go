@@ -38,7 +38,7 @@ func TestJourney(t *testing.T) {
 		t.Fatalf("login before verification: %v, want ErrEmailNotVerified", err)
 	}
 
-	verify := e.MustMailedToken("ann@example.com", "/verify-email")
+	verify := e.MustMailedToken("ann@example.com", identity.VerifyEmailPath)
 	secrets = append(secrets, verify)
 	if err := e.h.VerifyEmail(ctx, verify, rc); err != nil {
 		t.Fatalf("verify: %v", err)
@@ -66,7 +66,7 @@ func TestJourney(t *testing.T) {
 	}
 
 	e.clock.Advance(10 * 60e9)
-	second, err := e.h.Refresh(ctx, first.RefreshToken, rc)
+	second, err := e.h.Refresh(ctx, first.RefreshToken, rc, nil)
 	if err != nil {
 		t.Fatalf("refresh: %v", err)
 	}
@@ -78,7 +78,7 @@ func TestJourney(t *testing.T) {
 
 	// The spent refresh token again: theft detection revokes the session,
 	// and both its access tokens stop working at once.
-	if _, err := e.h.Refresh(ctx, first.RefreshToken, rc); !errors.Is(err, identity.ErrInvalidRefreshToken) {
+	if _, err := e.h.Refresh(ctx, first.RefreshToken, rc, nil); !errors.Is(err, identity.ErrInvalidRefreshToken) {
 		t.Fatalf("reuse: %v, want ErrInvalidRefreshToken", err)
 	}
 	for _, access := range []string{first.AccessToken, second.AccessToken} {
@@ -86,7 +86,7 @@ func TestJourney(t *testing.T) {
 			t.Fatalf("authenticate after reuse: %v, want ErrSessionRevoked", err)
 		}
 	}
-	if _, err := e.h.Refresh(ctx, second.RefreshToken, rc); !errors.Is(err, identity.ErrInvalidRefreshToken) {
+	if _, err := e.h.Refresh(ctx, second.RefreshToken, rc, nil); !errors.Is(err, identity.ErrInvalidRefreshToken) {
 		t.Fatalf("refresh of revoked session: %v, want ErrInvalidRefreshToken", err)
 	}
 	if s, err := e.h.Session(ctx, p, first.SessionID); err != nil || s.Status != "revoked" {

@@ -15,8 +15,10 @@ import (
 // Refresh rotates a refresh token; see Service. A spent generation
 // presented again revokes the session (the aggregate's theft detection),
 // and so does a session whose tokens predate a user or global token
-// rotation by more than the grace period.
-func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestContext) (Tokens, error) {
+// rotation by more than the grace period. admit runs once the token's user is
+// known and before anything is written, so a refused refresh (rate limited)
+// neither spends the token nor counts as reuse when it is presented again.
+func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestContext, admit Admit) (Tokens, error) {
 	now := h.clock()
 	digest := h.secrets.Digest(refreshToken)
 	var (
@@ -31,6 +33,13 @@ func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestCo
 	}
 	if err != nil {
 		return Tokens{}, fmt.Errorf("refresh: find token: %w", err)
+	}
+	if admit != nil {
+		// Before the expiry check: every presentation of one of the user's
+		// tokens counts, expired or spent, as it costs the server the same.
+		if err := admit(ctx, userID); err != nil {
+			return Tokens{}, err
+		}
 	}
 	if !now.Before(expires) {
 		return Tokens{}, ErrInvalidRefreshToken

@@ -190,6 +190,17 @@ func (h *Handler) VerifyEmail(ctx context.Context, token string, rc RequestConte
 	return nil
 }
 
+// Paths of the links in the mails, relative to Deps.PublicURL; the token
+// follows as the query parameter "token". The web layer serves its pages on
+// these same constants, so a mailed link cannot point to a page that is not
+// there.
+const (
+	// VerifyEmailPath is the page a verification mail links to.
+	VerifyEmailPath = "/verify-email"
+	// ResetPasswordPath is the page a password-reset mail links to.
+	ResetPasswordPath = "/reset-password"
+)
+
 // mailKind is one of the two mails identity sends.
 type mailKind struct {
 	path, subject, body string
@@ -197,12 +208,12 @@ type mailKind struct {
 
 var (
 	verifyMail = mailKind{
-		path:    "/verify-email",
+		path:    VerifyEmailPath,
 		subject: "Confirm your email address for Dashtam",
 		body:    "Welcome to Dashtam.\n\nTo confirm your email address, open this link within 24 hours:\n\n%s\n\nIf you did not create an account, ignore this message.\n",
 	}
 	resetMail = mailKind{
-		path:    "/reset-password",
+		path:    ResetPasswordPath,
 		subject: "Reset your Dashtam password",
 		body:    "Someone asked to reset the password of your Dashtam account.\n\nTo choose a new password, open this link within 15 minutes:\n\n%s\n\nIf it was not you, ignore this message; your password stays as it is.\n",
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dashtam/dashtam/adapters/mail/mailtest"
 	"github.com/dashtam/dashtam/adapters/password"
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands/identity"
@@ -77,7 +78,7 @@ func TestPasswordReset(t *testing.T) {
 	if err := e.h.RequestPasswordReset(ctx, "GIL@example.com", rc); err != nil {
 		t.Fatalf("reset request: %v", err)
 	}
-	token := e.MustMailedToken("gil@example.com", "/reset-password")
+	token := e.MustMailedToken("gil@example.com", identity.ResetPasswordPath)
 	if err := e.h.ResetPassword(ctx, token, "short", rc); !errors.Is(err, password.ErrTooShort) {
 		t.Fatalf("reset to a short password: %v, want ErrTooShort", err)
 	}
@@ -92,7 +93,7 @@ func TestPasswordReset(t *testing.T) {
 		if _, err := e.h.Authenticate(ctx, tok.AccessToken); !errors.Is(err, identity.ErrSessionRevoked) {
 			t.Fatalf("authenticate after reset: %v, want ErrSessionRevoked", err)
 		}
-		if _, err := e.h.Refresh(ctx, tok.RefreshToken, rc); !errors.Is(err, identity.ErrInvalidRefreshToken) {
+		if _, err := e.h.Refresh(ctx, tok.RefreshToken, rc, nil); !errors.Is(err, identity.ErrInvalidRefreshToken) {
 			t.Fatalf("refresh after reset: %v, want ErrInvalidRefreshToken", err)
 		}
 	}
@@ -111,7 +112,7 @@ func TestPasswordReset(t *testing.T) {
 	}
 	var resets int
 	for _, m := range e.mails("gil@example.com") {
-		if linkRE.FindStringSubmatch(m)[1] == "/reset-password" {
+		if _, ok := mailtest.FindLinkToken(m, identity.ResetPasswordPath); ok {
 			resets++
 		}
 	}
@@ -119,7 +120,7 @@ func TestPasswordReset(t *testing.T) {
 		t.Fatalf("%d reset mails, want %d", resets, user.MaxResetRequests)
 	}
 	// An expired link is dead.
-	last := e.MustMailedToken("gil@example.com", "/reset-password")
+	last := e.MustMailedToken("gil@example.com", identity.ResetPasswordPath)
 	e.clock.Advance(user.PasswordResetTTL)
 	if err := e.h.ResetPassword(ctx, last, "late passphrase number 3", rc); !errors.Is(err, identity.ErrTokenNotFound) {
 		t.Fatalf("expired reset: %v, want ErrTokenNotFound", err)
@@ -156,7 +157,7 @@ func TestUserRotation(t *testing.T) {
 	e.MustAuthenticate(old.AccessToken) // within grace
 	fresh := e.MustLogin("hal@example.com")
 	// Refreshing within grace moves a session onto the new version.
-	renewed, err := e.h.Refresh(ctx, other.RefreshToken, rc)
+	renewed, err := e.h.Refresh(ctx, other.RefreshToken, rc, nil)
 	if err != nil {
 		t.Fatalf("refresh within grace: %v", err)
 	}
@@ -165,7 +166,7 @@ func TestUserRotation(t *testing.T) {
 	if _, err := e.h.Authenticate(ctx, old.AccessToken); !errors.Is(err, identity.ErrSessionRevoked) {
 		t.Fatalf("old token after grace: %v, want ErrSessionRevoked", err)
 	}
-	if _, err := e.h.Refresh(ctx, old.RefreshToken, rc); !errors.Is(err, identity.ErrInvalidRefreshToken) {
+	if _, err := e.h.Refresh(ctx, old.RefreshToken, rc, nil); !errors.Is(err, identity.ErrInvalidRefreshToken) {
 		t.Fatalf("old refresh after grace: %v, want ErrInvalidRefreshToken", err)
 	}
 	if s, err := e.h.Session(ctx, e.MustAuthenticate(fresh.AccessToken), old.SessionID); err != nil || s.Status != "revoked" {
@@ -210,11 +211,11 @@ func TestGlobalRotation(t *testing.T) {
 	if _, err := e.h.Authenticate(ctx, old.AccessToken); !errors.Is(err, identity.ErrSessionRevoked) {
 		t.Fatalf("old token after grace: %v, want ErrSessionRevoked", err)
 	}
-	if _, err := e.h.Refresh(ctx, old.RefreshToken, rc); !errors.Is(err, identity.ErrInvalidRefreshToken) {
+	if _, err := e.h.Refresh(ctx, old.RefreshToken, rc, nil); !errors.Is(err, identity.ErrInvalidRefreshToken) {
 		t.Fatalf("old refresh after grace: %v, want ErrInvalidRefreshToken", err)
 	}
 	e.MustAuthenticate(fresh.AccessToken)
-	if _, err := e.h.Refresh(ctx, fresh.RefreshToken, rc); err != nil {
+	if _, err := e.h.Refresh(ctx, fresh.RefreshToken, rc, nil); err != nil {
 		t.Fatalf("fresh refresh: %v", err)
 	}
 	if _, err := e.h.Authenticate(ctx, admin.accessToken); !errors.Is(err, identity.ErrSessionRevoked) {
