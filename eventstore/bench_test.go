@@ -199,7 +199,7 @@ func BenchmarkCatchUpRead(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		rows, err := s.Pool().Query(ctx, `SELECT global_position, transaction_id::text, stream_type, stream_id, version,
+		rows, err := s.Pool().Query(ctx, `SELECT global_position, transaction_id, stream_type, stream_id, version,
 			event_id, event_type, schema_version, owner_id, payload, metadata, recorded_at, prev_hash, hash
 			FROM events ORDER BY global_position`)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,32 +49,24 @@ func (p Position) Less(q Position) bool {
 	return p.GlobalPosition < q.GlobalPosition
 }
 
-// recordColumns is the select list scanRecord expects. It casts
-// transaction_id to text under the same name, so ORDER BY clauses must
-// qualify the column (events.transaction_id): a bare name would sort by the
-// text output, in the wrong order and without the index.
-const recordColumns = `global_position, transaction_id::text, stream_type, stream_id, version, event_id,
+// recordColumns is the select list scanRecord expects. pgx maps xid8 to
+// uint64 directly, so transaction_id needs no cast.
+const recordColumns = `global_position, transaction_id, stream_type, stream_id, version, event_id,
 	event_type, schema_version, owner_id, payload, metadata, recorded_at, prev_hash, hash`
 
 // scanRecord reads one row selected with recordColumns.
 func scanRecord(row pgx.Row) (Record, error) {
 	var (
 		r       Record
-		txid    string
 		typ     string
 		owner   *uuid.UUID
 		payload []byte
 		meta    []byte
 	)
-	if err := row.Scan(&r.GlobalPosition, &txid, &typ, &r.Stream.ID, &r.Version, &r.EventID,
+	if err := row.Scan(&r.GlobalPosition, &r.TransactionID, &typ, &r.Stream.ID, &r.Version, &r.EventID,
 		&r.EventType, &r.SchemaVersion, &owner, &payload, &meta, &r.RecordedAt, &r.PrevHash, &r.Hash); err != nil {
 		return Record{}, err
 	}
-	tx, err := strconv.ParseUint(txid, 10, 64)
-	if err != nil {
-		return Record{}, fmt.Errorf("transaction id %q: %w", txid, err)
-	}
-	r.TransactionID = tx
 	r.Stream.Type = StreamType(typ)
 	if owner != nil {
 		r.OwnerID = *owner
@@ -128,7 +119,7 @@ func (s *Store) ReadStream(ctx context.Context, stream Stream, afterVersion int6
 // it is not visible past the horizon until its transaction and every older one
 // has ended.
 const readAllSQL = `SELECT ` + recordColumns + ` FROM events
-	WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+	WHERE (transaction_id, global_position) > ($1::xid8, $2)
 	  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 	ORDER BY events.transaction_id, events.global_position
 	LIMIT $3`
@@ -150,7 +141,7 @@ func ReadAllTx(ctx context.Context, q Querier, after Position, limit int) ([]Rec
 	if limit <= 0 {
 		return nil, fmt.Errorf("read all: limit must be positive")
 	}
-	rows, err := q.Query(ctx, readAllSQL, strconv.FormatUint(after.TransactionID, 10), after.GlobalPosition, limit)
+	rows, err := q.Query(ctx, readAllSQL, after.TransactionID, after.GlobalPosition, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read all after %v: %w", after, err)
 	}
@@ -167,27 +158,4 @@ func ReadAllTx(ctx context.Context, q Querier, after Position, limit int) ([]Rec
 		return nil, fmt.Errorf("read all after %v: %w", after, err)
 	}
 	return out, nil
-}
-
-// Head returns the position of the newest event behind the horizon, the mark
-// projector lag is measured against; the zero Position for an empty log.
-func (s *Store) Head(ctx context.Context) (Position, error) {
-	var (
-		txid *string
-		pos  *int64
-	)
-	err := s.pool.QueryRow(ctx, `SELECT transaction_id::text, global_position FROM events
-		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1`).Scan(&txid, &pos)
-	if err == pgx.ErrNoRows {
-		return Position{}, nil
-	}
-	if err != nil {
-		return Position{}, fmt.Errorf("read head: %w", err)
-	}
-	tx, err := strconv.ParseUint(*txid, 10, 64)
-	if err != nil {
-		return Position{}, fmt.Errorf("read head: %w", err)
-	}
-	return Position{TransactionID: tx, GlobalPosition: *pos}, nil
 }

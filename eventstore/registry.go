@@ -105,7 +105,14 @@ func (r *Registry) encode(e Event) (name string, version int, payload []byte, er
 	if err := enc.Encode(e); err != nil {
 		return "", 0, nil, fmt.Errorf("encode %q: %w", name, err)
 	}
-	return name, reg.version, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	payload = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	// json accepts \u0000 but jsonb does not: one such payload would break
+	// every query that reads payloads as jsonb (the audit trail's
+	// --connection filter). Refuse it at the door.
+	if hasNULEscape(payload) {
+		return "", 0, nil, fmt.Errorf("encode %q: payload contains a NUL character", name)
+	}
+	return name, reg.version, payload, nil
 }
 
 // Upcast brings a stored payload of the named event from schemaVersion up to the
@@ -148,4 +155,24 @@ func (r *Registry) Decode(name string, schemaVersion int, payload []byte) (Event
 		return nil, fmt.Errorf("decode %q: %s is not an Event", name, reg.goType)
 	}
 	return e, nil
+}
+
+// hasNULEscape reports whether JSON text contains the escape \u0000, telling
+// it apart from an escaped backslash followed by "u0000" (\\u0000).
+func hasNULEscape(doc []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(doc[i:], []byte(`\u0000`))
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		slashes := 0
+		for k := at - 1; k >= 0 && doc[k] == '\\'; k-- {
+			slashes++
+		}
+		if slashes%2 == 0 {
+			return true
+		}
+		i = at + 1
+	}
 }

@@ -1,10 +1,12 @@
 package eventstore_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 
 	"github.com/dashtam/dashtam/eventstore"
+	"github.com/dashtam/dashtam/migrations/testdb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -80,4 +82,27 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string, version int, payload []byte) {
 		_, _ = r.Decode(name, version, payload)
 	})
+}
+
+type noted struct {
+	Note string `json:"note"`
+}
+
+func (noted) EventType() string { return "Noted" }
+
+func TestAppendRefusesNULButNotAnEscapedBackslash(t *testing.T) {
+	r := eventstore.NewRegistry()
+	eventstore.Register[noted](r, 1)
+	s, err := eventstore.New(testdb.New(t), r)
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = s.Append(ctx, newStream(eventstore.StreamAccount), 0, noted{Note: "a\x00b"})
+	assert.ErrorContains(t, err, "NUL")
+	st := newStream(eventstore.StreamAccount)
+	_, err = s.Append(ctx, st, 0, noted{Note: `literal \u0000 text`})
+	require.NoError(t, err, "a backslash followed by u0000 is text, not NUL")
+	// And the stored payload reads as jsonb, as the audit filters need.
+	var note string
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT payload::jsonb->>'note' FROM events WHERE stream_id = $1`, st.ID).Scan(&note))
+	assert.Equal(t, `literal \u0000 text`, note)
 }

@@ -32,6 +32,15 @@ func (t StreamType) Valid() bool {
 	return false
 }
 
+// streamTypeList renders StreamTypes for messages, so they follow the list.
+func streamTypeList() string {
+	names := make([]string, len(StreamTypes))
+	for i, t := range StreamTypes {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
+}
+
 // Stream identifies one event stream: an aggregate instance.
 type Stream struct {
 	Type StreamType
@@ -49,7 +58,7 @@ func ParseStream(s string) (Stream, error) {
 	}
 	t := StreamType(typ)
 	if !t.Valid() {
-		return Stream{}, fmt.Errorf("stream %q: unknown type %q (want one of connection, account, transaction, user)", s, typ)
+		return Stream{}, fmt.Errorf("stream %q: unknown type %q (want one of %s)", s, typ, streamTypeList())
 	}
 	u, err := uuid.Parse(id)
 	if err != nil {

@@ -22,7 +22,7 @@ func Update[E Event](ctx context.Context, s *Store, stream Stream, decide func(h
 	for attempt := 0; attempt < MaxUpdateAttempts; attempt++ {
 		if attempt > 0 {
 			if err := backoff(ctx, attempt); err != nil {
-				return AppendResult{}, err
+				return AppendResult{}, fmt.Errorf("update %s after %d conflicts: %w", stream, attempt, err)
 			}
 		}
 		records, err := s.ReadStream(ctx, stream, 0)
@@ -41,9 +41,9 @@ func Update[E Event](ctx context.Context, s *Store, stream Stream, decide func(h
 			}
 			history = append(history, typed)
 		}
-		version := int64(len(records))
-		if version > 0 {
-			version = records[len(records)-1].Version
+		var version int64
+		if n := len(records); n > 0 {
+			version = records[n-1].Version
 		}
 		decided, err := decide(history)
 		if err != nil {

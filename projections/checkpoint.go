@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -36,10 +35,10 @@ func ensureCheckpoint(ctx context.Context, q execer, name string) error {
 // so no batch is ever applied twice.
 func lockCheckpoint(ctx context.Context, tx pgx.Tx, name string) (eventstore.Position, error) {
 	var (
-		txid string
+		txid uint64
 		pos  int64
 	)
-	err := tx.QueryRow(ctx, `SELECT transaction_id::text, global_position FROM projection_checkpoints
+	err := tx.QueryRow(ctx, `SELECT transaction_id, global_position FROM projection_checkpoints
 		WHERE name = $1 FOR UPDATE`, name).Scan(&txid, &pos)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return eventstore.Position{}, fmt.Errorf("lock checkpoint %s: no checkpoint row", name)
@@ -47,18 +46,14 @@ func lockCheckpoint(ctx context.Context, tx pgx.Tx, name string) (eventstore.Pos
 	if err != nil {
 		return eventstore.Position{}, fmt.Errorf("lock checkpoint %s: %w", name, err)
 	}
-	x, err := strconv.ParseUint(txid, 10, 64)
-	if err != nil {
-		return eventstore.Position{}, fmt.Errorf("lock checkpoint %s: transaction id %q: %w", name, txid, err)
-	}
-	return eventstore.Position{TransactionID: x, GlobalPosition: pos}, nil
+	return eventstore.Position{TransactionID: txid, GlobalPosition: pos}, nil
 }
 
 // saveCheckpoint moves the checkpoint to pos after n more events.
 func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, pos eventstore.Position, n int) error {
 	_, err := tx.Exec(ctx, `UPDATE projection_checkpoints
-		SET transaction_id = $2::text::xid8, global_position = $3, events_applied = events_applied + $4, updated_at = now()
-		WHERE name = $1`, name, strconv.FormatUint(pos.TransactionID, 10), pos.GlobalPosition, n)
+		SET transaction_id = $2::xid8, global_position = $3, events_applied = events_applied + $4, updated_at = now()
+		WHERE name = $1`, name, pos.TransactionID, pos.GlobalPosition, n)
 	if err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", name, err)
 	}
@@ -77,7 +72,7 @@ type batchResult struct {
 // after a short read, a yes means events are held back by a transaction still
 // open (or committed while the batch ran) and worth polling for.
 const existsAfterSQL = `SELECT EXISTS (SELECT 1 FROM events
-	WHERE (transaction_id, global_position) > ($1::text::xid8, $2))`
+	WHERE (transaction_id, global_position) > ($1::xid8, $2))`
 
 // applyBatch is the one path from the log to a read model, shared by live
 // consumers, rebuilds and the final catch-up of a rebuild: lock the
@@ -98,7 +93,7 @@ func applyBatch(ctx context.Context, tx pgx.Tx, p Projector, checkpoint string, 
 		last = recs[len(recs)-1].Position()
 	}
 	if !res.more {
-		if err := tx.QueryRow(ctx, existsAfterSQL, strconv.FormatUint(last.TransactionID, 10), last.GlobalPosition).Scan(&res.more); err != nil {
+		if err := tx.QueryRow(ctx, existsAfterSQL, last.TransactionID, last.GlobalPosition).Scan(&res.more); err != nil {
 			return batchResult{}, fmt.Errorf("look past the horizon for %s: %w", checkpoint, err)
 		}
 	}

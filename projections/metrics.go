@@ -64,6 +64,10 @@ func (m *metrics) setActive(name string, on bool) {
 	m.activeGauge.WithLabelValues(name).Set(v)
 }
 
+// scrapeMaxBehind caps the events-behind count a scrape makes, so that a
+// projection far behind cannot push the scrape past its timeout.
+const scrapeMaxBehind = 100_000
+
 // statusCollector exports Status at scrape time: lag is a property of the
 // database, not of this process, so every instance reports the same truth.
 type statusCollector struct{ m *Manager }
@@ -93,7 +97,7 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
-	statuses, err := c.m.Status(ctx)
+	statuses, err := c.m.StatusWithin(ctx, scrapeMaxBehind)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(behindDesc, err)
 		return

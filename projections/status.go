@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/dashtam/dashtam/eventstore"
@@ -46,12 +45,12 @@ WITH c AS (
            coalesce(cp.events_applied, 0) AS applied,
            coalesce(cp.schema_hash, '') AS schema_hash,
            coalesce(cp.updated_at, now()) AS updated_at,
-           cp.rebuilt_at
+           cp.rebuilt_at,
+           n.ord
       FROM unnest($1::text[], $2::int[]) WITH ORDINALITY AS n(name, key, ord)
       LEFT JOIN projection_checkpoints cp ON cp.name = n.name
-     ORDER BY n.ord
 )
-SELECT c.name, c.txid::text, c.pos, c.applied, c.schema_hash, c.updated_at, c.rebuilt_at,
+SELECT c.name, c.txid, c.pos, c.applied, c.schema_hash, c.updated_at, c.rebuilt_at,
        extract(epoch FROM now() - c.updated_at)::float8,
        (SELECT count(*) FROM (SELECT 1 FROM events e
            WHERE (e.transaction_id, e.global_position) > (c.txid, c.pos) LIMIT $3) b),
@@ -62,16 +61,26 @@ SELECT c.name, c.txid::text, c.pos, c.applied, c.schema_hash, c.updated_at, c.re
            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
              AND l.classid = $4::int::oid AND l.objid = c.key::oid)
-  FROM c`
+  FROM c
+ ORDER BY c.ord`
 
-// Status reports every projector's position and lag, in the manager's order.
+// Status reports every projector's position and lag, in the manager's order,
+// counting up to ten million events behind: for operators, who want the figure.
 func (m *Manager) Status(ctx context.Context) ([]Status, error) {
+	return m.StatusWithin(ctx, maxBehindCount)
+}
+
+// StatusWithin is Status counting at most maxBehind events behind (Behind ==
+// maxBehind then means "at least that many"), so that frequent callers such
+// as readiness probes and metric scrapes stay cheap on a projection far
+// behind.
+func (m *Manager) StatusWithin(ctx context.Context, maxBehind int64) ([]Status, error) {
 	names := make([]string, len(m.projectors))
 	keys := make([]int32, len(m.projectors))
 	for i, p := range m.projectors {
 		names[i], keys[i] = p.Name(), nameKey(p.Name())
 	}
-	rows, err := m.store.Pool().Query(ctx, statusSQL, names, keys, maxBehindCount, lockConsumer)
+	rows, err := m.store.Pool().Query(ctx, statusSQL, names, keys, maxBehind, lockConsumer)
 	if err != nil {
 		return nil, fmt.Errorf("read projection status: %w", err)
 	}
@@ -80,7 +89,8 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 	for rows.Next() {
 		var (
 			s                  Status
-			txid, hash         string
+			txid               uint64
+			hash               string
 			ageSecs            float64
 			lagSecs            *float64
 			checkpointPosition int64
@@ -89,11 +99,7 @@ func (m *Manager) Status(ctx context.Context) ([]Status, error) {
 			&ageSecs, &s.Behind, &lagSecs, &s.ConsumerPresent); err != nil {
 			return nil, fmt.Errorf("read projection status: %w", err)
 		}
-		x, err := strconv.ParseUint(txid, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("read projection status: transaction id %q: %w", txid, err)
-		}
-		s.Position = eventstore.Position{TransactionID: x, GlobalPosition: checkpointPosition}
+		s.Position = eventstore.Position{TransactionID: txid, GlobalPosition: checkpointPosition}
 		s.CheckpointAge = secs(ageSecs)
 		if lagSecs != nil {
 			s.Lag = secs(*lagSecs)
