@@ -50,9 +50,6 @@ func New(pool *pgxpool.Pool, registry *Registry, opts ...Option) (*Store, error)
 // Pool returns the connection pool, for packages that read the log in bulk.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Registry returns the registry the store decodes with.
-func (s *Store) Registry() *Registry { return s.registry }
-
 // Appended is raised after every successful append in this process, so that
 // local projectors wake at once instead of waiting for their poll.
 func (s *Store) Appended() *Signal { return s.appended }

@@ -45,9 +45,6 @@ func NewManager(store *eventstore.Store, ps []Projector, opts ...Option) (*Manag
 	return m, nil
 }
 
-// Projectors returns the managed projectors in order.
-func (m *Manager) Projectors() []Projector { return append([]Projector(nil), m.projectors...) }
-
 // Projector returns the projector called name, or ErrUnknownProjector.
 func (m *Manager) Projector(name string) (Projector, error) {
 	p, ok := m.byName[name]
