@@ -76,17 +76,20 @@ func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int64
 	return res, err
 }
 
-// AppendTx is Append inside the caller's transaction, for tools and tests that
-// must control when the events commit. Keep to one stream per transaction:
-// subscribers see a transaction's events in position order, which is stream
-// order only when a transaction writes one stream.
+// AppendTx is Append inside the caller's transaction, for writers that must
+// commit other rows atomically with the events. Keep to one stream per
+// transaction: subscribers see a transaction's events in position order,
+// which is stream order only when a transaction writes one stream. The events
+// are invisible until the caller commits, so call Committed after the commit:
+// waking projectors earlier would find nothing and leave them asleep until
+// their next poll.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream Stream, expectedVersion int64, events ...Event) (AppendResult, error) {
-	res, err := s.append(ctx, tx, stream, expectedVersion, events)
-	if err == nil {
-		s.appended.Raise() // early for this transaction, but a spurious wake-up is harmless
-	}
-	return res, err
+	return s.append(ctx, tx, stream, expectedVersion, events)
 }
+
+// Committed tells this process's projectors (and, through the notifier,
+// other processes) that a transaction with AppendTx events has committed.
+func (s *Store) Committed() { s.appended.Raise() }
 
 // appendOneSQL appends a single event: the most common append, kept free of
 // the recursion the batch form needs. The head sub-select yields the chain's
