@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -18,8 +20,13 @@ import (
 // a few hundred bytes, and nothing longer deserves a signature check.
 const maxBearerLength = 4096
 
+// maxUserAgentBytes bounds the User-Agent kept in event metadata and
+// session views: real ones are a few hundred bytes, and a client must not
+// be able to write kilobytes into every event it causes.
+const maxUserAgentBytes = 512
+
 // identityKey keys the verified identity.Principal in a request context;
-// web.Principal carries only what the rate limiter needs.
+// only authenticate sets it, and the rate limits and handlers trust it.
 type identityKey struct{}
 
 // requestContextKey keys the identity.RequestContext of a request.
@@ -48,14 +55,17 @@ func requestContextOf(ctx context.Context) identity.RequestContext {
 	return rc
 }
 
-// authorize is the one place permissions are enforced. For each operation
-// of the OpenAPI document it reads the declared permission: public ones
-// pass (a token sent along is ignored, so a stale one cannot break login);
-// others need a bearer token the identity service accepts (else 401) and a
-// role granting the permission (else 403, recorded on the caller's stream).
-// It runs before the rate limits, whose per-user buckets key on the
-// Principal it sets. Routes outside the document pass untouched.
-func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
+// accessDeniedTimeout bounds the recording of one refusal: it outlives a
+// client that hangs up, but a stalled store must not hold the request forever.
+const accessDeniedTimeout = 5 * time.Second
+
+// authenticate establishes who is calling. For each operation of the
+// OpenAPI document it reads the declared permission: public ones pass (a
+// token sent along is ignored, so a stale one cannot break login); others
+// need a bearer token the identity service accepts, else 401. It sets the
+// verified caller the rate limits key on and requirePermission checks, so it
+// runs first; routes outside the document pass untouched.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		perm, inSpec := s.permissions[r.Method+" "+c.Path()]
@@ -65,10 +75,6 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx := r.Context()
 		rc := s.requestContext(r)
 		ctx = context.WithValue(ctx, requestContextKey{}, rc)
-		if strings.HasPrefix(c.Path(), "/api/v1/") {
-			// Answers about users, sessions and money must not sit in shared caches.
-			c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
-		}
 		if perm == "" {
 			c.SetRequest(r.WithContext(ctx))
 			return next(c)
@@ -82,33 +88,68 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return authenticationError(err)
 		}
-		ctx = WithPrincipal(ctx, Principal{UserID: p.UserID.String()})
 		ctx = context.WithValue(ctx, identityKey{}, p)
 		c.SetRequest(r.WithContext(ctx))
-
-		if !user.HasPermission(p.Roles, perm) {
-			// Recorded even if the client hangs up at once: a probe that
-			// disconnects early must still leave its trace.
-			if err := s.identity.RecordAccessDenied(context.WithoutCancel(ctx), p, perm, rc); err != nil {
-				// The refusal stands either way; a lost audit event is
-				// logged loudly rather than turned into a 500.
-				s.log.ErrorContext(ctx, "record access denied failed",
-					"trace_id", rc.TraceID, "permission", string(perm), "error", err.Error())
-			}
-			return Errorf(CodeForbidden, "your role does not allow this operation (needs %s)", perm)
-		}
 		return next(c)
+	}
+}
+
+// requirePermission is the one place permissions are enforced: a caller
+// whose roles lack the permission the operation declares gets 403, and the
+// refusal is recorded on the caller's stream. It runs after the rate
+// limits, so a client probing admin routes spends its allowance and cannot
+// append events faster than it may make requests.
+func (s *Server) requirePermission(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		perm := s.permissions[r.Method+" "+c.Path()]
+		if perm == "" {
+			return next(c) // public, or outside the document
+		}
+		ctx := r.Context()
+		p, err := callerOf(ctx)
+		if err != nil {
+			return err
+		}
+		if user.HasPermission(p.Roles, perm) {
+			return next(c)
+		}
+		rc := requestContextOf(ctx)
+		// Recorded even if the client hangs up at once: a probe that
+		// disconnects early must still leave its trace.
+		recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), accessDeniedTimeout)
+		defer cancel()
+		denial := user.AccessDenial{Method: r.Method, Route: c.Path(), Permission: perm}
+		if err := s.identity.RecordAccessDenied(recordCtx, p, denial, rc); err != nil {
+			// The refusal stands either way; a lost audit event is
+			// logged loudly rather than turned into a 500.
+			s.log.ErrorContext(ctx, "record access denied failed",
+				"trace_id", rc.TraceID, "permission", string(perm), "error", err.Error())
+		}
+		return Errorf(CodeForbidden, "your role does not allow this operation (needs %s)", perm)
 	}
 }
 
 // requestContext is who sent r and from where, for event metadata; the
 // address is found as the rate limiter finds it, so both agree.
 func (s *Server) requestContext(r *http.Request) identity.RequestContext {
-	rc := identity.RequestContext{UserAgent: r.UserAgent(), TraceID: TraceID(r.Context())}
+	rc := identity.RequestContext{UserAgent: truncateUTF8(r.UserAgent(), maxUserAgentBytes), TraceID: TraceID(r.Context())}
 	if addr, err := netip.ParseAddr(s.clientAddr(r)); err == nil {
 		rc.IP = addr.Unmap()
 	}
 	return rc
+}
+
+// truncateUTF8 returns s cut to at most n bytes of valid UTF-8: the cut
+// falls on a rune boundary, and bytes that are not UTF-8 are dropped.
+func truncateUTF8(s string, n int) string {
+	if len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
+	}
+	return strings.ToValidUTF8(s, "")
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer" header;

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/golang-jwt/jwt/v5"
@@ -120,8 +121,10 @@ func TestRoleMatrix(t *testing.T) {
 				}
 				p := MustProblem(t, r, http.StatusForbidden, strings.TrimPrefix(url, s.URL))
 				assert.Equal(t, "forbidden", p.Code, "%s as %s", name, role)
-				assert.Equal(t, []user.Permission{user.Permission(perm)}, s.Identity.Denied()[denied:],
-					"%s as %s: the refusal is recorded", name, role)
+				// The route is Echo's template, so other users' ids stay out of the event.
+				want := user.AccessDenial{Method: method, Route: strings.ReplaceAll(path, "{id}", ":id"), Permission: user.Permission(perm)}
+				assert.Equal(t, []user.AccessDenial{want}, s.Identity.Denied()[denied:],
+					"%s as %s: the refusal is recorded with its method and route", name, role)
 			}
 		}
 	}
@@ -234,4 +237,30 @@ func assertUnauthorized(tb testing.TB, r response, oauthError string) problem {
 	assert.True(tb, strings.HasPrefix(challenge, "Bearer "), challenge)
 	assert.Contains(tb, challenge, oauthError)
 	return p
+}
+
+// The User-Agent kept in event metadata is cut to 512 bytes of valid UTF-8:
+// a client must not write kilobytes into every event it causes, and a cut
+// through a multi-byte character must not leave invalid text behind.
+func TestLongUserAgentIsTruncated(t *testing.T) {
+	s := MustIdentityServer(t)
+	token, _ := s.Identity.MustToken(t, user.RoleReadonly)
+	for _, tc := range []struct{ name, ua, want string }{
+		{"short", "Mozilla/5.0 (X11; Linux x86_64)", "Mozilla/5.0 (X11; Linux x86_64)"},
+		{"ascii", strings.Repeat("a", 2000), strings.Repeat("a", 512)},
+		// 511 bytes, then a 3-byte character across the limit.
+		{"multi-byte", strings.Repeat("a", 511) + strings.Repeat("€", 100), strings.Repeat("a", 511)},
+	} {
+		req, err := http.NewRequest(http.MethodPost, s.URL+"/api/v1/admin/security/rotations", strings.NewReader(`{"reason":"probe"}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("User-Agent", tc.ua)
+		require.Equal(t, http.StatusForbidden, MustDo(t, req).Status, tc.name)
+		from := s.Identity.DeniedFrom()
+		require.NotEmpty(t, from, tc.name)
+		got := from[len(from)-1].UserAgent
+		assert.Equal(t, tc.want, got, tc.name)
+		assert.True(t, utf8.ValidString(got), tc.name)
+	}
 }

@@ -39,7 +39,8 @@ type fakeIdentity struct {
 	fail       map[string]error // by email, token or refresh token
 	revoked    map[uuid.UUID]bool
 	minVersion int64
-	denied     []user.Permission
+	denied     []user.AccessDenial
+	deniedFrom []identity.RequestContext // the RequestContext of each denial
 }
 
 // newFakeIdentity builds a fake whose JWTs are issued and verified at clock.
@@ -73,11 +74,18 @@ func (f *fakeIdentity) SetMinVersion(v int64) {
 	f.minVersion = v
 }
 
-// Denied lists the permissions RecordAccessDenied was called with.
-func (f *fakeIdentity) Denied() []user.Permission {
+// Denied lists the refusals RecordAccessDenied was called with.
+func (f *fakeIdentity) Denied() []user.AccessDenial {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]user.Permission(nil), f.denied...)
+	return append([]user.AccessDenial(nil), f.denied...)
+}
+
+// DeniedFrom lists the request contexts RecordAccessDenied was called with.
+func (f *fakeIdentity) DeniedFrom() []identity.RequestContext {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]identity.RequestContext(nil), f.deniedFrom...)
 }
 
 func (f *fakeIdentity) failure(key string) error {
@@ -275,11 +283,12 @@ func (f *fakeIdentity) SetRoles(_ context.Context, _ identity.Principal, userID 
 	return v, nil
 }
 
-// RecordAccessDenied remembers the refused permission.
-func (f *fakeIdentity) RecordAccessDenied(_ context.Context, _ identity.Principal, perm user.Permission, _ identity.RequestContext) error {
+// RecordAccessDenied remembers the refused request.
+func (f *fakeIdentity) RecordAccessDenied(_ context.Context, _ identity.Principal, d user.AccessDenial, rc identity.RequestContext) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.denied = append(f.denied, perm)
+	f.denied = append(f.denied, d)
+	f.deniedFrom = append(f.deniedFrom, rc)
 	return nil
 }
 

@@ -186,3 +186,46 @@ func keys(m map[string]any) []string {
 	}
 	return out
 }
+
+// A body of another media type is refused with 415 before it is read as
+// JSON, and the problem does not echo the type the client sent.
+func TestWrongContentTypeIsUnsupportedMediaType(t *testing.T) {
+	s := MustIdentityServer(t)
+	for _, ct := range []string{"text/plain; secret=hunter2", "application/x-www-form-urlencoded", ""} {
+		req, err := http.NewRequest(http.MethodPost, s.URL+"/api/v1/sessions", strings.NewReader(loginBody))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", ct)
+		r := MustDo(t, req)
+		p := MustProblem(t, r, http.StatusUnsupportedMediaType, "/api/v1/sessions")
+		assert.Equal(t, "unsupported_media_type", p.Code, ct)
+		assert.Equal(t, "the request body must be application/json", p.Detail, ct)
+		assert.NotContains(t, string(r.Body), "hunter2", "the submitted type is not echoed")
+		assert.NotContains(t, string(r.Body), "text/plain", "the submitted type is not echoed")
+	}
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/api/v1/sessions", strings.NewReader(loginBody))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	assert.Equal(t, http.StatusCreated, MustDo(t, req).Status, "parameters of application/json are fine")
+}
+
+// Every /api/v1 response is no-store, errors of the router included; other
+// paths are left to their handlers.
+func TestEveryAPIResponseIsNoStore(t *testing.T) {
+	s := MustIdentityServer(t)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{http.MethodGet, "/api/v1/providers", http.StatusOK},
+		{http.MethodGet, "/api/v1/users/me", http.StatusUnauthorized},
+		{http.MethodGet, "/api/v1/no-such-route", http.StatusNotFound},
+		{http.MethodDelete, "/api/v1/providers", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/api/v1", http.StatusNotFound},
+	} {
+		r := MustCall(t, tc.method, s.URL+tc.path, "", "")
+		require.Equal(t, tc.status, r.Status, "%s %s: %s", tc.method, tc.path, r.Body)
+		assert.Equal(t, "no-store", r.Header.Get("Cache-Control"), "%s %s", tc.method, tc.path)
+	}
+	r := MustCall(t, http.MethodGet, s.URL+"/api/v1x", "", "")
+	assert.Empty(t, r.Header.Get("Cache-Control"), "only the /api/v1 tree")
+}

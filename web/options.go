@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -55,6 +56,13 @@ type Options struct {
 	// MaxCheckpointAge is how long a projector with waiting events may go
 	// without moving its checkpoint before /ready answers 503.
 	MaxCheckpointAge time.Duration
+
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names the
+	// client, for rate limits, access logs and event metadata alike. Empty
+	// means the socket's peer is the client: anyone can send
+	// X-Forwarded-For, and trusting it by default would let an attacker pick
+	// a fresh IP, and so a fresh login bucket, for every attempt.
+	TrustedProxies []netip.Prefix
 
 	// RateLimit configures per-route rate limits; without a Limiter no
 	// request is limited.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -80,11 +81,36 @@ func problemFor(c echo.Context, e *Error) api.Problem {
 	return p
 }
 
+// statusClientClosedRequest is the status the access log and metrics
+// record for a request whose client hung up before it was answered
+// (nginx's 499). It is never sent: there is no one to send it to.
+const statusClientClosedRequest = 499
+
+// clientGone reports whether e is a server error only because the
+// request's own context was cancelled, which net/http does when the client
+// disconnects. A panic (already logged with its stack) stays a 500.
+func clientGone(ctx context.Context, e *Error) bool {
+	return errors.Is(ctx.Err(), context.Canceled) && e.Status() >= http.StatusInternalServerError && !e.logged
+}
+
 // handleError is Echo's HTTPErrorHandler: the single place where errors
 // become responses, so every error is problem+json with a trace id.
 func (s *Server) handleError(err error, c echo.Context) {
 	e := toError(err)
 	ctx := c.Request().Context()
+	if clientGone(ctx, e) {
+		// Nobody is left to read an answer, and the server did nothing
+		// wrong: no 5xx in the logs or metrics, no body.
+		s.log.InfoContext(ctx, "client closed request",
+			"trace_id", TraceID(ctx),
+			"method", c.Request().Method,
+			"path", c.Request().URL.Path,
+			"error", err.Error())
+		if !c.Response().Committed {
+			c.Response().Status = statusClientClosedRequest
+		}
+		return
+	}
 	if e.Status() >= http.StatusInternalServerError && !e.logged {
 		s.log.ErrorContext(ctx, "request failed",
 			"trace_id", TraceID(ctx),

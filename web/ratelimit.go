@@ -52,11 +52,6 @@ type RateLimitOptions struct {
 	Limiter RateLimiter
 	// Now is the clock buckets refill by; nil means time.Now. Tests pin it.
 	Now func() time.Time
-	// TrustedProxies are the reverse proxies whose X-Forwarded-For names the
-	// client. Empty means the socket's peer is the client: anyone can send
-	// X-Forwarded-For, and trusting it by default would let an attacker pick
-	// a fresh IP, and so a fresh login bucket, for every attempt.
-	TrustedProxies []netip.Prefix
 }
 
 // keyFunc derives the bucket key of a request under one policy, or reports
@@ -69,35 +64,12 @@ type rateRule struct {
 	key    keyFunc
 }
 
-// Principal is the verified identity of the caller of a request.
-type Principal struct {
-	// UserID is the id of the user the verified token was issued to.
-	UserID string
-}
-
-// principalKey keys the Principal in a request context.
-type principalKey struct{}
-
-// WithPrincipal returns ctx carrying p. Only the authentication middleware
-// may call it, and only after verifying the bearer token: per-user rate
-// limits (and later authorisation) trust it blindly.
-func WithPrincipal(ctx context.Context, p Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
-}
-
-// PrincipalFrom returns the verified caller of the request ctx belongs to,
-// or false for an anonymous request.
-func PrincipalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok && p.UserID != ""
-}
-
 // rateLimits is the rate-limit middleware's state: the store, the clock,
 // and where failures and denials are reported.
 type rateLimits struct {
 	limiter  RateLimiter
 	now      func() time.Time
-	clientIP func(*http.Request) string
+	clientIP func(*http.Request) string // the bucket of the client's address
 	log      *slog.Logger
 	denied   *prometheus.CounterVec
 	failures *prometheus.CounterVec
@@ -122,15 +94,16 @@ func admitFrom(ctx context.Context) identity.Admit {
 }
 
 // newRateLimits registers the rate-limit metrics on reg; it returns nil
-// when opts has no limiter, which disables rate limiting.
-func newRateLimits(opts RateLimitOptions, reg prometheus.Registerer, log *slog.Logger) (*rateLimits, error) {
+// when opts has no limiter, which disables rate limiting. clientAddr finds
+// a request's client address, as it does for the server's logs.
+func newRateLimits(opts RateLimitOptions, clientAddr func(*http.Request) string, reg prometheus.Registerer, log *slog.Logger) (*rateLimits, error) {
 	if opts.Limiter == nil {
 		return nil, nil
 	}
 	rl := &rateLimits{
 		limiter:  opts.Limiter,
 		now:      opts.Now,
-		clientIP: clientIPFunc(opts.TrustedProxies),
+		clientIP: func(r *http.Request) string { return bucketIP(clientAddr(r)) },
 		log:      log,
 		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dashtam_rate_limit_denied_total",
@@ -185,7 +158,7 @@ func (rl *rateLimits) rules(c echo.Context) []rateRule {
 // request with 429 at the first that is exhausted. The rate-limit headers
 // describe the tightest bucket, so a client pacing itself by them never
 // runs into another. It must run after authentication (which sets the
-// Principal) and before body validation, so that malformed requests spend
+// verified caller) and before body validation, so that malformed requests spend
 // tokens too.
 func (rl *rateLimits) limitRates(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -291,30 +264,27 @@ func (rl *rateLimits) byIP(c echo.Context) (string, bool) {
 	return ip, ip != ""
 }
 
-// byPrincipal keys a request by its verified user; anonymous requests are
-// not limited per user (their routes are limited per IP instead).
+// byPrincipal keys a request by the user authentication verified;
+// anonymous requests are not limited per user (their routes are limited
+// per IP instead).
 func byPrincipal(c echo.Context) (string, bool) {
-	p, ok := PrincipalFrom(c.Request().Context())
-	return p.UserID, ok
+	p, ok := identityPrincipal(c.Request().Context())
+	if !ok || p.UserID == uuid.Nil {
+		return "", false
+	}
+	return p.UserID.String(), true
 }
 
 // byPrincipalAndParam keys a request by its verified user and one path
 // parameter, so that each of a user's connections has its own bucket.
 func byPrincipalAndParam(name string) keyFunc {
 	return func(c echo.Context) (string, bool) {
-		p, ok := PrincipalFrom(c.Request().Context())
+		user, ok := byPrincipal(c)
 		if !ok {
 			return "", false
 		}
-		return p.UserID + "/" + c.Param(name), true
+		return user + "/" + c.Param(name), true
 	}
-}
-
-// clientIPFunc returns how to find the bucket of a request's client: its
-// address as clientAddrFunc finds it, IPv6 widened to its /64.
-func clientIPFunc(trusted []netip.Prefix) func(*http.Request) string {
-	addr := clientAddrFunc(trusted)
-	return func(r *http.Request) string { return bucketIP(addr(r)) }
 }
 
 // clientAddrFunc returns how to find a request's client address: the socket

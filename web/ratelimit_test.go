@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dashtam/dashtam/adapters/ratelimit"
+	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/migrations/testdb"
 	"github.com/dashtam/dashtam/web"
 )
@@ -39,20 +39,22 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// headerUser names the caller in these tests; testAuth stands in for the
-// authentication middleware, which will set the Principal from a verified
-// token instead.
-const headerUser = "X-Test-User"
-
-// testAuth sets the Principal from headerUser. Pre middleware runs before
-// the rate limits, as the real authentication middleware must.
-func testAuth(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if id := c.Request().Header.Get(headerUser); id != "" {
+// testAuth stands in for authentication on the stand-in routes outside the
+// OpenAPI document, which authenticate leaves alone: it verifies the bearer
+// token with the fake identity service and sets the caller as authenticate
+// does. It is Pre middleware, so it runs before the rate limits, as the
+// real authentication middleware must.
+func testAuth(id *fakeIdentity) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
 			r := c.Request()
-			c.SetRequest(r.WithContext(web.WithPrincipal(r.Context(), web.Principal{UserID: id})))
+			if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+				if p, err := id.Authenticate(r.Context(), token); err == nil {
+					c.SetRequest(r.WithContext(web.WithCaller(r.Context(), p)))
+				}
+			}
+			return next(c)
 		}
-		return next(c)
 	}
 }
 
@@ -81,9 +83,9 @@ func MustLogin(tb testing.TB, baseURL string, header map[string]string) response
 	return MustDo(tb, req)
 }
 
-// MustLimitedServer starts a rate-limited server; opts.Limiter defaults to
-// a PostgreSQL limiter on a fresh database.
-func MustLimitedServer(tb testing.TB, opts web.RateLimitOptions) *limitedServer {
+// MustLimitedServer starts a rate-limited server behind the trusted
+// proxies; opts.Limiter defaults to a PostgreSQL limiter on a fresh database.
+func MustLimitedServer(tb testing.TB, opts web.RateLimitOptions, trusted ...netip.Prefix) *limitedServer {
 	tb.Helper()
 	if opts.Limiter == nil {
 		l, err := ratelimit.New(testdb.New(tb))
@@ -96,11 +98,12 @@ func MustLimitedServer(tb testing.TB, opts web.RateLimitOptions) *limitedServer 
 	ok := func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
 	id := newFakeIdentity(tb, clock)
 	s := MustServer(tb, web.Options{
-		Registry:  reg,
-		RateLimit: opts,
-		Identity:  id,
+		Registry:       reg,
+		RateLimit:      opts,
+		TrustedProxies: trusted,
+		Identity:       id,
 		Routes: func(e *echo.Echo) {
-			e.Pre(testAuth)
+			e.Pre(testAuth(id))
 			e.POST("/api/v1/connections/:id/syncs", ok)
 			e.GET("/api/v1/test/items", ok)
 		},
@@ -248,8 +251,10 @@ func TestRefreshRateLimitFailsOpenWhenTheStoreFails(t *testing.T) {
 // roomier general write allowance charged alongside.
 func TestRateLimitPerUserAndConnection(t *testing.T) {
 	s := MustLimitedServer(t, web.RateLimitOptions{})
-	alice := map[string]string{headerUser: "alice"}
-	bob := map[string]string{headerUser: "bob"}
+	aliceToken, _ := s.Identity.MustToken(t, user.RoleUser)
+	bobToken, _ := s.Identity.MustToken(t, user.RoleUser)
+	alice := map[string]string{"Authorization": "Bearer " + aliceToken}
+	bob := map[string]string{"Authorization": "Bearer " + bobToken}
 	sync := func(conn string) string { return s.URL + "/api/v1/connections/" + conn + "/syncs" }
 
 	r := MustSend(t, http.MethodGet, s.URL+"/api/v1/test/items", nil)
@@ -286,9 +291,7 @@ func TestRateLimitClientAddress(t *testing.T) {
 	}
 	assert.Equal(t, http.StatusTooManyRequests, login(direct, "198.51.100.99"), "a forged X-Forwarded-For is ignored")
 
-	proxied := MustLimitedServer(t, web.RateLimitOptions{
-		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
-	})
+	proxied := MustLimitedServer(t, web.RateLimitOptions{}, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
 	for i := range 5 {
 		require.Equal(t, http.StatusCreated, login(proxied, "2001:db8:1:2::"+strconv.Itoa(i+1)))
 	}
@@ -322,12 +325,51 @@ func TestRateLimitKeysOnTheAuthenticatedUser(t *testing.T) {
 	assert.Equal(t, "99", r.Header.Get("RateLimit-Remaining"), "another user has a bucket of their own")
 }
 
-func TestWithPrincipalRoundTrips(t *testing.T) {
-	_, ok := web.PrincipalFrom(context.Background())
-	assert.False(t, ok)
-	_, ok = web.PrincipalFrom(web.WithPrincipal(context.Background(), web.Principal{}))
-	assert.False(t, ok, "an empty user id is no principal")
-	p, ok := web.PrincipalFrom(web.WithPrincipal(context.Background(), web.Principal{UserID: "u1"}))
-	assert.True(t, ok)
-	assert.Equal(t, "u1", p.UserID)
+// Permissions are checked after the rate limits: a caller probing an admin
+// route spends its write allowance like any other request, and once it is
+// refused with 429 its refusals stop being recorded as events.
+func TestForbiddenRequestsAreRateLimited(t *testing.T) {
+	s := MustLimitedServer(t, web.RateLimitOptions{})
+	token, _ := s.Identity.MustToken(t, user.RoleReadonly)
+	rotations := s.URL + "/api/v1/admin/security/rotations"
+	body := `{"reason":"probe"}`
+	for i := range ratelimit.Writes.Burst {
+		r := MustCall(t, http.MethodPost, rotations, body, token)
+		require.Equal(t, http.StatusForbidden, r.Status, "request %d: %s", i+1, r.Body)
+	}
+	r := MustCall(t, http.MethodPost, rotations, body, token)
+	p := MustProblem(t, r, http.StatusTooManyRequests, "/api/v1/admin/security/rotations")
+	assert.Equal(t, "rate_limited", p.Code)
+	for range 5 {
+		require.Equal(t, http.StatusTooManyRequests, MustCall(t, http.MethodPost, rotations, body, token).Status)
+	}
+	assert.Len(t, s.Identity.Denied(), ratelimit.Writes.Burst, "only the requests within the allowance are recorded")
+}
+
+// Behind a trusted proxy, the access log, the rate limits and the event
+// metadata all name the client X-Forwarded-For names, through one
+// extractor; without one, all three see the socket's peer.
+func TestTrustedProxiesNameTheClientEverywhere(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"direct", nil, "127.0.0.1"},
+		{"proxied", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.7"},
+	} {
+		s := MustLimitedServer(t, web.RateLimitOptions{}, tc.trusted...)
+		token, _ := s.Identity.MustToken(t, user.RoleReadonly)
+		req, err := http.NewRequest(http.MethodPost, s.URL+"/api/v1/admin/security/rotations", strings.NewReader(`{"reason":"probe"}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+		require.Equal(t, http.StatusForbidden, MustDo(t, req).Status, tc.name)
+
+		from := s.Identity.DeniedFrom()
+		require.Len(t, from, 1, tc.name)
+		assert.Equal(t, tc.want, from[0].IP.String(), "%s: event metadata", tc.name)
+		assert.Contains(t, s.Logs.String(), `"remote_ip":"`+tc.want+`"`, "%s: access log", tc.name)
+	}
 }

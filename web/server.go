@@ -21,6 +21,10 @@ const (
 	readTimeout       = 60 * time.Second
 	writeTimeout      = 2 * time.Minute
 	idleTimeout       = 2 * time.Minute
+	// maxHeaderBytes bounds the request line and headers: a bearer token
+	// and a cookie or two fit with room to spare, and Go's 1 MiB default
+	// lets every connection pin far more memory than any client needs.
+	maxHeaderBytes = 16 << 10
 )
 
 // Server is the Dashtam HTTP server; build it with New, run it with Serve.
@@ -66,7 +70,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
-	rateLimits, err := newRateLimits(opts.RateLimit, opts.Registry, opts.Logger)
+	// One extractor finds the client address for Echo (access logs), the
+	// rate limits and event metadata, so all three agree on who asked.
+	clientAddr := clientAddrFunc(opts.TrustedProxies)
+	rateLimits, err := newRateLimits(opts.RateLimit, clientAddr, opts.Registry, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -80,7 +87,7 @@ func New(opts Options) (*Server, error) {
 		providers:       providers,
 		identity:        opts.Identity,
 		permissions:     permissions,
-		clientAddr:      clientAddrFunc(opts.RateLimit.TrustedProxies),
+		clientAddr:      clientAddr,
 		now:             opts.Now,
 		shutdownTimeout: opts.ShutdownTimeout,
 	}
@@ -90,19 +97,22 @@ func New(opts Options) (*Server, error) {
 	e.HTTPErrorHandler = s.handleError
 	// Trust the socket, not X-Forwarded-For, until a proxy is configured:
 	// logged client addresses must not be forgeable.
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor = echo.IPExtractor(clientAddr)
 	// Pre-routing middleware wraps everything, 404 and 405 included; the
 	// order is outermost first.
-	e.Pre(traceRequests, s.observeRequests, s.recoverPanics)
-	// Authorization and rate limits run after routing (both are per
-	// route) and before the body is read or validated, so refused requests
-	// cost little and malformed ones still spend tokens. Authorization goes
-	// first: per-user limits key on the Principal it sets, and an anonymous
-	// caller of a protected route must not learn more than "401".
-	e.Use(s.authorize)
+	e.Pre(traceRequests, s.observeRequests, s.recoverPanics, noStoreAPI)
+	// Authentication, rate limits and permissions run after routing (all
+	// are per route) and before the body is read or validated, so refused
+	// requests cost little and malformed ones still spend tokens.
+	// Authentication goes first: per-user limits key on the caller it sets,
+	// and an anonymous caller of a protected route must not learn more than
+	// "401". Permissions come after the limits, so refusals (each one
+	// recorded as an event) are rate limited like any other request.
+	e.Use(s.authenticate)
 	if s.rateLimits != nil {
 		e.Use(s.rateLimits.limitRates)
 	}
+	e.Use(s.requirePermission)
 	e.Use(limitBodies(opts.MaxBodyBytes), validateRequests(newSpecRoutes(doc)))
 
 	api.RegisterHandlers(e, api.NewStrictHandler(&strictAPI{s: s}, nil))
@@ -134,6 +144,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	if s.onShutdown != nil {

@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -33,9 +34,13 @@ func newSpecRoutes(doc *openapi3.T) specRoutes {
 // auth middleware, which knows sessions; the spec's security only documents.
 // The uuid format is checked here because kin-openapi checks no format by
 // default, and the generated binder that would catch a bad id afterwards
-// quotes the offending value in its error.
+// quotes the offending value in its error. KeepValidatedValue leaves the
+// decoded body on the request, and the generated handlers bind that value
+// rather than decoding the JSON a second time (case-insensitively), so a
+// handler receives exactly what was validated.
 var validationOptions = &openapi3filter.Options{
 	MultiError:         true,
+	KeepValidatedValue: true,
 	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 	SchemaValidationOptions: []openapi3.SchemaValidationOption{
 		openapi3.WithStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(uuidPattern)),
@@ -77,9 +82,28 @@ func validationError(err error) error {
 	if errors.As(err, &tooLarge) {
 		return &Error{Code: CodeTooLarge, Detail: "request body too large", Err: err}
 	}
+	if wrongContentType(err) {
+		// The submitted type is not echoed: it is the client's input.
+		return &Error{Code: CodeUnsupportedMediaType, Detail: "the request body must be application/json", Err: err}
+	}
 	e := &Error{Code: CodeInvalid, Detail: "the request does not match the API contract", Err: err}
 	e.Fields = fieldErrors(err, "")
 	return e
+}
+
+// wrongContentType reports whether kin-openapi refused the body for its
+// Content-Type, which it says only in a RequestError's reason.
+func wrongContentType(err error) bool {
+	switch e := err.(type) {
+	case openapi3.MultiError:
+		return slices.ContainsFunc(e, wrongContentType)
+	case *openapi3filter.RequestError:
+		return e.RequestBody != nil && strings.HasPrefix(e.Reason, "header Content-Type has unexpected value")
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		return wrongContentType(inner)
+	}
+	return false
 }
 
 // fieldErrors flattens kin-openapi's nested errors into one entry per field.

@@ -3,7 +3,6 @@ package authtoken
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 
@@ -43,16 +42,4 @@ func (Opaque) Digest(token string) []byte { return Digest(token) }
 func Digest(token string) []byte {
 	sum := sha256.Sum256([]byte(token))
 	return sum[:]
-}
-
-// Equal compares two digests in constant time, for the cases where a digest is
-// checked against one already loaded rather than found by index lookup.
-func Equal(a, b []byte) bool {
-	return subtle.ConstantTimeCompare(a, b) == 1
-}
-
-// Matches reports, in constant time, whether token is the one whose digest
-// was stored.
-func Matches(token string, digest []byte) bool {
-	return Equal(Digest(token), digest)
 }

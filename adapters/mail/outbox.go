@@ -47,10 +47,6 @@ func newOutbox(dir string, o options) (*Outbox, error) {
 	return &Outbox{dir: dir, o: o}, nil
 }
 
-// Dir is the directory the messages are written to, for start-up logs that
-// tell a developer where to find the verification link.
-func (b *Outbox) Dir() string { return b.dir }
-
 // String describes the transport for start-up logs.
 func (b *Outbox) String() string { return "file://" + filepath.ToSlash(b.dir) }
 

@@ -18,10 +18,6 @@ var (
 	ErrInvalidEmail = errors.New("email address is invalid")
 	// ErrInvalidRole means a role name is not one of readonly, user, admin or auditor.
 	ErrInvalidRole = errors.New("role is invalid")
-	// ErrRoleAlreadyGranted means GrantRole named a role the user already holds.
-	ErrRoleAlreadyGranted = errors.New("role is already granted")
-	// ErrRoleNotGranted means RevokeRole named a role the user does not hold.
-	ErrRoleNotGranted = errors.New("role is not granted")
 	// ErrLastRole means a change would leave the user without any role, which
 	// would lock them out silently; deactivate the user instead.
 	ErrLastRole = errors.New("user must keep at least one role")
@@ -43,6 +39,11 @@ var (
 	// ErrInvalidSessionExpiry means a new session or refresh would expire at or before its start.
 	ErrInvalidSessionExpiry = errors.New("session expiry must be after its start")
 
+	// ErrRefreshRefused is matched by every refusal of Refresh and
+	// RevokeForGlobalRotation, beside the specific error, so that a caller
+	// can answer all of them alike and a new refusal cannot turn into a
+	// failure of the machinery.
+	ErrRefreshRefused = errors.New("refresh refused")
 	// ErrSessionExists means a login supplied the id of a session the user already has.
 	ErrSessionExists = errors.New("session id already in use")
 	// ErrSessionNotFound means the user has no session with that id.

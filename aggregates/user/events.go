@@ -58,6 +58,9 @@ const (
 	VerifiedByEmailLink VerificationMethod = "email_link"
 	// VerifiedByOperator means an operator vouched for the address (dashtam users create --verified).
 	VerifiedByOperator VerificationMethod = "operator"
+	// VerifiedByPasswordReset means the user completed a password reset
+	// through the link mailed to the address, which proves it as well.
+	VerifiedByPasswordReset VerificationMethod = "password_reset"
 )
 
 // UserRegistered starts a user's stream with the normalised email and the first role.
@@ -89,7 +92,8 @@ type UserVerificationRequested struct {
 type UserEmailVerified struct {
 	// UserID is the user, which is also the stream id.
 	UserID uuid.UUID `json:"user_id"`
-	// RequestID is the verification request that was completed; nil for an operator.
+	// RequestID is the verification request that was completed, or the
+	// password reset request for VerifiedByPasswordReset; nil for an operator.
 	RequestID uuid.UUID `json:"request_id"`
 	// Method says how the address was verified.
 	Method VerificationMethod `json:"method"`

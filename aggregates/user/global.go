@@ -52,11 +52,13 @@ func (u *User) RecordGlobalRotation(version int64, reason string, at time.Time) 
 // RevokeForGlobalRotation revokes a session whose tokens predate a global
 // token rotation by more than its grace; only the caller knows the global
 // version, so it decides that the session is too old and the aggregate
-// records the revocation. It returns ErrNotRegistered, ErrSessionNotFound or
-// ErrSessionNotActive.
+// records the revocation. Like Refresh for the user's own rotation, it
+// returns the revocation together with ErrTokenVersionRevoked, to append and
+// then report; or, with no events, ErrNotRegistered, ErrSessionNotFound or
+// ErrSessionNotActive. Every error also matches ErrRefreshRefused.
 func (u *User) RevokeForGlobalRotation(sessionID uuid.UUID, at time.Time) ([]Event, error) {
 	if _, err := u.endable(sessionID); err != nil {
-		return nil, err
+		return nil, refused(err)
 	}
-	return []Event{UserSessionRevoked{UserID: u.id, SessionID: sessionID, Reason: RevokedTokenRotation, At: at}}, nil
+	return []Event{UserSessionRevoked{UserID: u.id, SessionID: sessionID, Reason: RevokedTokenRotation, At: at}}, refused(ErrTokenVersionRevoked)
 }

@@ -30,6 +30,7 @@ func TestGlobalRotation(t *testing.T) {
 			given: history(verified(), loggedIn(sid1, t0)),
 			when:  func(u *User) ([]Event, error) { return u.RevokeForGlobalRotation(sid1, t1) },
 			then:  []Event{UserSessionRevoked{UserID: uid, SessionID: sid1, Reason: RevokedTokenRotation, At: t1}},
+			err:   ErrTokenVersionRevoked,
 		},
 		{
 			name:  "an ended session is not revoked again",

@@ -59,7 +59,9 @@ func (u *User) RequestPasswordReset(r ResetRequest) ([]Event, error) {
 // CompletePasswordReset records that the caller replaced the password
 // through reset requestID, and revokes every active session in the same
 // decision, because whoever held the old password may hold a session too.
-// It returns ErrNotRegistered, ErrResetNotFound, ErrResetUsed or ErrResetExpired.
+// The reset link was mailed to the address, so completing it also verifies
+// an unverified one: a user whose verification mail was lost is not locked
+// out for good. It returns ErrNotRegistered, ErrResetNotFound, ErrResetUsed or ErrResetExpired.
 func (u *User) CompletePasswordReset(requestID uuid.UUID, at time.Time) ([]Event, error) {
 	if !u.registered {
 		return nil, ErrNotRegistered
@@ -79,5 +81,8 @@ func (u *User) CompletePasswordReset(requestID uuid.UUID, at time.Time) ([]Event
 		return nil, ErrResetExpired
 	}
 	events := []Event{UserPasswordResetCompleted{UserID: u.id, RequestID: requestID, At: at}}
+	if !u.verified {
+		events = append(events, UserEmailVerified{UserID: u.id, RequestID: requestID, Method: VerifiedByPasswordReset, At: at})
+	}
 	return append(events, u.revokeAllActive(RevokedPasswordReset, at)...), nil
 }

@@ -84,6 +84,15 @@ func TestPasswordReset(t *testing.T) {
 			},
 		},
 		{
+			name:  "completing a reset verifies an unverified address, which the link was mailed to",
+			given: history(registered(), []Event{resetRequested(rid1, t0)}),
+			when:  func(u *User) ([]Event, error) { return u.CompletePasswordReset(rid1, done) },
+			then: []Event{
+				UserPasswordResetCompleted{UserID: uid, RequestID: rid1, At: done},
+				UserEmailVerified{UserID: uid, RequestID: rid1, Method: VerifiedByPasswordReset, At: done},
+			},
+		},
+		{
 			name:  "a reset is single use",
 			given: history(pending, []Event{UserPasswordResetCompleted{UserID: uid, RequestID: rid1, At: done}}),
 			when:  func(u *User) ([]Event, error) { return u.CompletePasswordReset(rid1, done.Add(time.Minute)) },

@@ -1,6 +1,7 @@
 package user
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,27 +40,28 @@ type RefreshAttempt struct {
 //
 // It returns, with no events, ErrNotRegistered, ErrInvalidSessionExpiry,
 // ErrSessionNotFound, ErrSessionNotActive, ErrSessionExpired or
-// ErrRefreshGenerationUnknown.
+// ErrRefreshGenerationUnknown. Every error but ErrInvalidSessionExpiry, a
+// mistake of the caller's, also matches ErrRefreshRefused.
 func (u *User) Refresh(r RefreshAttempt) ([]Event, error) {
 	if !u.registered {
-		return nil, ErrNotRegistered
+		return nil, refused(ErrNotRegistered)
 	}
 	if !r.ExpiresAt.After(r.At) {
 		return nil, ErrInvalidSessionExpiry
 	}
 	s := u.session(r.SessionID)
 	if s == nil {
-		return nil, ErrSessionNotFound
+		return nil, refused(ErrSessionNotFound)
 	}
 	switch s.StatusAt(r.At) {
 	case SessionActive:
 	case SessionExpired:
-		return nil, ErrSessionExpired
+		return nil, refused(ErrSessionExpired)
 	default:
-		return nil, ErrSessionNotActive
+		return nil, refused(ErrSessionNotActive)
 	}
 	if r.Generation < 1 || r.Generation > s.RefreshGeneration {
-		return nil, ErrRefreshGenerationUnknown
+		return nil, refused(ErrRefreshGenerationUnknown)
 	}
 	if r.Generation < s.RefreshGeneration {
 		return []Event{
@@ -73,10 +75,10 @@ func (u *User) Refresh(r RefreshAttempt) ([]Event, error) {
 				At:                  r.At,
 			},
 			UserSessionRevoked{UserID: u.id, SessionID: s.ID, Reason: RevokedRefreshTokenReuse, At: r.At},
-		}, ErrRefreshTokenReused
+		}, refused(ErrRefreshTokenReused)
 	}
 	if !u.AcceptsTokenVersion(s.TokenVersion, r.At, r.Grace) {
-		return []Event{UserSessionRevoked{UserID: u.id, SessionID: s.ID, Reason: RevokedTokenRotation, At: r.At}}, ErrTokenVersionRevoked
+		return []Event{UserSessionRevoked{UserID: u.id, SessionID: s.ID, Reason: RevokedTokenRotation, At: r.At}}, refused(ErrTokenVersionRevoked)
 	}
 	return []Event{UserTokenRefreshed{
 		UserID:            u.id,
@@ -89,3 +91,7 @@ func (u *User) Refresh(r RefreshAttempt) ([]Event, error) {
 		At:                r.At,
 	}}, nil
 }
+
+// refused marks err as a refusal of a refresh: it matches both err and
+// ErrRefreshRefused.
+func refused(err error) error { return fmt.Errorf("%w: %w", ErrRefreshRefused, err) }

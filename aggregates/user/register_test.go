@@ -76,6 +76,15 @@ func TestRegister(t *testing.T) {
 	})
 }
 
+func TestRegisteredAt(t *testing.T) {
+	if got := FromHistory(nil).RegisteredAt(); !got.IsZero() {
+		t.Fatalf("unregistered: %v, want zero", got)
+	}
+	if got := FromHistory(history(registered(), []Event{UserEmailVerified{UserID: uid, At: t0.Add(time.Hour)}})).RegisteredAt(); !got.Equal(t0) {
+		t.Fatalf("registered at %v, want %v", got, t0)
+	}
+}
+
 func TestVerification(t *testing.T) {
 	requested := history(registered(), []Event{UserVerificationRequested{UserID: uid, RequestID: rid1, ExpiresAt: t0.Add(VerificationTTL), At: t0}})
 	run(t, []scenario{

@@ -6,39 +6,6 @@ import (
 	"time"
 )
 
-// GrantRole gives the user role. It returns ErrNotRegistered,
-// ErrInvalidRole or ErrRoleAlreadyGranted.
-func (u *User) GrantRole(role Role, at time.Time) ([]Event, error) {
-	if !u.registered {
-		return nil, ErrNotRegistered
-	}
-	if !role.Valid() {
-		return nil, fmt.Errorf("grant role %q: %w", role, ErrInvalidRole)
-	}
-	if u.HasRole(role) {
-		return nil, fmt.Errorf("grant role %q: %w", role, ErrRoleAlreadyGranted)
-	}
-	return []Event{UserRoleGranted{UserID: u.id, Role: role, At: at}}, nil
-}
-
-// RevokeRole takes role from the user. It returns ErrNotRegistered,
-// ErrInvalidRole, ErrRoleNotGranted or ErrLastRole.
-func (u *User) RevokeRole(role Role, at time.Time) ([]Event, error) {
-	if !u.registered {
-		return nil, ErrNotRegistered
-	}
-	if !role.Valid() {
-		return nil, fmt.Errorf("revoke role %q: %w", role, ErrInvalidRole)
-	}
-	if !u.HasRole(role) {
-		return nil, fmt.Errorf("revoke role %q: %w", role, ErrRoleNotGranted)
-	}
-	if len(u.roles) == 1 {
-		return nil, fmt.Errorf("revoke role %q: %w", role, ErrLastRole)
-	}
-	return []Event{UserRoleRevoked{UserID: u.id, Role: role, At: at}}, nil
-}
-
 // SetRoles makes roles the user's exact set (PUT /admin/users/{id}/roles),
 // as grants followed by revokes so the stream never shows a user without a
 // role; duplicates are ignored and an unchanged set is no events. It

@@ -12,58 +12,6 @@ func TestRoles(t *testing.T) {
 	twoRoles := history(verified(), []Event{UserRoleGranted{UserID: uid, Role: RoleAuditor, At: t0}})
 	run(t, []scenario{
 		{
-			name:  "grants a role",
-			given: verified(),
-			when:  func(u *User) ([]Event, error) { return u.GrantRole(RoleAdmin, t1) },
-			then:  []Event{UserRoleGranted{UserID: uid, Role: RoleAdmin, At: t1}},
-		},
-		{
-			name:  "grant refuses a role already held",
-			given: verified(),
-			when:  func(u *User) ([]Event, error) { return u.GrantRole(RoleUser, t1) },
-			err:   ErrRoleAlreadyGranted,
-		},
-		{
-			name:  "grant refuses an unknown role",
-			given: verified(),
-			when:  func(u *User) ([]Event, error) { return u.GrantRole(Role("superuser"), t1) },
-			err:   ErrInvalidRole,
-		},
-		{
-			name: "grant needs a registered user",
-			when: func(u *User) ([]Event, error) { return u.GrantRole(RoleAdmin, t1) },
-			err:  ErrNotRegistered,
-		},
-		{
-			name:  "revokes a role",
-			given: twoRoles,
-			when:  func(u *User) ([]Event, error) { return u.RevokeRole(RoleUser, t1) },
-			then:  []Event{UserRoleRevoked{UserID: uid, Role: RoleUser, At: t1}},
-		},
-		{
-			name:  "revoke refuses a role not held",
-			given: twoRoles,
-			when:  func(u *User) ([]Event, error) { return u.RevokeRole(RoleAdmin, t1) },
-			err:   ErrRoleNotGranted,
-		},
-		{
-			name:  "revoke refuses the last role",
-			given: verified(),
-			when:  func(u *User) ([]Event, error) { return u.RevokeRole(RoleUser, t1) },
-			err:   ErrLastRole,
-		},
-		{
-			name:  "revoke refuses an unknown role",
-			given: verified(),
-			when:  func(u *User) ([]Event, error) { return u.RevokeRole(Role(""), t1) },
-			err:   ErrInvalidRole,
-		},
-		{
-			name: "revoke needs a registered user",
-			when: func(u *User) ([]Event, error) { return u.RevokeRole(RoleUser, t1) },
-			err:  ErrNotRegistered,
-		},
-		{
 			name:  "sets roles as grants, then revokes",
 			given: twoRoles,
 			when:  func(u *User) ([]Event, error) { return u.SetRoles([]Role{RoleReadonly, RoleAdmin, RoleAdmin}, t1) },
@@ -112,9 +60,6 @@ func TestRoleState(t *testing.T) {
 	u.Roles()[0] = RoleReadonly // a copy: must not change the state
 	if !u.HasRole(RoleAdmin) || u.HasRole(RoleUser) {
 		t.Fatalf("HasRole after changing the returned slice: %v", u.Roles())
-	}
-	if !u.HasPermission(PermissionSecurityAdmin) {
-		t.Fatal("admin lacks security:admin")
 	}
 }
 

@@ -3,6 +3,8 @@ package user
 import (
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 func TestRotateTokensAndAccessDenied(t *testing.T) {
@@ -95,9 +97,15 @@ func TestState(t *testing.T) {
 	if u.ID() != uid || !u.Registered() || u.Email() != email || !u.Verified() {
 		t.Fatalf("identity = %v %v %q %v", u.ID(), u.Registered(), u.Email(), u.Verified())
 	}
-	all := u.Sessions()
-	if len(all) != 3 || all[0].ID != sid1 || all[1].ID != sid2 || all[2].ID != sid3 {
-		t.Fatalf("Sessions = %+v", all)
+	var all [3]Session
+	for i, id := range []uuid.UUID{sid1, sid2, sid3} {
+		var ok bool
+		if all[i], ok = u.Session(id); !ok {
+			t.Fatalf("Session(%d) not found", i+1)
+		}
+	}
+	if len(u.sessions) != 3 {
+		t.Fatalf("%d sessions, want 3", len(u.sessions))
 	}
 	if all[0].Status != SessionLoggedOut || all[1].Status != SessionRevoked || all[1].RevokeReason != RevokedByUser || all[2].Status != SessionActive {
 		t.Fatalf("statuses = %s %s(%s) %s", all[0].Status, all[1].Status, all[1].RevokeReason, all[2].Status)
@@ -115,19 +123,19 @@ func TestState(t *testing.T) {
 	if got := s.StatusAt(s.ExpiresAt); got != SessionExpired {
 		t.Fatalf("StatusAt(expiry) = %s", got)
 	}
-	if active := u.ActiveSessions(t0.Add(time.Hour)); len(active) != 1 || active[0].ID != sid3 {
-		t.Fatalf("ActiveSessions = %+v", active)
+	if active := u.activeSessions(t0.Add(time.Hour)); len(active) != 1 || active[0].ID != sid3 {
+		t.Fatalf("activeSessions = %+v", active)
 	}
-	if active := u.ActiveSessions(s.ExpiresAt); len(active) != 0 {
-		t.Fatalf("ActiveSessions after expiry = %+v", active)
+	if active := u.activeSessions(s.ExpiresAt); len(active) != 0 {
+		t.Fatalf("activeSessions after expiry = %+v", active)
 	}
 	all[2].Status = SessionRevoked // a copy: must not change the state
 	if s, _ := u.Session(sid3); s.Status != SessionActive {
-		t.Fatal("Sessions returned the state itself")
+		t.Fatal("Session returned the state itself")
 	}
 
 	var zero User
-	if zero.Registered() || zero.TokenVersion() != 0 || len(zero.Sessions()) != 0 {
+	if zero.Registered() || zero.TokenVersion() != 0 || len(zero.sessions) != 0 {
 		t.Fatal("the zero User is not empty")
 	}
 }

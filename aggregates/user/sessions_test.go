@@ -100,7 +100,7 @@ func TestRefresh(t *testing.T) {
 	rotated := func(at time.Time) []Event {
 		return []Event{UserTokensRotated{UserID: uid, TokenVersion: 2, Reason: "key compromise", At: at}}
 	}
-	run(t, []scenario{
+	cases := []scenario{
 		{
 			name:  "rotates to the next generation",
 			given: session,
@@ -201,7 +201,18 @@ func TestRefresh(t *testing.T) {
 			then: []Event{UserSessionRevoked{UserID: uid, SessionID: sid1, Reason: RevokedTokenRotation, At: t2}},
 			err:  ErrTokenVersionRevoked,
 		},
-	})
+	}
+	run(t, cases)
+	// Every refusal but the caller's own mistake is one kind, which the
+	// command layer answers alike.
+	for _, c := range cases {
+		if c.err == nil || c.err == ErrInvalidSessionExpiry {
+			continue
+		}
+		if _, err := c.when(FromHistory(c.given)); !errors.Is(err, ErrRefreshRefused) {
+			t.Errorf("%s: %v does not match ErrRefreshRefused", c.name, err)
+		}
+	}
 }
 
 // TestRefreshReuseJourney plays the theft story of issue 3 through the

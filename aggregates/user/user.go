@@ -12,6 +12,7 @@ import (
 type User struct {
 	id              uuid.UUID
 	registered      bool
+	registeredAt    time.Time
 	email           string
 	roles           []Role // kept sorted, without duplicates
 	verified        bool
@@ -53,6 +54,7 @@ func (u *User) apply(e Event) {
 	case UserRegistered:
 		u.id = e.UserID
 		u.registered = true
+		u.registeredAt = e.At
 		u.email = e.Email
 		u.roles = []Role{e.Role}
 		u.tokenVersion = 1
@@ -168,6 +170,9 @@ func (u *User) ID() uuid.UUID { return u.id }
 // Registered reports whether the stream holds a user, so handlers can tell an empty stream from a user.
 func (u *User) Registered() bool { return u.registered }
 
+// RegisteredAt is when the user registered; zero before Register.
+func (u *User) RegisteredAt() time.Time { return u.registeredAt }
+
 // Email returns the normalised email address.
 func (u *User) Email() string { return u.email }
 
@@ -179,9 +184,6 @@ func (u *User) Roles() []Role { return slices.Clone(u.roles) }
 
 // HasRole reports whether the user holds r.
 func (u *User) HasRole(r Role) bool { return slices.Contains(u.roles, r) }
-
-// HasPermission reports whether any of the user's roles grants p.
-func (u *User) HasPermission(p Permission) bool { return HasPermission(u.roles, p) }
 
 // FailedAttempts returns the consecutive password failures since the last
 // success, lockout or password reset.
@@ -220,22 +222,4 @@ func (u *User) Session(id uuid.UUID) (Session, bool) {
 		return *s, true
 	}
 	return Session{}, false
-}
-
-// Sessions returns copies of every session, ended ones included, oldest first.
-func (u *User) Sessions() []Session {
-	out := make([]Session, len(u.sessions))
-	for i, s := range u.sessions {
-		out[i] = *s
-	}
-	return out
-}
-
-// ActiveSessions returns copies of the sessions active at t, oldest first, for GET /sessions.
-func (u *User) ActiveSessions(t time.Time) []Session {
-	var out []Session
-	for _, s := range u.activeSessions(t) {
-		out = append(out, *s)
-	}
-	return out
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -17,6 +18,9 @@ type serveConfig struct {
 	JWTSecret     []byte
 	MailURL       string
 	Providers     []string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client; empty means the socket's peer is the client.
+	TrustedProxies []netip.Prefix
 }
 
 // knownProviders are the provider slugs this binary can enable.
@@ -82,6 +86,18 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 			return c, fmt.Errorf("DASHTAM_PROVIDERS names unknown provider %q (known: sandbox, schwab)", p)
 		}
 		c.Providers = append(c.Providers, p)
+	}
+
+	for _, raw := range strings.Split(getenv("DASHTAM_TRUSTED_PROXIES"), ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(raw)
+		if err != nil {
+			return c, fmt.Errorf("DASHTAM_TRUSTED_PROXIES entry %q is not a CIDR prefix such as 10.0.0.0/8", raw)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix)
 	}
 	return c, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -36,6 +37,11 @@ func TestLoadServeConfig(t *testing.T) {
 	c, err = loadServeConfig(env(map[string]string{"SCHWAB_CLIENT_ID": "app"}), "/data")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"sandbox", "schwab"}, c.Providers)
+	assert.Empty(t, c.TrustedProxies, "no proxy is trusted by default")
+
+	c, err = loadServeConfig(env(map[string]string{"DASHTAM_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8,"}), "/data")
+	require.NoError(t, err)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}, c.TrustedProxies)
 
 	for name, tc := range map[string]struct {
 		over map[string]string
@@ -50,6 +56,7 @@ func TestLoadServeConfig(t *testing.T) {
 		"bad provider":   {map[string]string{"DASHTAM_PROVIDERS": "sandbox,plaid"}, `unknown provider "plaid"`},
 		"bad mail url":   {map[string]string{"DASHTAM_MAIL_URL": "http://x"}, "DASHTAM_MAIL_URL"},
 		"bad public url": {map[string]string{"DASHTAM_PUBLIC_URL": "ftp://x"}, "DASHTAM_PUBLIC_URL"},
+		"bad proxy":      {map[string]string{"DASHTAM_TRUSTED_PROXIES": "10.0.0.0/8,10.0.0.1"}, `DASHTAM_TRUSTED_PROXIES entry "10.0.0.1"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadServeConfig(env(tc.over), "/data")

@@ -14,8 +14,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/dashtam/dashtam/eventstore"
+	"github.com/dashtam/dashtam/migrations"
 )
 
 // connectTimeout bounds connecting and the first ping, so an unreachable or
@@ -69,6 +71,30 @@ func openStore(ctx context.Context, o *globalOptions) (*eventstore.Store, func()
 		return nil, nil, err
 	}
 	return store, pool.Close, nil
+}
+
+// openMigratedStore connects, brings the schema up to date and returns an
+// event store that decodes every event type this binary knows: what serve
+// and the commands that act as it (users create) start from. Closing the
+// pool is the caller's.
+func openMigratedStore(ctx context.Context, o *globalOptions) (*pgxpool.Pool, *eventstore.Store, error) {
+	pool, err := connect(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	err = migrations.Up(ctx, db)
+	db.Close()
+	if err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("migrate: %w", err)
+	}
+	store, err := eventstore.New(pool, newEventRegistry())
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return pool, store, nil
 }
 
 // describeTarget names where cfg connects: host:port, or the socket path for a

@@ -19,10 +19,10 @@ func newProjectionsCommand(opts *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "projections",
 		Short: "List, inspect and rebuild the read models",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usagef(cmd, "missing subcommand: list, status or rebuild")
-		},
+		// A group command, like audit: a missing or unknown subcommand is a
+		// usage error (exit 2), not help and exit 0.
+		Args: cobra.ArbitraryArgs,
+		RunE: requireSubcommand,
 	}
 	cmd.AddCommand(newProjectionsListCommand(), newProjectionsStatusCommand(opts), newProjectionsRebuildCommand(opts))
 	return cmd

@@ -49,8 +49,14 @@ func TestProjectionsCommand(t *testing.T) {
 		{"projections", "rebuild", "no_such_projector"},
 		{"projections", "rebuild", "--all", "streams"},
 		{"projections", "list", "extra"},
+		{"projections"},
+		{"projections", "nosuch"},
 	} {
 		code, _, errOut := runAuditCLI(t, append(db, args...)...)
 		assert.Equal(t, 2, code, "%v: %s", args, errOut)
 	}
+	_, _, errOut = runAuditCLI(t, append(db, "projections")...)
+	assert.Contains(t, errOut, "missing command: want one of list, rebuild, status")
+	_, _, errOut = runAuditCLI(t, append(db, "projections", "nosuch")...)
+	assert.Contains(t, errOut, `unknown command "nosuch" for "dashtam projections"`)
 }

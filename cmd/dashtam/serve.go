@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -23,7 +22,6 @@ import (
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/eventstore"
-	"github.com/dashtam/dashtam/migrations"
 	"github.com/dashtam/dashtam/projections"
 	"github.com/dashtam/dashtam/web"
 )
@@ -72,6 +70,7 @@ type server struct {
 	manager  *projections.Manager
 	notifier *projections.Notifier
 	limiter  *ratelimit.Limiter
+	identity *identity.Handler
 	http     *web.Server
 	ln       net.Listener
 }
@@ -88,11 +87,11 @@ func openServer(ctx context.Context, o *globalOptions, getenv func(string) strin
 		return nil, err
 	}
 	logger := slog.New(slog.NewJSONHandler(logw, nil))
-	pool, err := connect(ctx, o)
+	pool, store, err := openMigratedStore(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{logger: logger, pool: pool}
+	s := &server{logger: logger, pool: pool, store: store}
 	if err := s.open(ctx, cfg); err != nil {
 		s.Close()
 		return nil, err
@@ -100,16 +99,10 @@ func openServer(ctx context.Context, o *globalOptions, getenv func(string) strin
 	return s, nil
 }
 
+// open prepares the projectors, the rate limiter and the HTTP server over
+// the migrated store openServer opened.
 func (s *server) open(ctx context.Context, cfg serveConfig) error {
-	db := stdlib.OpenDBFromPool(s.pool)
-	err := migrations.Up(ctx, db)
-	db.Close()
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if s.store, err = eventstore.New(s.pool, newEventRegistry()); err != nil {
-		return err
-	}
+	var err error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.manager, err = projections.NewManager(s.store, projections.All(),
@@ -125,8 +118,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 	if s.limiter, err = ratelimit.New(s.pool); err != nil {
 		return err
 	}
-	ids, err := newIdentityService(cfg, s.store, s.pool, s.logger)
-	if err != nil {
+	if s.identity, err = newIdentityService(cfg, s.store, s.pool, s.logger); err != nil {
 		return err
 	}
 	providers := make([]web.ProviderInfo, 0, len(cfg.Providers))
@@ -134,12 +126,13 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		providers = append(providers, web.ProviderInfo{Slug: slug, Name: knownProviders[slug], AuthType: "oauth2"})
 	}
 	if s.http, err = web.New(web.Options{
-		Logger:    s.logger,
-		Registry:  reg,
-		Readiness: readiness{pool: s.pool, manager: s.manager},
-		Providers: providers,
-		Identity:  ids,
-		RateLimit: web.RateLimitOptions{Limiter: s.limiter},
+		Logger:         s.logger,
+		Registry:       reg,
+		Readiness:      readiness{pool: s.pool, manager: s.manager},
+		Providers:      providers,
+		Identity:       s.identity,
+		TrustedProxies: cfg.TrustedProxies,
+		RateLimit:      web.RateLimitOptions{Limiter: s.limiter},
 	}); err != nil {
 		return err
 	}
@@ -200,6 +193,8 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.notifier.Run(ctx) })
 	g.Go(func() error { s.sweepRateLimits(ctx); return nil })
 	err := g.Wait()
+	// Mails sent after answering (password resets) finish before the pool closes.
+	s.identity.Wait()
 	s.logger.Info("dashtam stopped")
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -246,6 +241,11 @@ func newEventRegistry() *eventstore.Registry {
 	return r
 }
 
+// readyMaxBehind caps the events-behind count of a readiness probe: /ready
+// only needs to know whether a projector is further behind than web's
+// threshold (web.DefaultMaxProjectionLag), not by how much.
+const readyMaxBehind = 10 * web.DefaultMaxProjectionLag
+
 // readiness backs /ready with the database and the projectors' status.
 type readiness struct {
 	pool    *pgxpool.Pool
@@ -257,7 +257,7 @@ func (r readiness) CheckDatabase(ctx context.Context) error { return r.pool.Ping
 
 // ProjectionLags reports how far each projector trails the log.
 func (r readiness) ProjectionLags(ctx context.Context) ([]web.ProjectionLag, error) {
-	st, err := r.manager.Status(ctx)
+	st, err := r.manager.StatusWithin(ctx, readyMaxBehind)
 	if err != nil {
 		return nil, err
 	}

@@ -10,14 +10,11 @@ import (
 	"os"
 	"strings"
 
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands/identity"
-	"github.com/dashtam/dashtam/eventstore"
-	"github.com/dashtam/dashtam/migrations"
 )
 
 func init() { subcommands = append(subcommands, newUsersCommand) }
@@ -131,20 +128,8 @@ func openIdentity(ctx context.Context, o *globalOptions, getenv func(string) str
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, err := connect(ctx, o)
+	pool, store, err := openMigratedStore(ctx, o)
 	if err != nil {
-		return nil, nil, err
-	}
-	db := stdlib.OpenDBFromPool(pool)
-	err = migrations.Up(ctx, db)
-	db.Close()
-	if err != nil {
-		pool.Close()
-		return nil, nil, fmt.Errorf("migrate: %w", err)
-	}
-	store, err := eventstore.New(pool, newEventRegistry())
-	if err != nil {
-		pool.Close()
 		return nil, nil, err
 	}
 	svc, err := newIdentityService(cfg, store, pool, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})))

@@ -18,8 +18,8 @@ import (
 func (h *Handler) RotateAllTokens(ctx context.Context, p Principal, reason string, rc RequestContext) (SecurityConfig, error) {
 	now := h.clock()
 	ctx = withMetadata(ctx, p.UserID, actorUser(p.UserID), "rotate all tokens", rc)
+	var version int64
 	err := h.update(ctx, p.UserID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
-		var version int64
 		if err := tx.QueryRow(ctx, `UPDATE security_settings
 			SET global_token_version = global_token_version + 1, rotated_at = $1, rotated_by = $2
 			WHERE id = 1 RETURNING global_token_version`, now, p.UserID).Scan(&version); err != nil {
@@ -37,7 +37,7 @@ func (h *Handler) RotateAllTokens(ctx context.Context, p Principal, reason strin
 	if err != nil {
 		return SecurityConfig{}, fmt.Errorf("rotate all tokens: %w", err)
 	}
-	return h.SecurityConfig(ctx)
+	return h.securityConfig(version, &now), nil
 }
 
 // RotateUserTokens raises one user's minimum token version; the event is
@@ -63,22 +63,32 @@ func (h *Handler) RotateUserTokens(ctx context.Context, p Principal, userID uuid
 
 // SecurityConfig reports the token policy and the global version; see Service.
 func (h *Handler) SecurityConfig(ctx context.Context) (SecurityConfig, error) {
+	var (
+		version   int64
+		rotatedAt *time.Time
+	)
+	if err := h.pool.QueryRow(ctx, `SELECT global_token_version, rotated_at FROM security_settings WHERE id = 1`).
+		Scan(&version, &rotatedAt); err != nil {
+		return SecurityConfig{}, fmt.Errorf("read security settings: %w", err)
+	}
+	return h.securityConfig(version, rotatedAt), nil
+}
+
+// securityConfig is the token policy with the global version and the time
+// of the last rotation (nil if there was none).
+func (h *Handler) securityConfig(version int64, rotatedAt *time.Time) SecurityConfig {
 	c := SecurityConfig{
 		AccessTokenTTL:      h.accessTTL,
 		RefreshTokenTTL:     h.refreshTTL,
 		RotationGracePeriod: h.grace,
 		SessionLimit:        h.sessionLimit,
-	}
-	var rotatedAt *time.Time
-	if err := h.pool.QueryRow(ctx, `SELECT global_token_version, rotated_at FROM security_settings WHERE id = 1`).
-		Scan(&c.GlobalTokenVersion, &rotatedAt); err != nil {
-		return SecurityConfig{}, fmt.Errorf("read security settings: %w", err)
+		GlobalTokenVersion:  version,
 	}
 	if rotatedAt != nil {
 		t := rotatedAt.UTC()
 		c.LastRotatedAt = &t
 	}
-	return c, nil
+	return c
 }
 
 // SetRoles replaces a user's roles; tokens already issued carry the new
@@ -86,12 +96,17 @@ func (h *Handler) SecurityConfig(ctx context.Context) (SecurityConfig, error) {
 func (h *Handler) SetRoles(ctx context.Context, p Principal, userID uuid.UUID, roles []user.Role, rc RequestContext) (UserView, error) {
 	now := h.clock()
 	ctx = withMetadata(ctx, userID, actorUser(p.UserID), "set roles", rc)
+	var view UserView
 	err := h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
 		events, err := u.SetRoles(roles, now)
 		if err != nil {
 			return decision{}, err
 		}
-		return decision{events: events}, applyEvents(ctx, tx, u, events)
+		if err := applyEvents(ctx, tx, u, events); err != nil {
+			return decision{}, err
+		}
+		view = userView(u)
+		return decision{events: events}, nil
 	})
 	if errors.Is(err, user.ErrNotRegistered) {
 		return UserView{}, ErrNotFound
@@ -99,17 +114,17 @@ func (h *Handler) SetRoles(ctx context.Context, p Principal, userID uuid.UUID, r
 	if err != nil {
 		return UserView{}, fmt.Errorf("set roles: %w", err)
 	}
-	return h.Me(ctx, Principal{UserID: userID})
+	return view, nil
 }
 
 // RecordAccessDenied records a refused request on the principal's stream.
-// RequestContext carries no method or route, so the event names the
-// permission only. See Service.
-func (h *Handler) RecordAccessDenied(ctx context.Context, p Principal, permission user.Permission, rc RequestContext) error {
-	now := h.clock()
+// The caller names the method, route and permission of d; the session, the
+// address and the time come from p, rc and the clock. See Service.
+func (h *Handler) RecordAccessDenied(ctx context.Context, p Principal, d user.AccessDenial, rc RequestContext) error {
+	d.SessionID, d.IP, d.At = p.SessionID, ipString(rc), h.clock()
 	ctx = withMetadata(ctx, p.UserID, actorUser(p.UserID), "access denied", rc)
 	err := h.update(ctx, p.UserID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
-		events, err := u.RecordAccessDenied(user.AccessDenial{SessionID: p.SessionID, Permission: permission, IP: ipString(rc), At: now})
+		events, err := u.RecordAccessDenied(d)
 		if err != nil {
 			return decision{}, err
 		}

@@ -64,8 +64,11 @@ type Service interface {
 	SecurityConfig(ctx context.Context) (SecurityConfig, error)
 	// SetRoles replaces a user's roles. Errors: ErrNotFound, user.ErrLastRole, user.ErrInvalidRole.
 	SetRoles(ctx context.Context, p Principal, userID uuid.UUID, roles []user.Role, rc RequestContext) (UserView, error)
-	// RecordAccessDenied records a refused request on the principal's stream.
-	RecordAccessDenied(ctx context.Context, p Principal, permission user.Permission, rc RequestContext) error
+	// RecordAccessDenied records a refused request on the principal's
+	// stream: d names its method, route template and the permission it
+	// lacked; its session, address and time are taken from p, rc and the
+	// clock. Errors: ErrNotFound.
+	RecordAccessDenied(ctx context.Context, p Principal, d user.AccessDenial, rc RequestContext) error
 	// CreateUser bootstraps a user from the command line (e.g. the first admin).
 	CreateUser(ctx context.Context, email, password string, role user.Role, verified bool) (UserView, error)
 }

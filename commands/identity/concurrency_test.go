@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
 )
 
@@ -80,5 +81,83 @@ func TestConcurrentRefreshWithOneToken(t *testing.T) {
 	}
 	if _, err := e.h.Authenticate(context.Background(), got[winner].AccessToken); !errors.Is(err, identity.ErrSessionRevoked) {
 		t.Fatalf("winner's token after reuse: %v, want ErrSessionRevoked", err)
+	}
+}
+
+// pausingHasher blocks its first Verify that matches until release is
+// closed, after telling entered, and reports that hash as needing a rehash:
+// it holds a login between checking the password and deciding.
+type pausingHasher struct {
+	commands.PasswordHasher
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (p *pausingHasher) Verify(pw, encoded string) (bool, bool, error) {
+	ok, needsRehash, err := p.PasswordHasher.Verify(pw, encoded)
+	if ok && err == nil {
+		paused := false
+		p.once.Do(func() {
+			paused = true
+			close(p.entered)
+			<-p.release
+		})
+		if paused {
+			return true, true, nil
+		}
+	}
+	return ok, needsRehash, err
+}
+
+// TestLoginRacingPasswordReset: a login that verified the old password just
+// before a reset committed opens no session, and its rehash does not write
+// the old password's hash over the new one.
+func TestLoginRacingPasswordReset(t *testing.T) {
+	t.Parallel()
+	var hasher *pausingHasher
+	e := MustEnv(t, func(d *identity.Deps) {
+		hasher = &pausingHasher{PasswordHasher: d.Hasher, entered: make(chan struct{}), release: make(chan struct{})}
+		d.Hasher = hasher
+	})
+	ctx := context.Background()
+	v := e.MustRegister("race-reset@example.com")
+
+	var loginErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, loginErr = e.h.Login(ctx, identity.LoginInput{Email: "race-reset@example.com", Password: goodPassword, RequestContext: rc})
+	}()
+	<-hasher.entered
+	if err := e.h.RequestPasswordReset(ctx, "race-reset@example.com", rc); err != nil {
+		t.Fatalf("reset request: %v", err)
+	}
+	const newPassword = "a passphrase chosen mid-login"
+	if err := e.h.ResetPassword(ctx, e.MustMailedToken("race-reset@example.com", identity.ResetPasswordPath), newPassword, rc); err != nil {
+		t.Fatalf("reset: %v", err)
+	}
+	close(hasher.release)
+	<-done
+
+	if !errors.Is(loginErr, identity.ErrInvalidCredentials) {
+		t.Fatalf("login with the old password: %v, want ErrInvalidCredentials", loginErr)
+	}
+	var active int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM auth_sessions WHERE user_id = $1 AND status = 'active'`, v.ID).Scan(&active); err != nil {
+		t.Fatal(err)
+	}
+	if active != 0 {
+		t.Fatalf("%d active sessions after the reset, want 0", active)
+	}
+	var stored string
+	if err := e.pool.QueryRow(ctx, `SELECT password_hash FROM user_credentials WHERE user_id = $1`, v.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := hasher.PasswordHasher.Verify(newPassword, stored); err != nil || !ok {
+		t.Fatalf("stored hash does not verify the new password (%v, %v)", ok, err)
+	}
+	if _, err := e.h.Login(ctx, identity.LoginInput{Email: "race-reset@example.com", Password: newPassword, RequestContext: rc}); err != nil {
+		t.Fatalf("login with the new password: %v", err)
 	}
 }

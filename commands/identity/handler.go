@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -76,6 +77,7 @@ type Handler struct {
 	accessTTL    time.Duration
 	grace        time.Duration
 	log          *slog.Logger
+	mail         sync.WaitGroup // mail sent after the request has been answered
 }
 
 var _ Service = (*Handler)(nil)
@@ -120,6 +122,29 @@ func NewHandler(d Deps) (*Handler, error) {
 	}
 	return h, nil
 }
+
+// mailTimeout bounds a mail sent after its request was answered, which no
+// request deadline bounds any more.
+const mailTimeout = 30 * time.Second
+
+// sendLater sends a link in the background, detached from the request: its
+// cancellation must not drop the mail, and its answer must not wait for it.
+// Failures are only logged, with what; Wait waits for it.
+func (h *Handler) sendLater(ctx context.Context, to string, rc RequestContext, kind mailKind, token, what string, userID uuid.UUID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mailTimeout)
+	h.mail.Go(func() {
+		defer cancel()
+		if err := h.sendLink(ctx, to, rc, kind, token); err != nil {
+			h.log.ErrorContext(ctx, what, "user_id", userID, "trace_id", rc.TraceID, "error", err)
+		}
+	})
+}
+
+// Wait blocks until every mail sent in the background (password reset
+// links) has been handed to the mailer or has failed. A server calls it on
+// shutdown, after it stops taking requests, so no link is lost; tests call it
+// before reading the outbox.
+func (h *Handler) Wait() { h.mail.Wait() }
 
 // clock returns the current time in UTC at microsecond precision, the
 // precision PostgreSQL keeps, so what is decided and what is stored agree.

@@ -162,9 +162,11 @@ func (e *env) MustAuthenticate(access string) identity.Principal {
 	return p
 }
 
-// mails returns the decoded text bodies of the outbox's messages to addr, oldest first.
+// mails waits for the mail in flight and returns the decoded text bodies of
+// the outbox's messages to addr, oldest first.
 func (e *env) mails(addr string) []string {
 	e.tb.Helper()
+	e.h.Wait()
 	var out []string
 	for _, m := range mailtest.ReadOutbox(e.tb, e.outbox) {
 		if strings.Contains(m.To, addr) {

@@ -12,8 +12,36 @@ import (
 	"github.com/dashtam/dashtam/commands"
 )
 
+// maxLoginAttempts bounds how often Login starts over because the password
+// changed while it was being verified.
+const maxLoginAttempts = 3
+
+// errPasswordChanged means the stored hash is no longer the one Login
+// verified the password against: a reset or another login's rehash committed
+// meanwhile. Login starts over from reading the credentials.
+var errPasswordChanged = errors.New("password changed during login")
+
 // Login checks credentials and opens a session; see Service.
 func (h *Handler) Login(ctx context.Context, in LoginInput) (Tokens, error) {
+	for range maxLoginAttempts {
+		tok, err := h.login(ctx, in)
+		if !errors.Is(err, errPasswordChanged) {
+			return tok, err
+		}
+	}
+	// The password keeps changing under us: refuse rather than judge the
+	// attempt against a hash that is already gone.
+	h.log.InfoContext(ctx, "login refused: password changed during every attempt", "trace_id", in.TraceID)
+	return Tokens{}, ErrInvalidCredentials
+}
+
+// login is one attempt of Login. The password is verified outside the
+// transaction, as hashing takes tens of milliseconds, so the step locks the
+// credentials row and fails with errPasswordChanged when the hash is no
+// longer the verified one: otherwise a reset committing in between would let
+// the old password open a session, and the rehash would write the old
+// password's hash over the new one.
+func (h *Handler) login(ctx context.Context, in LoginInput) (Tokens, error) {
 	userID, hash, found, err := h.credentials(ctx, in.Email)
 	if err != nil {
 		return Tokens{}, fmt.Errorf("login: %w", err)
@@ -49,6 +77,18 @@ func (h *Handler) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 	ctx = withMetadata(ctx, userID, actorAnonymous, "login", in.RequestContext)
 	var issue issued
 	err = h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+		// FOR NO KEY UPDATE rather than FOR SHARE: two logins that both
+		// rehash would otherwise deadlock upgrading their shared locks. A
+		// reset's UPDATE waits for this transaction, and then conflicts on
+		// the stream and revokes the session opened here.
+		var current string
+		if err := tx.QueryRow(ctx, `SELECT password_hash FROM user_credentials WHERE user_id = $1 FOR NO KEY UPDATE`,
+			userID).Scan(&current); err != nil {
+			return decision{}, fmt.Errorf("lock credentials: %w", err)
+		}
+		if current != hash {
+			return decision{}, errPasswordChanged
+		}
 		events, refusal := u.Login(user.LoginAttempt{
 			SessionID:       sessionID,
 			PasswordMatches: matches,
@@ -68,9 +108,15 @@ func (h *Handler) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 				return decision{}, err
 			}
 			events = append(events, more...)
-			if _, err := tx.Exec(ctx, `UPDATE user_credentials SET password_hash = $2, updated_at = $3 WHERE user_id = $1`,
-				userID, newHash, now); err != nil {
+			// Conditional although the row is locked: a rehash must never
+			// replace any hash but the one it was verified against.
+			tag, err := tx.Exec(ctx, `UPDATE user_credentials SET password_hash = $2, updated_at = $3
+				WHERE user_id = $1 AND password_hash = $4`, userID, newHash, now, hash)
+			if err != nil {
 				return decision{}, fmt.Errorf("store rehashed password: %w", err)
+			}
+			if tag.RowsAffected() == 0 {
+				return decision{}, errPasswordChanged
 			}
 		}
 		if err := applyEvents(ctx, tx, u, events); err != nil {
@@ -79,15 +125,17 @@ func (h *Handler) Login(ctx context.Context, in LoginInput) (Tokens, error) {
 		if refusal != nil {
 			return decision{events: events, refusal: refusal}, nil
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO secret_tokens (digest, kind, user_id, session_id, generation, expires_at)
-			VALUES ($1, 'refresh', $2, $3, 1, $4)`, digest, userID, sessionID, now.Add(h.refreshTTL)); err != nil {
-			return decision{}, fmt.Errorf("insert refresh token: %w", err)
+		if err := insertRefreshToken(ctx, tx, digest, userID, sessionID, 1, now.Add(h.refreshTTL)); err != nil {
+			return decision{}, err
 		}
 		var err error
 		issue, err = sessionIssue(ctx, tx, u, sessionID)
 		return decision{events: events}, err
 	})
 	if err != nil {
+		if errors.Is(err, errPasswordChanged) {
+			return Tokens{}, err
+		}
 		if errors.Is(err, user.ErrInvalidCredentials) {
 			h.log.InfoContext(ctx, "login refused: wrong password", "user_id", userID, "trace_id", in.TraceID)
 			return Tokens{}, ErrInvalidCredentials

@@ -67,9 +67,6 @@ func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestCo
 			}
 			if !ok {
 				events, refusal = u.RevokeForGlobalRotation(sessionID, now)
-				if refusal == nil {
-					refusal = user.ErrTokenVersionRevoked
-				}
 			}
 		}
 		if len(events) == 0 {
@@ -85,9 +82,8 @@ func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestCo
 			return decision{}, err
 		}
 		s, _ := u.Session(sessionID)
-		if _, err := tx.Exec(ctx, `INSERT INTO secret_tokens (digest, kind, user_id, session_id, generation, expires_at)
-			VALUES ($1, 'refresh', $2, $3, $4, $5)`, nextDigest, userID, sessionID, s.RefreshGeneration, s.ExpiresAt); err != nil {
-			return decision{}, fmt.Errorf("insert refresh token: %w", err)
+		if err := insertRefreshToken(ctx, tx, nextDigest, userID, sessionID, s.RefreshGeneration, s.ExpiresAt); err != nil {
+			return decision{}, err
 		}
 		var err error
 		issue, err = sessionIssue(ctx, tx, u, sessionID)
@@ -97,26 +93,12 @@ func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestCo
 		// Every refusal is one answer to the client; the log keeps the reason.
 		h.log.InfoContext(ctx, "refresh refused", "user_id", userID, "session_id", sessionID,
 			"trace_id", rc.TraceID, "reason", err)
-		if isRefusal(err) {
+		if errors.Is(err, user.ErrRefreshRefused) {
 			return Tokens{}, ErrInvalidRefreshToken
 		}
 		return Tokens{}, fmt.Errorf("refresh: %w", err)
 	}
 	return h.tokens(issue, next)
-}
-
-// isRefusal reports whether err is one of the aggregate's answers to a
-// refresh, as opposed to a failure of the machinery.
-func isRefusal(err error) bool {
-	for _, r := range []error{
-		user.ErrRefreshTokenReused, user.ErrTokenVersionRevoked, user.ErrSessionNotFound,
-		user.ErrSessionNotActive, user.ErrSessionExpired, user.ErrRefreshGenerationUnknown, user.ErrNotRegistered,
-	} {
-		if errors.Is(err, r) {
-			return true
-		}
-	}
-	return false
 }
 
 // globalVersionAccepted reports whether the session's tokens were issued at

@@ -111,7 +111,7 @@ func (h *Handler) createUser(ctx context.Context, n newUser) (UserView, error) {
 		if err := applyEvents(ctx, tx, u, more); err != nil {
 			return decision{}, err
 		}
-		view = userView(u, now)
+		view = userView(u)
 		return decision{events: append(events, more...)}, nil
 	})
 	if err != nil {
@@ -134,6 +134,17 @@ func insertRequestToken(ctx context.Context, tx pgx.Tx, digest []byte, kind stri
 		digest, kind, userID, requestID, expires)
 	if err != nil {
 		return fmt.Errorf("insert %s token: %w", kind, err)
+	}
+	return nil
+}
+
+// insertRefreshToken stores the digest of the refresh token of a session's
+// generation.
+func insertRefreshToken(ctx context.Context, tx pgx.Tx, digest []byte, userID, sessionID uuid.UUID, generation int64, expires time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO secret_tokens (digest, kind, user_id, session_id, generation, expires_at)
+		VALUES ($1, 'refresh', $2, $3, $4, $5)`, digest, userID, sessionID, generation, expires)
+	if err != nil {
+		return fmt.Errorf("insert refresh token: %w", err)
 	}
 	return nil
 }
@@ -174,13 +185,8 @@ func (h *Handler) VerifyEmail(ctx context.Context, token string, rc RequestConte
 			// Already verified, superseded or expired: to the client, a dead link.
 			return decision{}, ErrTokenNotFound
 		}
-		if err := spendToken(ctx, tx, digest, now); err != nil {
+		if err := spendTokenAndKind(ctx, tx, digest, t.userID, "verify", now); err != nil {
 			return decision{}, err
-		}
-		// Verifying spends every outstanding link (the aggregate's rule); the rows follow.
-		if _, err := tx.Exec(ctx, `UPDATE secret_tokens SET used_at = $2 WHERE user_id = $1 AND kind = 'verify' AND used_at IS NULL`,
-			t.userID, now); err != nil {
-			return decision{}, fmt.Errorf("spend verification tokens: %w", err)
 		}
 		return decision{events: events}, applyEvents(ctx, tx, u, events)
 	})
@@ -231,6 +237,6 @@ func (h *Handler) sendLink(ctx context.Context, to string, rc RequestContext, ki
 }
 
 // userView shows u as the API does.
-func userView(u *user.User, createdAt time.Time) UserView {
-	return UserView{ID: u.ID(), Email: u.Email(), Verified: u.Verified(), Roles: u.Roles(), CreatedAt: createdAt}
+func userView(u *user.User) UserView {
+	return UserView{ID: u.ID(), Email: u.Email(), Verified: u.Verified(), Roles: u.Roles(), CreatedAt: u.RegisteredAt()}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -13,7 +14,8 @@ import (
 
 // RequestPasswordReset mails a reset link if the email belongs to a user
 // who has not asked too often; it answers nil either way, so the endpoint
-// reveals nothing about which emails exist. See Service.
+// reveals nothing about which emails exist. The mail is sent after it
+// returns (see Wait). See Service.
 func (h *Handler) RequestPasswordReset(ctx context.Context, email string, rc RequestContext) error {
 	userID, _, found, err := h.credentials(ctx, email)
 	if err != nil {
@@ -52,11 +54,9 @@ func (h *Handler) RequestPasswordReset(ctx context.Context, email string, rc Req
 	if err != nil {
 		return fmt.Errorf("request password reset: %w", err)
 	}
-	if err := h.sendLink(ctx, to, rc, resetMail, token); err != nil {
-		// Reported only in the log: an error here would tell the caller
-		// that the email exists.
-		h.log.ErrorContext(ctx, "send password reset mail", "user_id", userID, "trace_id", rc.TraceID, "error", err)
-	}
+	// In the background, and failures only in the log: waiting for the
+	// mail server, or an error, would tell the caller that the email exists.
+	h.sendLater(ctx, to, rc, resetMail, token, "send password reset mail", userID)
 	return nil
 }
 
@@ -83,13 +83,15 @@ func (h *Handler) ResetPassword(ctx context.Context, token, newPassword string, 
 		if err != nil {
 			return decision{}, ErrTokenNotFound
 		}
-		if err := spendToken(ctx, tx, digest, now); err != nil {
+		if err := spendTokenAndKind(ctx, tx, digest, t.userID, "reset", now); err != nil {
 			return decision{}, err
 		}
-		// A completed reset spends every outstanding link (the aggregate's rule).
-		if _, err := tx.Exec(ctx, `UPDATE secret_tokens SET used_at = $2 WHERE user_id = $1 AND kind = 'reset' AND used_at IS NULL`,
-			t.userID, now); err != nil {
-			return decision{}, fmt.Errorf("spend reset tokens: %w", err)
+		// A reset of an unverified user verifies the address too, which
+		// spends the verification links like a verification would.
+		if slices.ContainsFunc(events, func(e user.Event) bool { _, ok := e.(user.UserEmailVerified); return ok }) {
+			if err := spendKind(ctx, tx, t.userID, "verify", now); err != nil {
+				return decision{}, err
+			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE user_credentials SET password_hash = $2, updated_at = $3 WHERE user_id = $1`,
 			t.userID, hash, now); err != nil {

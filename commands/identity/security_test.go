@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
@@ -277,12 +278,21 @@ func TestRolesApplyToIssuedTokens(t *testing.T) {
 		t.Fatalf("unknown user: %v, want ErrNotFound", err)
 	}
 	p := e.MustAuthenticate(tok.AccessToken)
-	if err := e.h.RecordAccessDenied(ctx, p, user.PermissionSecurityAdmin, rc); err != nil {
+	denial := user.AccessDenial{Method: "POST", Route: "/api/v1/admin/security/rotations", Permission: user.PermissionSecurityAdmin}
+	if err := e.h.RecordAccessDenied(ctx, p, denial, rc); err != nil {
 		t.Fatalf("record access denied: %v", err)
 	}
-	types := eventTypes(e.events(v.ID))
+	evs := e.events(v.ID)
+	types := eventTypes(evs)
 	if countOf(types, "UserRoleGranted") != 2 || countOf(types, "UserRoleRevoked") != 1 || countOf(types, "UserAccessDenied") != 1 {
 		t.Fatalf("events %v", types)
+	}
+	var recorded user.UserAccessDenied
+	if last := evs[len(evs)-1]; last.Type != "UserAccessDenied" || json.Unmarshal([]byte(last.Payload), &recorded) != nil {
+		t.Fatalf("last event %s %s", last.Type, last.Payload)
+	}
+	if recorded.Method != denial.Method || recorded.Route != denial.Route || recorded.Permission != denial.Permission || recorded.SessionID != p.SessionID {
+		t.Fatalf("access denied event %+v, want %+v from session %s", recorded, denial, p.SessionID)
 	}
 }
 

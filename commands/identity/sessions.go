@@ -21,7 +21,7 @@ func (h *Handler) Me(ctx context.Context, p Principal) (UserView, error) {
 	if !l.user.Registered() {
 		return UserView{}, ErrNotFound
 	}
-	return userView(l.user, l.registeredAt), nil
+	return userView(l.user), nil
 }
 
 // sessionColumns is what scanSession reads.

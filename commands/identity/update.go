@@ -31,9 +31,8 @@ type step func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error)
 
 // loaded is a user folded from their stream.
 type loaded struct {
-	user         *user.User
-	version      int64
-	registeredAt time.Time
+	user    *user.User
+	version int64
 }
 
 // userStream names the stream of user id.
@@ -58,9 +57,6 @@ func (h *Handler) load(ctx context.Context, id uuid.UUID) (loaded, error) {
 		ue, ok := e.(user.Event)
 		if !ok {
 			return loaded{}, fmt.Errorf("load %s: event %s (%T) is not a user event", stream, r.EventType, e)
-		}
-		if reg, ok := ue.(user.UserRegistered); ok {
-			l.registeredAt = reg.At
 		}
 		history = append(history, ue)
 		l.version = r.Version
@@ -101,6 +97,9 @@ func (h *Handler) update(ctx context.Context, userID uuid.UUID, s step) error {
 		if err != nil {
 			return err
 		}
+		if len(d.events) > 0 {
+			h.store.Committed() // wake projectors now that the events are visible
+		}
 		return d.refusal
 	}
 	return lastErr
@@ -137,6 +136,26 @@ func spendToken(ctx context.Context, tx pgx.Tx, digest []byte, at time.Time) err
 	}
 	if tag.RowsAffected() == 0 {
 		return errSpentConcurrently
+	}
+	return nil
+}
+
+// spendTokenAndKind spends the token with digest, as spendToken does, and
+// then every other unspent token of kind of the user: completing one
+// verification or reset link ends them all (the aggregate's rule), and the
+// rows follow.
+func spendTokenAndKind(ctx context.Context, tx pgx.Tx, digest []byte, userID uuid.UUID, kind string, at time.Time) error {
+	if err := spendToken(ctx, tx, digest, at); err != nil {
+		return err
+	}
+	return spendKind(ctx, tx, userID, kind, at)
+}
+
+// spendKind spends every unspent token of kind of the user.
+func spendKind(ctx context.Context, tx pgx.Tx, userID uuid.UUID, kind string, at time.Time) error {
+	if _, err := tx.Exec(ctx, `UPDATE secret_tokens SET used_at = $3 WHERE user_id = $1 AND kind = $2 AND used_at IS NULL`,
+		userID, kind, at); err != nil {
+		return fmt.Errorf("spend %s tokens: %w", kind, err)
 	}
 	return nil
 }
