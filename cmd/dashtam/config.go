@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -51,22 +54,28 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 		return c, fmt.Errorf("DASHTAM_MAIL_URL must be smtp://user:pass@host:port, smtps://... or file:///DIR")
 	}
 
-	raw := getenv("DASHTAM_ENCRYPTION_KEY")
+	raw, from, err := secretSetting(getenv, "DASHTAM_ENCRYPTION_KEY", dataDir, "encryption.key")
+	if err != nil {
+		return c, err
+	}
 	if raw == "" {
 		return c, fmt.Errorf("DASHTAM_ENCRYPTION_KEY is not set: it must be base64 of 32 random bytes (make run generates one)")
 	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(raw))
+	key, err := base64.StdEncoding.DecodeString(raw)
 	if err != nil || len(key) != 32 {
-		return c, fmt.Errorf("DASHTAM_ENCRYPTION_KEY is malformed: it must be base64 of exactly 32 bytes")
+		return c, fmt.Errorf("DASHTAM_ENCRYPTION_KEY%s is malformed: it must be base64 of exactly 32 bytes", from)
 	}
 	c.EncryptionKey = key
 
-	secret := strings.TrimSpace(getenv("DASHTAM_JWT_SECRET"))
+	secret, from, err := secretSetting(getenv, "DASHTAM_JWT_SECRET", dataDir, "jwt.secret")
+	if err != nil {
+		return c, err
+	}
 	if secret == "" {
 		return c, fmt.Errorf("DASHTAM_JWT_SECRET is not set: it must be at least 32 bytes (make run generates one)")
 	}
 	if len(secret) < 32 {
-		return c, fmt.Errorf("DASHTAM_JWT_SECRET is too short: it must be at least 32 bytes")
+		return c, fmt.Errorf("DASHTAM_JWT_SECRET%s is too short: it must be at least 32 bytes", from)
 	}
 	c.JWTSecret = []byte(secret)
 
@@ -100,6 +109,26 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 		c.TrustedProxies = append(c.TrustedProxies, prefix)
 	}
 	return c, nil
+}
+
+// secretSetting returns the variable's value or, when it is unset, the
+// development secret `make run` generated into the data dir (ARCHITECTURE §5:
+// that is the variable's default), so that every command run against the
+// private cluster, not only serve under make run, finds the same secrets.
+// from names the file for error messages; the value is never echoed.
+func secretSetting(getenv func(string) string, name, dataDir, file string) (value, from string, err error) {
+	if v := strings.TrimSpace(getenv(name)); v != "" {
+		return v, "", nil
+	}
+	path := filepath.Join(dataDir, file)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("%s is not set and %s cannot be read: %v", name, path, errors.Unwrap(err))
+	}
+	return strings.TrimSpace(string(b)), " (from " + path + ")", nil
 }
 
 func orDefault(v, def string) string {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -75,4 +77,31 @@ func TestHelpNeverShowsDatabasePassword(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.NotContains(t, out.String(), "hunter2-secret")
 	assert.Contains(t, out.String(), "--database-url")
+}
+
+// TestSecretsDefaultToTheDataDir checks ARCHITECTURE §5's default: the
+// secrets `make run` generated into the data dir serve every command, and the
+// environment wins when set.
+func TestSecretsDefaultToTheDataDir(t *testing.T) {
+	dir := t.TempDir()
+	key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "encryption.key"), []byte(key), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "jwt.secret"), []byte(strings.Repeat("f", 48)), 0o600))
+	none := func(string) string { return "" }
+
+	c, err := loadServeConfig(none, dir)
+	require.NoError(t, err)
+	assert.Len(t, c.EncryptionKey, 32)
+	assert.Equal(t, strings.Repeat("f", 48), string(c.JWTSecret))
+
+	env := map[string]string{"DASHTAM_JWT_SECRET": strings.Repeat("e", 40)}
+	c, err = loadServeConfig(func(k string) string { return env[k] }, dir)
+	require.NoError(t, err)
+	assert.Equal(t, strings.Repeat("e", 40), string(c.JWTSecret), "the environment wins")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "encryption.key"), []byte("not-a-key"), 0o600))
+	_, err = loadServeConfig(none, dir)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "DASHTAM_ENCRYPTION_KEY (from "+filepath.Join(dir, "encryption.key")+") is malformed")
+	assert.NotContains(t, err.Error(), "not-a-key", "the value is never echoed")
 }
