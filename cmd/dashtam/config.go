@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // serveConfig is the validated configuration of `dashtam serve` (ARCHITECTURE §5).
@@ -24,7 +25,14 @@ type serveConfig struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client; empty means the socket's peer is the client.
 	TrustedProxies []netip.Prefix
+	// RotationGrace is how long tokens issued just before a user or global
+	// token rotation stay accepted (identity.Deps.RotationGrace).
+	RotationGrace time.Duration
 }
+
+// maxRotationGrace bounds DASHTAM_TOKEN_ROTATION_GRACE: a rotation answers a
+// suspected compromise, so the old tokens must not outlive it by more than a day.
+const maxRotationGrace = 24 * time.Hour
 
 // knownProviders are the provider slugs this binary can enable.
 var knownProviders = map[string]string{
@@ -107,6 +115,14 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 			return c, fmt.Errorf("DASHTAM_TRUSTED_PROXIES entry %q is not a CIDR prefix such as 10.0.0.0/8", raw)
 		}
 		c.TrustedProxies = append(c.TrustedProxies, prefix)
+	}
+
+	if raw := strings.TrimSpace(getenv("DASHTAM_TOKEN_ROTATION_GRACE")); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < 0 || d > maxRotationGrace {
+			return c, fmt.Errorf("DASHTAM_TOKEN_ROTATION_GRACE %q is not a duration from 0s to 24h, such as 5m", raw)
+		}
+		c.RotationGrace = d
 	}
 	return c, nil
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -40,10 +41,17 @@ func TestLoadServeConfig(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"sandbox", "schwab"}, c.Providers)
 	assert.Empty(t, c.TrustedProxies, "no proxy is trusted by default")
+	assert.Zero(t, c.RotationGrace, "a rotation cuts old tokens off at once by default")
 
 	c, err = loadServeConfig(env(map[string]string{"DASHTAM_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8,"}), "/data")
 	require.NoError(t, err)
 	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}, c.TrustedProxies)
+
+	for raw, want := range map[string]time.Duration{"5m": 5 * time.Minute, " 90s ": 90 * time.Second, "0s": 0, "24h": 24 * time.Hour} {
+		c, err = loadServeConfig(env(map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": raw}), "/data")
+		require.NoError(t, err, raw)
+		assert.Equal(t, want, c.RotationGrace, raw)
+	}
 
 	for name, tc := range map[string]struct {
 		over map[string]string
@@ -59,6 +67,10 @@ func TestLoadServeConfig(t *testing.T) {
 		"bad mail url":   {map[string]string{"DASHTAM_MAIL_URL": "http://x"}, "DASHTAM_MAIL_URL"},
 		"bad public url": {map[string]string{"DASHTAM_PUBLIC_URL": "ftp://x"}, "DASHTAM_PUBLIC_URL"},
 		"bad proxy":      {map[string]string{"DASHTAM_TRUSTED_PROXIES": "10.0.0.0/8,10.0.0.1"}, `DASHTAM_TRUSTED_PROXIES entry "10.0.0.1"`},
+		"grace no unit":  {map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": "300"}, `DASHTAM_TOKEN_ROTATION_GRACE "300"`},
+		"grace garbage":  {map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": "soon"}, `DASHTAM_TOKEN_ROTATION_GRACE "soon"`},
+		"grace negative": {map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": "-1m"}, `DASHTAM_TOKEN_ROTATION_GRACE "-1m"`},
+		"grace too long": {map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": "24h1s"}, `DASHTAM_TOKEN_ROTATION_GRACE "24h1s"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadServeConfig(env(tc.over), "/data")

@@ -172,7 +172,9 @@ func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.
 		Now:       time.Now,
 		PublicURL: cfg.PublicURL,
 		AccessTTL: authtoken.DefaultTTL,
-		Logger:    logger,
+		// Zero unless configured: see DASHTAM_TOKEN_ROTATION_GRACE in the README.
+		RotationGrace: cfg.RotationGrace,
+		Logger:        logger,
 	})
 	if err != nil {
 		return nil, err
@@ -192,6 +194,7 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.manager.Start(ctx) })
 	g.Go(func() error { return s.notifier.Run(ctx) })
 	g.Go(func() error { s.sweepRateLimits(ctx); return nil })
+	g.Go(func() error { s.sweepIdentity(ctx); return nil })
 	err := g.Wait()
 	// Mails sent after answering (password resets) finish before the pool closes.
 	s.identity.Wait()
@@ -202,25 +205,50 @@ func (s *server) Run(ctx context.Context) error {
 	return err
 }
 
-// sweepRateLimits drops rate-limit buckets that have been idle long enough to
-// be full again (they would answer exactly as a missing bucket does), so the
-// table stays as small as the set of active clients.
-func (s *server) sweepRateLimits(ctx context.Context) {
+// identitySweepPeriod is how often serve deletes dead identity rows; they
+// cost only space, and their retention is counted in days.
+const identitySweepPeriod = time.Hour
+
+// rateLimitIdle is how long a rate-limit bucket must be idle to be full
+// again, when it answers exactly as a missing bucket does.
+func rateLimitIdle() time.Duration {
 	var idle time.Duration
 	for _, p := range ratelimit.All {
 		idle = max(idle, p.FullAfter())
 	}
-	tick := time.NewTicker(idle)
+	return idle
+}
+
+// sweepRateLimits drops rate-limit buckets that have been idle long enough to
+// be full again, so the table stays as small as the set of active clients.
+func (s *server) sweepRateLimits(ctx context.Context) {
+	idle := rateLimitIdle()
+	s.sweepEvery(ctx, idle, "rate-limit buckets", func(ctx context.Context, now time.Time) (int64, error) {
+		return s.limiter.Sweep(ctx, now.Add(-idle))
+	})
+}
+
+// sweepIdentity drops the sessions and secret tokens that can never matter
+// again (identity.Handler.Sweep), so those tables do not grow with every login.
+func (s *server) sweepIdentity(ctx context.Context) {
+	s.sweepEvery(ctx, identitySweepPeriod, "identity sessions and tokens", s.identity.Sweep)
+}
+
+// sweepEvery calls sweep at every period until ctx ends, with the tick's
+// time. A failure is logged and retried at the next tick: a sweep only
+// reclaims space, so it is no reason to stop serving.
+func (s *server) sweepEvery(ctx context.Context, period time.Duration, what string, sweep func(context.Context, time.Time) (int64, error)) {
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			if n, err := s.limiter.Sweep(ctx, now.Add(-idle)); err != nil && ctx.Err() == nil {
-				s.logger.Warn("sweep rate-limit buckets failed", "err", err)
+			if n, err := sweep(ctx, now); err != nil && ctx.Err() == nil {
+				s.logger.Warn("sweep "+what+" failed", "err", err)
 			} else if n > 0 {
-				s.logger.Debug("swept rate-limit buckets", "count", n)
+				s.logger.Debug("swept "+what, "count", n)
 			}
 		}
 	}
