@@ -121,6 +121,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 	if s.identity, err = newIdentityService(cfg, s.store, s.pool, s.logger); err != nil {
 		return err
 	}
+	registerSessionCacheMetrics(reg, s.identity)
 	providers := make([]web.ProviderInfo, 0, len(cfg.Providers))
 	for _, slug := range cfg.Providers {
 		providers = append(providers, web.ProviderInfo{Slug: slug, Name: knownProviders[slug], AuthType: "oauth2"})
@@ -193,6 +194,7 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.http.Serve(ctx, s.ln) })
 	g.Go(func() error { return s.manager.Start(ctx) })
 	g.Go(func() error { return s.notifier.Run(ctx) })
+	g.Go(func() error { return s.identity.RunSessionCache(ctx) })
 	g.Go(func() error { s.sweepRateLimits(ctx); return nil })
 	g.Go(func() error { s.sweepIdentity(ctx); return nil })
 	err := g.Wait()
@@ -294,4 +296,32 @@ func (r readiness) ProjectionLags(ctx context.Context) ([]web.ProjectionLag, err
 		out[i] = web.ProjectionLag{Name: p.Name, Events: p.Behind, CheckpointAge: p.CheckpointAge}
 	}
 	return out, nil
+}
+
+// registerSessionCacheMetrics exposes the session cache's state, so an
+// operator sees when every request falls back to the database.
+func registerSessionCacheMetrics(reg prometheus.Registerer, h *identity.Handler) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dashtam_session_cache_enabled",
+			Help: "1 while session invalidations are heard and the session cache is used, 0 while every check reads the database.",
+		}, func() float64 {
+			if h.SessionCacheStats().Enabled {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dashtam_session_cache_entries",
+			Help: "Sessions whose check is cached.",
+		}, func() float64 { return float64(h.SessionCacheStats().Entries) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dashtam_session_cache_hits_total",
+			Help: "Session checks answered from the cache.",
+		}, func() float64 { return float64(h.SessionCacheStats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "dashtam_session_cache_misses_total",
+			Help: "Session checks that read the database.",
+		}, func() float64 { return float64(h.SessionCacheStats().Misses) }),
+	)
 }

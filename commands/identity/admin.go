@@ -31,6 +31,7 @@ func (h *Handler) RotateAllTokens(ctx context.Context, p Principal, reason strin
 		}
 		return decision{events: events}, applyEvents(ctx, tx, u, events)
 	})
+	h.cache.flushKeep() // every user's minimum version may have changed, even if the commit failed
 	if errors.Is(err, user.ErrNotRegistered) {
 		return SecurityConfig{}, ErrNotFound
 	}

@@ -56,6 +56,8 @@ type Deps struct {
 	AccessTTL time.Duration
 	// RotationGrace is how long tokens issued just before a token rotation stay accepted.
 	RotationGrace time.Duration
+	// Heartbeat is how often RunSessionCache proves it still hears invalidations; zero means DefaultHeartbeat.
+	Heartbeat time.Duration
 	// Logger receives refusals and failures; never secrets, links or emails.
 	Logger *slog.Logger
 }
@@ -78,6 +80,9 @@ type Handler struct {
 	grace        time.Duration
 	log          *slog.Logger
 	mail         sync.WaitGroup // mail sent after the request has been answered
+
+	cache             *sessionCache // used only while RunSessionCache hears invalidations
+	heartbeatInterval time.Duration
 }
 
 var _ Service = (*Handler)(nil)
@@ -101,7 +106,7 @@ func NewHandler(d Deps) (*Handler, error) {
 	if d.PublicURL == "" {
 		return nil, errors.New("new identity handler: missing PublicURL")
 	}
-	if d.SessionLimit < 0 || d.RefreshTTL < 0 || d.AccessTTL < 0 || d.RotationGrace < 0 {
+	if d.SessionLimit < 0 || d.RefreshTTL < 0 || d.AccessTTL < 0 || d.RotationGrace < 0 || d.Heartbeat < 0 {
 		return nil, errors.New("new identity handler: negative session limit or duration")
 	}
 	h := &Handler{
@@ -110,6 +115,10 @@ func NewHandler(d Deps) (*Handler, error) {
 		publicURL:    strings.TrimRight(d.PublicURL, "/"),
 		sessionLimit: d.SessionLimit, refreshTTL: d.RefreshTTL, accessTTL: d.AccessTTL,
 		grace: d.RotationGrace, log: d.Logger,
+		cache: newSessionCache(), heartbeatInterval: d.Heartbeat,
+	}
+	if h.heartbeatInterval == 0 {
+		h.heartbeatInterval = DefaultHeartbeat
 	}
 	if h.sessionLimit == 0 {
 		h.sessionLimit = user.DefaultSessionLimit

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
 
 	"github.com/dashtam/dashtam/adapters/authtoken"
 	"github.com/dashtam/dashtam/adapters/mail"
@@ -117,7 +118,31 @@ func MustEnv(tb testing.TB, change ...func(*identity.Deps)) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// Every test runs with the session cache on, as a server does, so each
+	// security test also checks that the cache never outlives a change.
+	runSessionCache(tb, h)
 	return &env{tb: tb, h: h, deps: d, pool: pool, store: store, clock: c, outbox: outbox, logs: logs}
+}
+
+// runSessionCache runs h's session cache for the rest of the test and
+// waits until it is in use.
+func runSessionCache(tb testing.TB, h *identity.Handler) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.RunSessionCache(ctx)
+	}()
+	tb.Cleanup(func() { cancel(); <-done })
+	waitFor(tb, "the session cache to be enabled", func() bool { return h.SessionCacheStats().Enabled })
+}
+
+// waitFor polls cond until it holds, failing the test after ten seconds:
+// for what another connection delivers asynchronously (a NOTIFY).
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	require.Eventually(tb, cond, 10*time.Second, 2*time.Millisecond, "waiting for %s", what)
 }
 
 // rc is the request context of the tests' client.

@@ -90,6 +90,11 @@ func (h *Handler) update(ctx context.Context, userID uuid.UUID, s step) error {
 			_, err = h.store.AppendTx(ctx, tx, userStream(userID), l.version, events...)
 			return d, err
 		})
+		// This server's cached session checks of the user go before the
+		// request is answered, whatever became of the transaction (a failed
+		// commit may still have committed); other servers hear migration
+		// 00006's NOTIFY.
+		h.cache.invalidate(userID)
 		if errors.Is(err, eventstore.ErrConflict) {
 			lastErr = err
 			continue
