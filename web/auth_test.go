@@ -62,15 +62,16 @@ func MustCall(tb testing.TB, method, url, body, token string) response {
 // one; the matrix fails on an operation missing here, so a new route
 // cannot slip past it with a body the validator refuses before auth runs.
 var sampleBodies = map[string]string{
-	"registerUser":         `{"email":"new@example.com","password":"correct horse battery"}`,
-	"verifyEmail":          `{"token":"abc"}`,
-	"login":                `{"email":"ada@example.com","password":"correct horse battery"}`,
-	"refreshTokens":        `{"refresh_token":"abc"}`,
-	"requestPasswordReset": `{"email":"ada@example.com"}`,
-	"resetPassword":        `{"token":"abc","password":"correct horse battery"}`,
-	"rotateAllTokens":      `{"reason":"matrix test"}`,
-	"rotateUserTokens":     `{"reason":"matrix test"}`,
-	"setUserRoles":         `{"roles":["user"]}`,
+	"registerUser":             `{"email":"new@example.com","password":"correct horse battery"}`,
+	"verifyEmail":              `{"token":"abc"}`,
+	"login":                    `{"email":"ada@example.com","password":"correct horse battery"}`,
+	"refreshTokens":            `{"refresh_token":"abc"}`,
+	"requestPasswordReset":     `{"email":"ada@example.com"}`,
+	"requestEmailVerification": `{"email":"ada@example.com"}`,
+	"resetPassword":            `{"token":"abc","password":"correct horse battery"}`,
+	"rotateAllTokens":          `{"reason":"matrix test"}`,
+	"rotateUserTokens":         `{"reason":"matrix test"}`,
+	"setUserRoles":             `{"roles":["user"]}`,
 }
 
 // TestRoleMatrix walks every operation of the served OpenAPI document and

@@ -227,6 +227,11 @@ func (f *fakeIdentity) RevokeOtherSessions(context.Context, identity.Principal, 
 	return nil
 }
 
+// RequestEmailVerification fails as set for the email.
+func (f *fakeIdentity) RequestEmailVerification(_ context.Context, email string, _ identity.RequestContext) error {
+	return f.failure(email)
+}
+
 // RequestPasswordReset fails as set for the email.
 func (f *fakeIdentity) RequestPasswordReset(_ context.Context, email string, _ identity.RequestContext) error {
 	return f.failure(email)

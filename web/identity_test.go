@@ -129,6 +129,24 @@ func TestIdentityErrorMapping(t *testing.T) {
 			assert.Empty(t, r.Body)
 		}
 	})
+
+	t.Run("a verification request answers 202 whatever the email", func(t *testing.T) {
+		s.Identity.Fail("eager@example.com", fmt.Errorf("resend: %w", user.ErrTooManyVerificationRequests))
+		s.Identity.Fail("verified@example.com", fmt.Errorf("resend: %w", user.ErrAlreadyVerified))
+		var answers []response
+		for _, email := range []string{"eager@example.com", "verified@example.com", "nobody@example.com"} {
+			r := MustCall(t, http.MethodPost, s.URL+"/api/v1/email-verification-tokens", `{"email":"`+email+`"}`, "")
+			assert.Equal(t, http.StatusAccepted, r.Status, "%s: %s", email, r.Body)
+			assert.Empty(t, r.Body)
+			answers = append(answers, r)
+		}
+		for _, r := range answers[1:] {
+			assert.Equal(t, answers[0].Header.Get("Content-Type"), r.Header.Get("Content-Type"))
+			assert.Equal(t, answers[0].Header.Get("Content-Length"), r.Header.Get("Content-Length"))
+		}
+		r := MustCall(t, http.MethodPost, s.URL+"/api/v1/email-verification-tokens", `{"email":"a@example.com","password":"x"}`, "")
+		MustProblem(t, r, http.StatusBadRequest, "/api/v1/email-verification-tokens")
+	})
 }
 
 // Tokens appear in the login and refresh answers and nowhere else, and no

@@ -124,11 +124,12 @@ func newRateLimits(opts RateLimitOptions, clientAddr func(*http.Request) string,
 	}
 	rl.routes = map[string][]rateRule{
 		// Public routes: no verified user yet, so the client address is the key.
-		"POST /api/v1/sessions":              {{ratelimit.Login, rl.byIP}},
-		"POST /api/v1/users":                 {{ratelimit.Register, rl.byIP}},
-		"POST /api/v1/password-reset-tokens": {{ratelimit.PasswordReset, rl.byIP}},
-		"POST /api/v1/connections":           {{ratelimit.ProviderConnect, byPrincipal}},
-		"POST /api/v1/connections/:id/syncs": {{ratelimit.Sync, byPrincipalAndParam("id")}},
+		"POST /api/v1/sessions":                  {{ratelimit.Login, rl.byIP}},
+		"POST /api/v1/users":                     {{ratelimit.Register, rl.byIP}},
+		"POST /api/v1/password-reset-tokens":     {{ratelimit.PasswordReset, rl.byIP}},
+		"POST /api/v1/email-verification-tokens": {{ratelimit.VerificationResend, rl.byIP}},
+		"POST /api/v1/connections":               {{ratelimit.ProviderConnect, byPrincipal}},
+		"POST /api/v1/connections/:id/syncs":     {{ratelimit.Sync, byPrincipalAndParam("id")}},
 	}
 	rl.afterLookup = map[string]ratelimit.Policy{
 		// POST /tokens is public: the refresh token in the body is the

@@ -179,6 +179,28 @@ func TestSixthLoginFromOneIPWithinAMinuteIsRefused(t *testing.T) {
 	assert.Equal(t, http.StatusCreated, r.Status, "a token is back after Retry-After")
 }
 
+// TestFourthVerificationRequestFromOneIPWithinAMinuteIsRefused: requests
+// for a verification mail have their own per-IP bucket, shaped like the
+// password reset's; spending it leaves the reset route alone.
+func TestFourthVerificationRequestFromOneIPWithinAMinuteIsRefused(t *testing.T) {
+	s := MustLimitedServer(t, web.RateLimitOptions{})
+	const path = "/api/v1/email-verification-tokens"
+	for i := range 3 {
+		r := MustCall(t, http.MethodPost, s.URL+path, `{"email":"ada@example.com"}`, "")
+		require.Equal(t, http.StatusAccepted, r.Status, "request %d: %s", i+1, r.Body)
+		assert.Equal(t, "3", r.Header.Get("RateLimit-Limit"))
+		assert.Equal(t, strconv.Itoa(2-i), r.Header.Get("RateLimit-Remaining"))
+	}
+	r := MustCall(t, http.MethodPost, s.URL+path, `{"email":"someone-else@example.com"}`, "")
+	p := MustProblem(t, r, http.StatusTooManyRequests, path)
+	assert.Equal(t, "rate_limited", p.Code)
+	assert.NotEmpty(t, r.Header.Get("Retry-After"))
+	assert.Equal(t, 1.0, counter(t, s.Registry, "dashtam_rate_limit_denied_total", "verification_resend"))
+
+	r = MustCall(t, http.MethodPost, s.URL+"/api/v1/password-reset-tokens", `{"email":"ada@example.com"}`, "")
+	assert.Equal(t, http.StatusAccepted, r.Status, "the reset bucket is another one: %s", r.Body)
+}
+
 func TestRateLimitFailsOpenWhenTheStoreFails(t *testing.T) {
 	pool := testdb.New(t)
 	l, err := ratelimit.New(pool)

@@ -13,6 +13,8 @@ var (
 	Register = Policy{Name: "register", Burst: 3, Per: time.Minute / 3}
 	// PasswordReset allows 3 password-reset requests per minute per client IP.
 	PasswordReset = Policy{Name: "password_reset", Burst: 3, Per: time.Minute / 3}
+	// VerificationResend allows 3 requests for a new verification mail per minute per client IP.
+	VerificationResend = Policy{Name: "verification_resend", Burst: 3, Per: time.Minute / 3}
 	// TokenRefresh allows 10 refresh-token exchanges per minute per user.
 	TokenRefresh = Policy{Name: "token_refresh", Burst: 10, Per: time.Minute / 10}
 	// ProviderConnect allows 5 new provider connections per minute per user.
@@ -27,4 +29,4 @@ var (
 
 // All lists every named policy, for sweeping (the longest FullAfter bounds
 // how old a bucket may get) and for validating the set at start-up.
-var All = []Policy{Login, Register, PasswordReset, TokenRefresh, ProviderConnect, Sync, Reads, Writes}
+var All = []Policy{Login, Register, PasswordReset, VerificationResend, TokenRefresh, ProviderConnect, Sync, Reads, Writes}

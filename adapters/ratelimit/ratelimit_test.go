@@ -226,6 +226,7 @@ func TestPoliciesOfIssue3(t *testing.T) {
 		{ratelimit.Login, 5, 5, "login 5/min"},
 		{ratelimit.Register, 3, 3, "register 3/min"},
 		{ratelimit.PasswordReset, 3, 3, "password reset 3/min"},
+		{ratelimit.VerificationResend, 3, 3, "verification resend 3/min"},
 		{ratelimit.TokenRefresh, 10, 10, "token refresh 10/min"},
 		{ratelimit.ProviderConnect, 5, 5, "provider connect 5/min"},
 		{ratelimit.Sync, 10, 5, "sync burst 10 then 5/min"},
@@ -241,7 +242,7 @@ func TestPoliciesOfIssue3(t *testing.T) {
 		assert.False(t, names[p.Name], "policy name %s is used twice", p.Name)
 		names[p.Name] = true
 	}
-	assert.Len(t, names, 8)
+	assert.Len(t, names, 9)
 }
 
 // BenchmarkAllow measures checks per second through a pool: on distinct

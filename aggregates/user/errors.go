@@ -28,6 +28,9 @@ var (
 	ErrVerificationNotFound = errors.New("verification request not found")
 	// ErrVerificationExpired means the verification request is older than VerificationTTL.
 	ErrVerificationExpired = errors.New("verification request expired")
+	// ErrTooManyVerificationRequests means MaxVerificationRequests links were
+	// already issued within VerificationRequestWindow.
+	ErrTooManyVerificationRequests = errors.New("too many verification requests")
 
 	// ErrInvalidCredentials means the password did not match; it says nothing
 	// more so that a wrong password reads like an unknown email.

@@ -20,4 +20,9 @@ const (
 	PasswordResetTTL = 15 * time.Minute
 	// VerificationTTL is how long an email verification request can be completed.
 	VerificationTTL = 24 * time.Hour
+	// MaxVerificationRequests verification links may be issued per user
+	// within VerificationRequestWindow, the one mailed at registration included.
+	MaxVerificationRequests = 3
+	// VerificationRequestWindow is the rolling window MaxVerificationRequests counts over.
+	VerificationRequestWindow = time.Hour
 )

@@ -198,7 +198,7 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error { s.sweepRateLimits(ctx); return nil })
 	g.Go(func() error { s.sweepIdentity(ctx); return nil })
 	err := g.Wait()
-	// Mails sent after answering (password resets) finish before the pool closes.
+	// Mails sent after answering (password resets, resent verifications) finish before the pool closes.
 	s.identity.Wait()
 	s.logger.Info("dashtam stopped")
 	if errors.Is(err, context.Canceled) {

@@ -27,6 +27,10 @@ type Service interface {
 	Register(ctx context.Context, in RegisterInput) (UserView, error)
 	// VerifyEmail consumes a verification token. Errors: ErrTokenNotFound (unknown, used or expired).
 	VerifyEmail(ctx context.Context, token string, rc RequestContext) error
+	// RequestEmailVerification mails a new verification link if the email
+	// belongs to an unverified user within the hourly allowance; it answers
+	// the same (nil) for an unknown, verified or over-limit email.
+	RequestEmailVerification(ctx context.Context, email string, rc RequestContext) error
 	// Login checks credentials and opens a session. Errors: ErrInvalidCredentials
 	// (unknown email and wrong password alike), user.ErrEmailNotVerified,
 	// *user.LockedError (errors.Is user.ErrLocked).

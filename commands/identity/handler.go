@@ -149,10 +149,10 @@ func (h *Handler) sendLater(ctx context.Context, to string, rc RequestContext, k
 	})
 }
 
-// Wait blocks until every mail sent in the background (password reset
-// links) has been handed to the mailer or has failed. A server calls it on
-// shutdown, after it stops taking requests, so no link is lost; tests call it
-// before reading the outbox.
+// Wait blocks until every mail sent in the background (password reset and
+// resent verification links) has been handed to the mailer or has failed.
+// A server calls it on shutdown, after it stops taking requests, so no link
+// is lost; tests call it before reading the outbox.
 func (h *Handler) Wait() { h.mail.Wait() }
 
 // clock returns the current time in UTC at microsecond precision, the

@@ -132,6 +132,18 @@ func (e TokensTokenType) Valid() bool {
 // Example: ada@example.com
 type Email = string
 
+// EmailVerificationTokenRequest defines model for EmailVerificationTokenRequest.
+type EmailVerificationTokenRequest struct {
+	// Email An email address (RFC 5321 caps a path at 254 characters). Its syntax
+	// is checked by the service, which answers 400 with a field error on
+	// `email`, rather than by a schema format, so that every client sees
+	// the same message.
+	//
+	//
+	// Example: ada@example.com
+	Email Email `json:"email"`
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field Name of the parameter, or dotted path into the body.
@@ -509,6 +521,9 @@ type SetUserRolesJSONRequestBody = RolesRequest
 // RotateUserTokensJSONRequestBody defines body for RotateUserTokens for application/json ContentType.
 type RotateUserTokensJSONRequestBody = RotationRequest
 
+// RequestEmailVerificationJSONRequestBody defines body for RequestEmailVerification for application/json ContentType.
+type RequestEmailVerificationJSONRequestBody = EmailVerificationTokenRequest
+
 // VerifyEmailJSONRequestBody defines body for VerifyEmail for application/json ContentType.
 type VerifyEmailJSONRequestBody = TokenRequest
 
@@ -541,6 +556,9 @@ type ServerInterface interface {
 	// RotateUserTokens Rotate one user's tokens
 	// (POST /api/v1/admin/users/{id}/rotations)
 	RotateUserTokens(ctx echo.Context, id ID) error
+	// RequestEmailVerification Resend the verification mail
+	// (POST /api/v1/email-verification-tokens)
+	RequestEmailVerification(ctx echo.Context) error
 	// VerifyEmail Verify an email address
 	// (POST /api/v1/email-verifications)
 	VerifyEmail(ctx echo.Context) error
@@ -640,6 +658,15 @@ func (w *ServerInterfaceWrapper) RotateUserTokens(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RotateUserTokens(ctx, id)
+	return err
+}
+
+// RequestEmailVerification converts echo context to params.
+func (w *ServerInterfaceWrapper) RequestEmailVerification(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RequestEmailVerification(ctx)
 	return err
 }
 
@@ -877,6 +904,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/api/v1/users", wrapper.RegisterUser, options.OperationMiddlewares["registerUser"]...)
 	router.GET(options.BaseURL+"/api/v1/users/me", wrapper.GetCurrentUser, options.OperationMiddlewares["getCurrentUser"]...)
 	router.POST(options.BaseURL+"/api/v1/email-verifications", wrapper.VerifyEmail, options.OperationMiddlewares["verifyEmail"]...)
+	router.POST(options.BaseURL+"/api/v1/email-verification-tokens", wrapper.RequestEmailVerification, options.OperationMiddlewares["requestEmailVerification"]...)
 	router.DELETE(options.BaseURL+"/api/v1/sessions", wrapper.RevokeOtherSessions, options.OperationMiddlewares["revokeOtherSessions"]...)
 	router.GET(options.BaseURL+"/api/v1/sessions", wrapper.ListSessions, options.OperationMiddlewares["listSessions"]...)
 	router.POST(options.BaseURL+"/api/v1/sessions", wrapper.Login, options.OperationMiddlewares["login"]...)
@@ -1267,6 +1295,70 @@ type RotateUserTokens500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RotateUserTokens500ApplicationProblemPlusJSONResponse) VisitRotateUserTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestEmailVerificationRequestObject struct {
+	Body *RequestEmailVerificationJSONRequestBody
+}
+
+type RequestEmailVerificationResponseObject interface {
+	VisitRequestEmailVerificationResponse(w http.ResponseWriter) error
+}
+
+type RequestEmailVerification202Response struct {
+}
+
+func (response RequestEmailVerification202Response) VisitRequestEmailVerificationResponse(w http.ResponseWriter) error {
+	w.WriteHeader(202)
+	return nil
+}
+
+type RequestEmailVerification400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RequestEmailVerification400ApplicationProblemPlusJSONResponse) VisitRequestEmailVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestEmailVerification429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RequestEmailVerification429ApplicationProblemPlusJSONResponse) VisitRequestEmailVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestEmailVerification500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RequestEmailVerification500ApplicationProblemPlusJSONResponse) VisitRequestEmailVerificationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2315,6 +2407,9 @@ type StrictServerInterface interface {
 	// RotateUserTokens Rotate one user's tokens
 	// (POST /api/v1/admin/users/{id}/rotations)
 	RotateUserTokens(ctx context.Context, request RotateUserTokensRequestObject) (RotateUserTokensResponseObject, error)
+	// RequestEmailVerification Resend the verification mail
+	// (POST /api/v1/email-verification-tokens)
+	RequestEmailVerification(ctx context.Context, request RequestEmailVerificationRequestObject) (RequestEmailVerificationResponseObject, error)
 	// VerifyEmail Verify an email address
 	// (POST /api/v1/email-verifications)
 	VerifyEmail(ctx context.Context, request VerifyEmailRequestObject) (VerifyEmailResponseObject, error)
@@ -2533,6 +2628,52 @@ func (sh *strictHandler) RotateUserTokens(ctx echo.Context, id ID) error {
 		return err
 	} else if validResponse, ok := response.(RotateUserTokensResponseObject); ok {
 		return validResponse.VisitRotateUserTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RequestEmailVerification operation middleware
+func (sh *strictHandler) RequestEmailVerification(ctx echo.Context) error {
+	var request RequestEmailVerificationRequestObject
+
+	var body RequestEmailVerificationJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RequestEmailVerification(ctx.Request().Context(), request.(RequestEmailVerificationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RequestEmailVerification")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RequestEmailVerificationResponseObject); ok {
+		return validResponse.VisitRequestEmailVerificationResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

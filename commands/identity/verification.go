@@ -1,0 +1,65 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dashtam/dashtam/aggregates/user"
+)
+
+// RequestEmailVerification mails a new verification link if the email
+// belongs to an unverified user who has not asked too often; it answers nil
+// either way, so the endpoint reveals nothing about which emails exist or
+// are verified. Earlier links stay valid. The mail is sent after it returns
+// (see Wait), as for a password reset. See Service.
+func (h *Handler) RequestEmailVerification(ctx context.Context, email string, rc RequestContext) error {
+	userID, _, found, err := h.credentials(ctx, email)
+	if err != nil {
+		return fmt.Errorf("request email verification: %w", err)
+	}
+	if !found {
+		h.log.InfoContext(ctx, "email verification for unknown email", "trace_id", rc.TraceID)
+		return nil
+	}
+	requestID, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("request email verification: new request id: %w", err)
+	}
+	token, digest, err := h.secrets.New()
+	if err != nil {
+		return fmt.Errorf("request email verification: new token: %w", err)
+	}
+	now := h.clock()
+	ctx = withMetadata(ctx, userID, actorAnonymous, "request email verification", rc)
+	var to string
+	err = h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+		events, err := u.RequestVerification(requestID, now)
+		if err != nil {
+			return decision{}, err
+		}
+		to = u.Email()
+		if err := insertRequestToken(ctx, tx, digest, "verify", userID, requestID, now.Add(user.VerificationTTL)); err != nil {
+			return decision{}, err
+		}
+		return decision{events: events}, applyEvents(ctx, tx, u, events)
+	})
+	switch {
+	case errors.Is(err, user.ErrAlreadyVerified):
+		h.log.InfoContext(ctx, "email verification refused: already verified", "user_id", userID, "trace_id", rc.TraceID)
+		return nil
+	case errors.Is(err, user.ErrTooManyVerificationRequests):
+		h.log.InfoContext(ctx, "email verification refused: too many requests", "user_id", userID, "trace_id", rc.TraceID)
+		return nil
+	case err != nil:
+		return fmt.Errorf("request email verification: %w", err)
+	}
+	// In the background, and failures only in the log: waiting for the
+	// mail server, or an error, would tell the caller that the email exists
+	// and is unverified.
+	h.sendLater(ctx, to, rc, verifyMail, token, "send verification mail", userID)
+	return nil
+}
