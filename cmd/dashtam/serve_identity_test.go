@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -89,12 +90,22 @@ func mustMailToken(tb testing.TB, dir, addr, path string) string {
 	return ""
 }
 
-// TestIdentityJourneyEndToEnd walks issue 3's journey against the real
-// server, database and file outbox: register, read the mail, verify, log
-// in, call /users/me, refresh, replay the old refresh token (the session is
-// revoked), log in again, log out; another user's session is 404; and the
-// first admin is bootstrapped with `users create`.
-func TestIdentityJourneyEndToEnd(t *testing.T) {
+// identityServer is the real server over a fresh database, with a file
+// outbox, for end-to-end identity tests.
+type identityServer struct {
+	*server
+	client  identityClient
+	opts    *globalOptions
+	mailDir string
+	env     map[string]string // the server's environment
+	logs    *strings.Builder
+	stop    func() error // stops serving and returns what Run returned
+}
+
+// startIdentityServer starts an identityServer that is stopped and closed
+// when the test ends, if the test has not stopped it.
+func startIdentityServer(t *testing.T) *identityServer {
+	t.Helper()
 	mailDir := t.TempDir()
 	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
 	env := map[string]string{
@@ -103,16 +114,34 @@ func TestIdentityJourneyEndToEnd(t *testing.T) {
 		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
 		"DASHTAM_MAIL_URL":       "file://" + mailDir,
 	}
-	getenv := func(k string) string { return env[k] }
-	var logs strings.Builder
+	logs := &strings.Builder{}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	app, err := openServer(ctx, o, getenv, &logs)
-	require.NoError(t, err)
-	defer app.Close()
+	app, err := openServer(ctx, o, func(k string) string { return env[k] }, logs)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
-	c := identityClient{tb: t, base: "http://" + app.Addr()}
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop(); app.Close() })
+	return &identityServer{server: app, client: identityClient{tb: t, base: "http://" + app.Addr()},
+		opts: o, mailDir: mailDir, env: env, logs: logs, stop: stop}
+}
+
+// TestIdentityJourneyEndToEnd walks issue 3's journey against the real
+// server, database and file outbox: register, read the mail, verify, log
+// in, call /users/me, refresh, replay the old refresh token (the session is
+// revoked), log in again, log out; another user's session is 404; and the
+// first admin is bootstrapped with `users create`.
+func TestIdentityJourneyEndToEnd(t *testing.T) {
+	srv := startIdentityServer(t)
+	c, mailDir, o := srv.client, srv.mailDir, srv.opts
 	const password = "a long and unusual passphrase"
 
 	// Register and verify.
@@ -191,7 +220,7 @@ func TestIdentityJourneyEndToEnd(t *testing.T) {
 	// Bootstrap an admin from the command line, against the same database;
 	// the CLI reads the process environment, as an operator's shell has it.
 	for _, k := range []string{"DASHTAM_ENCRYPTION_KEY", "DASHTAM_JWT_SECRET", "DASHTAM_MAIL_URL"} {
-		t.Setenv(k, env[k])
+		t.Setenv(k, srv.env[k])
 	}
 	code, stdout, stderr := runWithStdin(t, password+"\n", "users", "create", "--email", "root@example.com",
 		"--role", "admin", "--verified", "--database-url", o.databaseURL, "--data-dir", o.dataDir)
@@ -202,9 +231,8 @@ func TestIdentityJourneyEndToEnd(t *testing.T) {
 	cfg := c.Do("GET", "/api/v1/admin/security/config", nil, admin.Str("access_token")).Want(t, 200, "security config")
 	assert.Contains(t, cfg.Body, "global_token_version")
 
-	cancel()
-	require.NoError(t, <-done)
+	require.NoError(t, srv.stop())
 	for _, secret := range []string{password, refresh1, access1, verification} {
-		assert.NotContains(t, logs.String(), secret, "no secret in the logs")
+		assert.NotContains(t, srv.logs.String(), secret, "no secret in the logs")
 	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/dashtam/dashtam/adapters/mail/mailtest"
 	"github.com/dashtam/dashtam/commands/identity"
-	"github.com/dashtam/dashtam/migrations/testdb"
 )
 
 // mailsTo returns the messages to addr in the file:// outbox dir, oldest first.
@@ -32,24 +31,9 @@ func mailsTo(tb testing.TB, dir, addr string) []mailtest.Parsed {
 // server of its own because the journey test spends the per-IP
 // registration allowance.
 func TestResendVerificationEndToEnd(t *testing.T) {
-	mailDir := t.TempDir()
-	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
-	env := map[string]string{
-		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
-		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
-		"DASHTAM_MAIL_URL":       "file://" + mailDir,
-	}
-	getenv := func(k string) string { return env[k] }
-	var logs strings.Builder
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	app, err := openServer(ctx, o, getenv, &logs)
-	require.NoError(t, err)
-	defer app.Close()
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	c := identityClient{tb: t, base: "http://" + app.Addr()}
+	srv := startIdentityServer(t)
+	c, mailDir := srv.client, srv.mailDir
+	ctx := context.Background()
 	const password = "a long and unusual passphrase"
 
 	dave := "dave@example.com"
@@ -63,7 +47,7 @@ func TestResendVerificationEndToEnd(t *testing.T) {
 	// The server's clock is the wall clock, so the link's stored expiry is
 	// moved back instead; a token row past its expiry is refused before
 	// anything else is looked at, exactly as 24 hours later.
-	_, err = app.pool.Exec(ctx, `UPDATE secret_tokens SET expires_at = now() - interval '1 second'
+	_, err := srv.pool.Exec(ctx, `UPDATE secret_tokens SET expires_at = now() - interval '1 second'
 		WHERE kind = 'verify' AND user_id = $1`, carolID)
 	require.NoError(t, err)
 	c.Do("POST", "/api/v1/email-verifications", map[string]string{"token": expired}, "").Want(t, 400, "carol's expired link")
@@ -86,7 +70,7 @@ func TestResendVerificationEndToEnd(t *testing.T) {
 	p = c.Do("POST", "/api/v1/email-verification-tokens", map[string]string{"email": carol}, "").Want(t, 429, "a fourth request from one IP within the minute")
 	assert.Equal(t, "rate_limited", p.Str("code"))
 
-	app.identity.Wait() // the mail is sent after the answer
+	srv.identity.Wait() // the mail is sent after the answer
 	resent := mustMailToken(t, mailDir, carol, identity.VerifyEmailPath)
 	require.NotEqual(t, expired, resent, "a new link")
 	assert.Len(t, mailsTo(t, mailDir, carol), 2, "registration's mail and one resend")
@@ -98,10 +82,9 @@ func TestResendVerificationEndToEnd(t *testing.T) {
 	me := c.Do("GET", "/api/v1/users/me", nil, login.Str("access_token")).Want(t, 200, "carol's profile")
 	assert.Equal(t, true, me.Body["email_verified"])
 
-	cancel()
-	require.NoError(t, <-done)
+	require.NoError(t, srv.stop())
 	for _, secret := range []string{password, daveLink, expired, resent, login.Str("access_token"), login.Str("refresh_token")} {
-		assert.NotContains(t, logs.String(), secret, "no secret in the logs")
+		assert.NotContains(t, srv.logs.String(), secret, "no secret in the logs")
 	}
-	assert.NotContains(t, logs.String(), "token=", "no link in the logs")
+	assert.NotContains(t, srv.logs.String(), "token=", "no link in the logs")
 }
