@@ -1,10 +1,37 @@
 package user
 
 import (
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 )
+
+// EndedSessionRetention is how long after it was logged out, revoked,
+// evicted or expired the aggregate keeps a session; the next login after
+// that forgets it, so a user's state does not grow with every login they
+// ever made. It matches how long auth_sessions keeps such a session
+// readable (identity.SessionRetention), so the aggregate and the table
+// forget the same sessions.
+const EndedSessionRetention = 30 * 24 * time.Hour
+
+// forgetEndedSessions drops the sessions that ended or expired more than
+// EndedSessionRetention before at. No decision can tell them from sessions
+// never seen, beyond the error's name: neither counts as active (eviction,
+// revoking the others, a password reset), and every command naming one
+// refuses with no events once it is forgotten (ErrSessionNotFound), which
+// every handler answers as it answers an ended one (404 for a revocation,
+// 401 for a refresh). The one change is revoking a session that expired
+// without ending: it records a revocation while kept and is 404 once
+// forgotten, as GET /sessions/{id} is once the sweep deleted its row.
+// Login's check that a session id is new is the only other reader, and
+// session ids are UUIDv7s: a fresh one cannot repeat one minted a month before.
+func (u *User) forgetEndedSessions(at time.Time) {
+	before := at.Add(-EndedSessionRetention)
+	u.sessions = slices.DeleteFunc(u.sessions, func(s *Session) bool {
+		return (s.Status != SessionActive && s.EndedAt.Before(before)) || s.ExpiresAt.Before(before)
+	})
+}
 
 // endable returns the session if it exists and has not ended, the common
 // precondition of logging out and revoking.

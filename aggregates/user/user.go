@@ -9,6 +9,8 @@ import (
 
 // User is the security state of one user, folded from their stream. The zero
 // value (or FromHistory(nil)) is an unregistered user that accepts only Register.
+// Snapshot must carry every field: a field added here goes there too, under
+// a new SnapshotSchema (TestSnapshotCarriesEveryField).
 type User struct {
 	id              uuid.UUID
 	registered      bool
@@ -19,7 +21,7 @@ type User struct {
 	verifications   map[uuid.UUID]time.Time // request id -> expiry
 	failedAttempts  int
 	lockedUntil     time.Time
-	sessions        []*Session // in login order, so the first active one is the oldest
+	sessions        []*Session // in login order, so the first active one is the oldest; see forgetEndedSessions
 	tokenVersion    int64
 	tokensRotatedAt time.Time
 	resets          []resetRequest // in request order
@@ -69,6 +71,8 @@ func (u *User) apply(e Event) {
 		// The outcome event carries the state change.
 	case UserLoginSucceeded:
 		u.failedAttempts = 0
+		// Only a login adds a session, so forgetting old ones here bounds them.
+		u.forgetEndedSessions(e.At)
 		u.sessions = append(u.sessions, &Session{
 			ID:                e.SessionID,
 			Status:            SessionActive,

@@ -83,6 +83,9 @@ type Handler struct {
 
 	cache             *sessionCache // used only while RunSessionCache hears invalidations
 	heartbeatInterval time.Duration
+	// snapshotEvery is SnapshotInterval; a benchmark sets it to measure
+	// other intervals and full replay (0: no snapshots read or written).
+	snapshotEvery int64
 }
 
 var _ Service = (*Handler)(nil)
@@ -115,7 +118,7 @@ func NewHandler(d Deps) (*Handler, error) {
 		publicURL:    strings.TrimRight(d.PublicURL, "/"),
 		sessionLimit: d.SessionLimit, refreshTTL: d.RefreshTTL, accessTTL: d.AccessTTL,
 		grace: d.RotationGrace, log: d.Logger,
-		cache: newSessionCache(), heartbeatInterval: d.Heartbeat,
+		cache: newSessionCache(), heartbeatInterval: d.Heartbeat, snapshotEvery: SnapshotInterval,
 	}
 	if h.heartbeatInterval == 0 {
 		h.heartbeatInterval = DefaultHeartbeat

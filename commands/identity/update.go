@@ -29,10 +29,33 @@ type decision struct {
 // A step may run more than once, so it must not have effects outside tx.
 type step func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error)
 
-// loaded is a user folded from their stream.
+// loaded is a user folded from their stream, starting from its snapshot
+// when there is a usable one (snapshot.go).
 type loaded struct {
 	user    *user.User
 	version int64
+	// from is the snapshot the fold started from, nil when it replayed the
+	// whole stream, and fromVersion its version (0 then).
+	from        *user.Snapshot
+	fromVersion int64
+	// history are the events folded after from, kept so that a new
+	// snapshot is folded afresh rather than taken of user, which steps are
+	// free to fold into or not.
+	history []user.Event
+}
+
+// fold folds the loaded state afresh, followed by more.
+func (l loaded) fold(more ...user.Event) (*user.User, error) {
+	u := &user.User{}
+	if l.from != nil {
+		var err error
+		if u, err = user.FromSnapshot(*l.from); err != nil {
+			return nil, err
+		}
+	}
+	u.Apply(l.history...)
+	u.Apply(more...)
+	return u, nil
 }
 
 // userStream names the stream of user id.
@@ -40,15 +63,24 @@ func userStream(id uuid.UUID) eventstore.Stream {
 	return eventstore.Stream{Type: eventstore.StreamUser, ID: id}
 }
 
-// load reads and folds the stream of user id.
+// load reads and folds the stream of user id: its newest usable snapshot,
+// if any, and the events after it; without one, the whole stream.
 func (h *Handler) load(ctx context.Context, id uuid.UUID) (loaded, error) {
 	stream := userStream(id)
-	records, err := h.store.ReadStream(ctx, stream, 0)
+	var l loaded
+	from, fromVersion, err := h.readSnapshot(ctx, id)
+	if err != nil {
+		return loaded{}, err
+	}
+	l.from, l.fromVersion, l.version = from, fromVersion, fromVersion
+	// Events are never changed or removed, so the ones after the snapshot's
+	// version are exactly what it lacks, however much was appended since
+	// the snapshot was read.
+	records, err := h.store.ReadStream(ctx, stream, fromVersion)
 	if err != nil {
 		return loaded{}, err
 	}
 	history := make([]user.Event, 0, len(records))
-	var l loaded
 	for _, r := range records {
 		e, err := h.store.Decode(r)
 		if err != nil {
@@ -61,7 +93,10 @@ func (h *Handler) load(ctx context.Context, id uuid.UUID) (loaded, error) {
 		history = append(history, ue)
 		l.version = r.Version
 	}
-	l.user = user.FromHistory(history)
+	l.history = history
+	if l.user, err = l.fold(); err != nil {
+		return loaded{}, fmt.Errorf("load %s: %w", stream, err)
+	}
 	return l, nil
 }
 
@@ -70,7 +105,9 @@ func (h *Handler) load(ctx context.Context, id uuid.UUID) (loaded, error) {
 // through the pool, and the security rows must commit with the events or
 // not at all. The retry is immediate, without eventstore's backoff: a user
 // stream is written by one person's requests, so conflicts are rare and
-// short-lived, and a reload already costs a round trip.
+// short-lived, and a reload already costs a round trip. Every
+// SnapshotInterval events, the transaction also stores a snapshot of the
+// user as of the appended events, so that loads stay short.
 func (h *Handler) update(ctx context.Context, userID uuid.UUID, s step) error {
 	var lastErr error
 	for range eventstore.MaxUpdateAttempts {
@@ -87,8 +124,14 @@ func (h *Handler) update(ctx context.Context, userID uuid.UUID, s step) error {
 			for i, e := range d.events {
 				events[i] = e
 			}
-			_, err = h.store.AppendTx(ctx, tx, userStream(userID), l.version, events...)
-			return d, err
+			res, err := h.store.AppendTx(ctx, tx, userStream(userID), l.version, events...)
+			if err != nil {
+				return d, err
+			}
+			// In the append's transaction, so a snapshot commits with the
+			// events it covers or not at all: none can claim a version whose
+			// events did not commit, and no crash can fall between the two.
+			return d, h.snapshotAfter(ctx, tx, userID, l, d.events, res.Version)
 		})
 		// This server's cached session checks of the user go before the
 		// request is answered, whatever became of the transaction (a failed
