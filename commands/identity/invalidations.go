@@ -75,12 +75,11 @@ func (h *Handler) listenInvalidations(ctx context.Context) (heard bool, err erro
 	h.cache.listens.Add(1)
 
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	nonce := uuid.NewString()
 	var heardBeat atomic.Uint64
 	var wg sync.WaitGroup
 	wg.Go(func() { h.heartbeat(ctx, cancel, nonce, &heardBeat) })
-	defer wg.Wait()
+	defer func() { cancel(nil); wg.Wait() }()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

@@ -119,7 +119,8 @@ func (h *Handler) login(ctx context.Context, in LoginInput) (Tokens, error) {
 				return decision{}, errPasswordChanged
 			}
 		}
-		if err := applyEvents(ctx, tx, u, events); err != nil {
+		version, err := applyEventsIssuing(ctx, tx, u, events)
+		if err != nil {
 			return decision{}, err
 		}
 		if refusal != nil {
@@ -128,9 +129,8 @@ func (h *Handler) login(ctx context.Context, in LoginInput) (Tokens, error) {
 		if err := insertRefreshToken(ctx, tx, digest, userID, sessionID, 1, now.Add(h.refreshTTL)); err != nil {
 			return decision{}, err
 		}
-		var err error
-		issue, err = sessionIssue(ctx, tx, u, sessionID)
-		return decision{events: events}, err
+		issue = issued{userID: u.ID(), sessionID: sessionID, roles: u.Roles(), version: version}
+		return decision{events: events}, nil
 	})
 	if err != nil {
 		if errors.Is(err, errPasswordChanged) {
@@ -164,23 +164,12 @@ func (h *Handler) credentials(ctx context.Context, email string) (userID uuid.UU
 	return userID, hash, true, nil
 }
 
-// issued is what an access token for a session says, read in the
-// transaction that opened or refreshed it.
+// issued is what an access token for a session says, as the transaction
+// that opened or refreshed it wrote it (applyEventsIssuing).
 type issued struct {
 	userID, sessionID uuid.UUID
 	roles             []user.Role
 	version           int64
-}
-
-// sessionIssue reads the token version a session's new tokens carry: the
-// user's token version plus the global one, so that raising either leaves
-// every earlier token one or more versions behind.
-func sessionIssue(ctx context.Context, tx pgx.Tx, u *user.User, sessionID uuid.UUID) (issued, error) {
-	var v int64
-	if err := tx.QueryRow(ctx, `SELECT token_version + global_version FROM auth_sessions WHERE id = $1`, sessionID).Scan(&v); err != nil {
-		return issued{}, fmt.Errorf("read session token version: %w", err)
-	}
-	return issued{userID: u.ID(), sessionID: sessionID, roles: u.Roles(), version: v}, nil
 }
 
 // tokens mints the access token of i and pairs it with the refresh token.

@@ -72,7 +72,8 @@ func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestCo
 		if len(events) == 0 {
 			return decision{}, refusal
 		}
-		if err := applyEvents(ctx, tx, u, events); err != nil {
+		version, err := applyEventsIssuing(ctx, tx, u, events)
+		if err != nil {
 			return decision{}, err
 		}
 		if refusal != nil {
@@ -85,9 +86,8 @@ func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestCo
 		if err := insertRefreshToken(ctx, tx, nextDigest, userID, sessionID, s.RefreshGeneration, s.ExpiresAt); err != nil {
 			return decision{}, err
 		}
-		var err error
-		issue, err = sessionIssue(ctx, tx, u, sessionID)
-		return decision{events: events}, err
+		issue = issued{userID: u.ID(), sessionID: sessionID, roles: u.Roles(), version: version}
+		return decision{events: events}, nil
 	})
 	if err != nil {
 		// Every refusal is one answer to the client; the log keeps the reason.
