@@ -16,8 +16,10 @@ import (
 // presented again revokes the session (the aggregate's theft detection),
 // and so does a session whose tokens predate a user or global token
 // rotation by more than the grace period. admit runs once the token's user is
-// known and before anything is written, so a refused refresh (rate limited)
-// neither spends the token nor counts as reuse when it is presented again.
+// known and before anything else is written, so a refused refresh (rate
+// limited) neither spends the token nor counts as reuse when it is presented
+// again — except that a spent token is still detected as reuse when admit
+// refuses: theft detection must not wait for a bucket to refill.
 func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestContext, admit Admit) (Tokens, error) {
 	now := h.clock()
 	digest := h.secrets.Digest(refreshToken)
@@ -25,41 +27,47 @@ func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestCo
 		userID, sessionID uuid.UUID
 		generation        int64
 		expires           time.Time
+		spent             bool
 	)
-	err := h.pool.QueryRow(ctx, `SELECT user_id, session_id, generation, expires_at FROM secret_tokens
-		WHERE digest = $1 AND kind = 'refresh'`, digest).Scan(&userID, &sessionID, &generation, &expires)
+	err := h.pool.QueryRow(ctx, `SELECT user_id, session_id, generation, expires_at, used_at IS NOT NULL FROM secret_tokens
+		WHERE digest = $1 AND kind = 'refresh'`, digest).Scan(&userID, &sessionID, &generation, &expires, &spent)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Tokens{}, ErrInvalidRefreshToken
 	}
 	if err != nil {
 		return Tokens{}, fmt.Errorf("refresh: find token: %w", err)
 	}
+	live := now.Before(expires)
+	ctx = withMetadata(ctx, userID, actorAnonymous, "refresh", rc)
+	attempt := user.RefreshAttempt{
+		SessionID:  sessionID,
+		Generation: generation,
+		IP:         ipString(rc),
+		UserAgent:  rc.UserAgent,
+		At:         now,
+		ExpiresAt:  now.Add(h.refreshTTL),
+		Grace:      h.grace,
+	}
 	if admit != nil {
 		// Before the expiry check: every presentation of one of the user's
 		// tokens counts, expired or spent, as it costs the server the same.
 		if err := admit(ctx, userID); err != nil {
+			if spent && live {
+				h.revokeOnReuse(ctx, userID, attempt, rc)
+			}
 			return Tokens{}, err
 		}
 	}
-	if !now.Before(expires) {
+	if !live {
 		return Tokens{}, ErrInvalidRefreshToken
 	}
 	next, nextDigest, err := h.secrets.New()
 	if err != nil {
 		return Tokens{}, fmt.Errorf("refresh: new refresh token: %w", err)
 	}
-	ctx = withMetadata(ctx, userID, actorAnonymous, "refresh", rc)
 	var issue issued
 	err = h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
-		events, refusal := u.Refresh(user.RefreshAttempt{
-			SessionID:  sessionID,
-			Generation: generation,
-			IP:         ipString(rc),
-			UserAgent:  rc.UserAgent,
-			At:         now,
-			ExpiresAt:  now.Add(h.refreshTTL),
-			Grace:      h.grace,
-		})
+		events, refusal := u.Refresh(attempt)
 		if refusal == nil {
 			ok, err := globalVersionAccepted(ctx, tx, sessionID, now, h.grace)
 			if err != nil {
@@ -99,6 +107,32 @@ func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestCo
 		return Tokens{}, fmt.Errorf("refresh: %w", err)
 	}
 	return h.tokens(issue, next)
+}
+
+// revokeOnReuse records a spent refresh token presented again while the
+// refresh itself was refused (rate limited): the aggregate's reuse
+// detection revokes the session. Only that decision is applied — anything
+// else the aggregate would decide waits until the refresh is admitted — and
+// it writes at most once per session, since an ended session records
+// nothing more, so skipping the limit here cannot flood the log. Failures
+// are logged: the caller answers the refusal either way.
+func (h *Handler) revokeOnReuse(ctx context.Context, userID uuid.UUID, attempt user.RefreshAttempt, rc RequestContext) {
+	err := h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+		events, refusal := u.Refresh(attempt)
+		if !errors.Is(refusal, user.ErrRefreshTokenReused) {
+			return decision{}, nil
+		}
+		return decision{events: events, refusal: refusal}, applyEvents(ctx, tx, u, events)
+	})
+	if err != nil && !errors.Is(err, user.ErrRefreshTokenReused) {
+		h.log.ErrorContext(ctx, "reuse of a refresh token while rate limited: revoking failed",
+			"user_id", userID, "session_id", attempt.SessionID, "trace_id", rc.TraceID, "error", err)
+		return
+	}
+	if err != nil {
+		h.log.InfoContext(ctx, "refresh refused", "user_id", userID, "session_id", attempt.SessionID,
+			"trace_id", rc.TraceID, "reason", err)
+	}
 }
 
 // globalVersionAccepted reports whether the session's tokens were issued at

@@ -59,3 +59,44 @@ func TestRefreshAsksAdmitAboutTheTokensUserBeforeRotating(t *testing.T) {
 		t.Fatalf("admit asked about an unknown token")
 	}
 }
+
+// A spent refresh token presented while the refresh is refused (rate
+// limited) is still detected as reuse: the session is revoked and recorded
+// at once, and the caller gets admit's error. A second presentation writes
+// nothing more, so refusing never lets anyone flood the log.
+func TestReuseIsDetectedEvenWhenRefused(t *testing.T) {
+	t.Parallel()
+	e := MustEnv(t)
+	ctx := context.Background()
+	view := e.MustRegister("bea@example.com")
+	tok := e.MustLogin("bea@example.com")
+	next, err := e.h.Refresh(ctx, tok.RefreshToken, rc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.MustAuthenticate(next.AccessToken)
+
+	errLimited := errors.New("rate limited")
+	refuse := func(context.Context, uuid.UUID) error { return errLimited }
+	if _, err := e.h.Refresh(ctx, tok.RefreshToken, rc, refuse); err != errLimited {
+		t.Fatalf("reused token while limited: %v, want admit's error", err)
+	}
+	if _, err := e.h.Authenticate(ctx, next.AccessToken); !errors.Is(err, identity.ErrSessionRevoked) {
+		t.Fatalf("the session after reuse: %v, want ErrSessionRevoked", err)
+	}
+	types := eventTypes(e.events(view.ID))
+	if countOf(types, "UserRefreshTokenReuseDetected") != 1 || countOf(types, "UserSessionRevoked") != 1 {
+		t.Fatalf("events %v", types)
+	}
+
+	before := e.countEvents()
+	if _, err := e.h.Refresh(ctx, tok.RefreshToken, rc, refuse); err != errLimited {
+		t.Fatalf("presented again: %v", err)
+	}
+	if _, err := e.h.Refresh(ctx, next.RefreshToken, rc, refuse); err != errLimited {
+		t.Fatalf("the current token while limited: %v", err)
+	}
+	if n := e.countEvents(); n != before {
+		t.Fatalf("%d more events", n-before)
+	}
+}
