@@ -13,9 +13,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// The user aggregate's event interface must be usable as Update's event
-// type, which is how the user command handlers load and append.
-var _ = eventstore.Update[user.Event]
+// The user aggregate must be usable on the generic path, which is how the
+// user command handlers load and append.
+var _ = eventstore.NewRepository[*user.User, user.Event]
 
 // TestRegisterEventsCoversEveryUserEvent proves that no user event was
 // forgotten: an unregistered event could be decided but never stored.
@@ -31,7 +31,7 @@ func TestRegisterEventsCoversEveryUserEvent(t *testing.T) {
 
 // TestRegisteredUserEventsRoundTrip encodes a sample of every user event as
 // JSON and decodes it through the registry, as reading the log does, and
-// checks that user.Event survives so eventstore.Update[user.Event] can load it.
+// checks that user.Event survives so the generic path (commands.UserAggregate) can load it.
 func TestRegisteredUserEventsRoundTrip(t *testing.T) {
 	r := eventstore.NewRegistry()
 	commands.RegisterEvents(r)

@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dashtam/dashtam/eventstore"
-	"github.com/dashtam/dashtam/migrations/testdb"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dashtam/dashtam/eventstore"
+	"github.com/dashtam/dashtam/migrations/testdb"
 )
 
 const benchWriters = 16

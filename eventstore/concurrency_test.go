@@ -7,9 +7,12 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dashtam/dashtam/eventstore"
+	"github.com/google/uuid"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/eventstore"
 )
 
 // TestConcurrentWritersOneWinnerPerVersion races many writers at the same
@@ -66,66 +69,111 @@ func TestConcurrentWritersOneWinnerPerVersion(t *testing.T) {
 }
 
 // TestUpdateAppliesEveryCommandOnce sends commands concurrently through the
-// load-decide-append helper: every command is applied exactly once.
+// generic load-decide-append path, with and without per-stream
+// serialisation: every command is applied exactly once.
 func TestUpdateAppliesEveryCommandOnce(t *testing.T) {
-	const writers, perWriter = 8, 5
-	s := mustStore(t)
-	ctx := context.Background()
-	st := newStream(eventstore.StreamAccount)
-	_, err := s.Append(ctx, st, 0, counterOpened{})
-	require.NoError(t, err)
+	for _, serialize := range []bool{false, true} {
+		t.Run(fmt.Sprintf("serialize=%v", serialize), func(t *testing.T) {
+			const writers, perWriter = 8, 5
+			s := mustStore(t)
+			repo := mustCounters(t, s, func(a *eventstore.Aggregate[*counter, counterEvent]) { a.Serialize = serialize })
+			ctx := context.Background()
+			id := uuid.New()
+			_, err := s.Append(ctx, repo.Stream(id), 0, counterOpened{})
+			require.NoError(t, err)
 
-	var wg sync.WaitGroup
-	errs := make(chan error, writers*perWriter)
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < perWriter; i++ {
-				cmd := fmt.Sprintf("w%d-%d", w, i)
-				_, err := eventstore.Update(ctx, s, st, func(history []counterEvent) ([]counterEvent, error) {
-					for _, e := range history {
-						if inc, ok := e.(counterIncremented); ok && inc.CommandID == cmd {
-							return nil, nil // already applied: idempotent
-						}
+			var wg sync.WaitGroup
+			errs := make(chan error, writers*perWriter)
+			for w := 0; w < writers; w++ {
+				wg.Go(func() {
+					for i := 0; i < perWriter; i++ {
+						_, err := repo.Update(ctx, id, increment(fmt.Sprintf("w%d-%d", w, i)))
+						errs <- err
 					}
-					return []counterEvent{counterIncremented{CommandID: cmd, Amount: "1"}}, nil
 				})
-				errs <- err
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
-	recs, err := s.ReadStream(ctx, st, 0)
-	require.NoError(t, err)
-	require.Len(t, recs, 1+writers*perWriter)
-	seen := map[string]int{}
-	for i, r := range recs {
-		assert.EqualValues(t, i+1, r.Version)
-		e, err := s.Decode(r)
-		require.NoError(t, err)
-		if inc, ok := e.(counterIncremented); ok {
-			seen[inc.CommandID]++
-		}
-	}
-	assert.Len(t, seen, writers*perWriter)
-	for cmd, n := range seen {
-		assert.Equal(t, 1, n, cmd)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+			recs, err := s.ReadStream(ctx, repo.Stream(id), 0)
+			require.NoError(t, err)
+			require.Len(t, recs, 1+writers*perWriter)
+			seen := map[string]int{}
+			for i, r := range recs {
+				assert.EqualValues(t, i+1, r.Version)
+				e, err := s.Decode(r)
+				require.NoError(t, err)
+				if inc, ok := e.(counterIncremented); ok {
+					seen[inc.CommandID]++
+				}
+			}
+			assert.Len(t, seen, writers*perWriter)
+			for cmd, n := range seen {
+				assert.Equal(t, 1, n, cmd)
+			}
+		})
 	}
 }
 
+// TestUpdateDecidesNothing: a decision without events appends nothing, and
+// an error aborts with that error.
 func TestUpdateDecidesNothing(t *testing.T) {
 	s := mustStore(t)
+	repo := mustCounters(t, s)
 	ctx := context.Background()
-	st := newStream(eventstore.StreamUser)
-	res, err := eventstore.Update(ctx, s, st, func(h []counterEvent) ([]counterEvent, error) { return nil, nil })
+	id := uuid.New()
+	res, err := repo.Update(ctx, id, func(context.Context, *eventstore.Tx, *counter) (eventstore.Decision[counterEvent], error) {
+		return eventstore.Decision[counterEvent]{}, nil
+	})
 	require.NoError(t, err)
 	assert.EqualValues(t, 0, res.Version)
 	wantErr := errors.New("refused")
-	_, err = eventstore.Update(ctx, s, st, func(h []counterEvent) ([]counterEvent, error) { return nil, wantErr })
+	_, err = repo.Update(ctx, id, func(context.Context, *eventstore.Tx, *counter) (eventstore.Decision[counterEvent], error) {
+		return eventstore.Decision[counterEvent]{}, wantErr
+	})
 	assert.ErrorIs(t, err, wantErr)
+	recs, err := s.ReadStream(ctx, repo.Stream(id), 0)
+	require.NoError(t, err)
+	assert.Empty(t, recs)
+}
+
+// TestSerializedDecisionsNeverConflict: with Aggregate.Serialize, writers of
+// one stream queue on its lock, so each decides exactly once, against the
+// state every earlier writer left, instead of conflicting and deciding again.
+func TestSerializedDecisionsNeverConflict(t *testing.T) {
+	const writers = 24
+	s := mustStoreConns(t, writers+2)
+	repo := mustCounters(t, s, func(a *eventstore.Aggregate[*counter, counterEvent]) { a.Serialize = true })
+	ctx := context.Background()
+	id := uuid.New()
+	var (
+		mu        sync.Mutex
+		decisions int
+		wg        sync.WaitGroup
+	)
+	start := make(chan struct{})
+	errs := make([]error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			<-start
+			inc := increment(fmt.Sprintf("w%d", w))
+			_, errs[w] = repo.Update(ctx, id, func(ctx context.Context, tx *eventstore.Tx, c *counter) (eventstore.Decision[counterEvent], error) {
+				mu.Lock()
+				decisions++
+				mu.Unlock()
+				return inc(ctx, tx, c)
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	assert.Equal(t, writers, decisions, "a serialised writer decided more than once")
+	recs, err := s.ReadStream(ctx, repo.Stream(id), 0)
+	require.NoError(t, err)
+	assert.Len(t, recs, writers)
 }

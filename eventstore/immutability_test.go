@@ -4,10 +4,11 @@ import (
 	"context"
 	"testing"
 
-	"github.com/dashtam/dashtam/eventstore"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/eventstore"
 )
 
 func TestEventsRejectUpdateDeleteTruncate(t *testing.T) {

@@ -91,7 +91,12 @@ func (s *Store) Decode(r Record) (Event, error) {
 
 // ReadStream returns the events of stream with version > afterVersion, in version order.
 func (s *Store) ReadStream(ctx context.Context, stream Stream, afterVersion int64) ([]Record, error) {
-	rows, err := s.pool.Query(ctx,
+	return readStream(ctx, s.pool, stream, afterVersion)
+}
+
+// readStream is ReadStream through q, so a unit of work reads in its own transaction.
+func readStream(ctx context.Context, q Querier, stream Stream, afterVersion int64) ([]Record, error) {
+	rows, err := q.Query(ctx,
 		`SELECT `+recordColumns+` FROM events WHERE stream_id = $1 AND stream_type = $2 AND version > $3 ORDER BY version`,
 		stream.ID, string(stream.Type), afterVersion)
 	if err != nil {

@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dashtam/dashtam/eventstore"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/eventstore"
 )
 
 func TestAppendAndReadStream(t *testing.T) {

@@ -25,33 +25,33 @@ const maxBearerLength = 4096
 // be able to write kilobytes into every event it causes.
 const maxUserAgentBytes = 512
 
-// identityKey keys the verified identity.Principal in a request context;
+// identityKey keys the verified commands.Principal in a request context;
 // only authenticate sets it, and the rate limits and handlers trust it.
 type identityKey struct{}
 
-// requestContextKey keys the identity.RequestContext of a request.
+// requestContextKey keys the commands.RequestContext of a request.
 type requestContextKey struct{}
 
 // identityPrincipal returns the caller the auth middleware verified.
-func identityPrincipal(ctx context.Context) (identity.Principal, bool) {
-	p, ok := ctx.Value(identityKey{}).(identity.Principal)
+func identityPrincipal(ctx context.Context) (commands.Principal, bool) {
+	p, ok := ctx.Value(identityKey{}).(commands.Principal)
 	return p, ok
 }
 
 // callerOf returns the verified caller, or an internal error: a handler of a
 // protected operation that runs without one means the middleware is
 // misconfigured, and failing closed is the only safe answer.
-func callerOf(ctx context.Context) (identity.Principal, error) {
+func callerOf(ctx context.Context) (commands.Principal, error) {
 	p, ok := identityPrincipal(ctx)
 	if !ok {
-		return identity.Principal{}, errors.New("no verified principal in the request context")
+		return commands.Principal{}, errors.New("no verified principal in the request context")
 	}
 	return p, nil
 }
 
 // requestContextOf returns who asked and from where, for event metadata.
-func requestContextOf(ctx context.Context) identity.RequestContext {
-	rc, _ := ctx.Value(requestContextKey{}).(identity.RequestContext)
+func requestContextOf(ctx context.Context) commands.RequestContext {
+	rc, _ := ctx.Value(requestContextKey{}).(commands.RequestContext)
 	return rc
 }
 
@@ -132,8 +132,8 @@ func (s *Server) requirePermission(next echo.HandlerFunc) echo.HandlerFunc {
 
 // requestContext is who sent r and from where, for event metadata; the
 // address is found as the rate limiter finds it, so both agree.
-func (s *Server) requestContext(r *http.Request) identity.RequestContext {
-	rc := identity.RequestContext{UserAgent: truncateUTF8(r.UserAgent(), maxUserAgentBytes), TraceID: TraceID(r.Context())}
+func (s *Server) requestContext(r *http.Request) commands.RequestContext {
+	rc := commands.RequestContext{UserAgent: truncateUTF8(r.UserAgent(), maxUserAgentBytes), TraceID: TraceID(r.Context())}
 	if addr, err := netip.ParseAddr(s.clientAddr(r)); err == nil {
 		rc.IP = addr.Unmap()
 	}

@@ -40,7 +40,7 @@ type fakeIdentity struct {
 	revoked    map[uuid.UUID]bool
 	minVersion int64
 	denied     []user.AccessDenial
-	deniedFrom []identity.RequestContext // the RequestContext of each denial
+	deniedFrom []commands.RequestContext // the RequestContext of each denial
 }
 
 // newFakeIdentity builds a fake whose JWTs are issued and verified at clock.
@@ -82,10 +82,10 @@ func (f *fakeIdentity) Denied() []user.AccessDenial {
 }
 
 // DeniedFrom lists the request contexts RecordAccessDenied was called with.
-func (f *fakeIdentity) DeniedFrom() []identity.RequestContext {
+func (f *fakeIdentity) DeniedFrom() []commands.RequestContext {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]identity.RequestContext(nil), f.deniedFrom...)
+	return append([]commands.RequestContext(nil), f.deniedFrom...)
 }
 
 func (f *fakeIdentity) failure(key string) error {
@@ -95,9 +95,9 @@ func (f *fakeIdentity) failure(key string) error {
 }
 
 // MustToken issues an access token for a fresh user and session holding roles.
-func (f *fakeIdentity) MustToken(tb testing.TB, roles ...user.Role) (token string, p identity.Principal) {
+func (f *fakeIdentity) MustToken(tb testing.TB, roles ...user.Role) (token string, p commands.Principal) {
 	tb.Helper()
-	p = identity.Principal{UserID: uuid.New(), SessionID: uuid.New(), Roles: roles}
+	p = commands.Principal{UserID: uuid.New(), SessionID: uuid.New(), Roles: roles}
 	names := make([]string, len(roles))
 	for i, r := range roles {
 		names[i] = string(r)
@@ -131,7 +131,7 @@ func (f *fakeIdentity) Register(_ context.Context, in identity.RegisterInput) (i
 }
 
 // VerifyEmail accepts any token not set to fail.
-func (f *fakeIdentity) VerifyEmail(_ context.Context, token string, _ identity.RequestContext) error {
+func (f *fakeIdentity) VerifyEmail(_ context.Context, token string, _ commands.RequestContext) error {
 	return f.failure(token)
 }
 
@@ -149,7 +149,7 @@ func (f *fakeIdentity) Login(_ context.Context, in identity.LoginInput) (identit
 // Refresh answers new tokens for any refresh token not set to fail, after
 // asking admit about the token's user, as the real service does once it has
 // looked the token up.
-func (f *fakeIdentity) Refresh(ctx context.Context, refreshToken string, _ identity.RequestContext, admit identity.Admit) (identity.Tokens, error) {
+func (f *fakeIdentity) Refresh(ctx context.Context, refreshToken string, _ commands.RequestContext, admit identity.Admit) (identity.Tokens, error) {
 	if err := f.failure(refreshToken); err != nil {
 		return identity.Tokens{}, err
 	}
@@ -169,44 +169,44 @@ func refreshTokenUser(refreshToken string) uuid.UUID {
 }
 
 // Authenticate verifies the JWT for real, then checks revocation and version.
-func (f *fakeIdentity) Authenticate(_ context.Context, accessToken string) (identity.Principal, error) {
+func (f *fakeIdentity) Authenticate(_ context.Context, accessToken string) (commands.Principal, error) {
 	c, err := f.JWT.Verify(accessToken)
 	if err != nil {
-		return identity.Principal{}, err
+		return commands.Principal{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.revoked[c.SessionID] || c.TokenVersion < f.minVersion {
-		return identity.Principal{}, identity.ErrSessionRevoked
+		return commands.Principal{}, identity.ErrSessionRevoked
 	}
 	roles := make([]user.Role, len(c.Roles))
 	for i, r := range c.Roles {
 		roles[i] = user.Role(r)
 	}
-	return identity.Principal{UserID: c.Subject, SessionID: c.SessionID, Roles: roles}, nil
+	return commands.Principal{UserID: c.Subject, SessionID: c.SessionID, Roles: roles}, nil
 }
 
 // Me answers the caller.
-func (f *fakeIdentity) Me(_ context.Context, p identity.Principal) (identity.UserView, error) {
+func (f *fakeIdentity) Me(_ context.Context, p commands.Principal) (identity.UserView, error) {
 	v := f.view("me@example.com")
 	v.ID, v.Roles, v.Verified = p.UserID, p.Roles, true
 	return v, nil
 }
 
-func (f *fakeIdentity) session(p identity.Principal, id uuid.UUID) identity.SessionView {
+func (f *fakeIdentity) session(p commands.Principal, id uuid.UUID) identity.SessionView {
 	now := f.Clock.Now()
 	return identity.SessionView{ID: id, Device: "Firefox on Linux", IP: "127.0.0.1", UserAgent: "test",
 		CreatedAt: now, LastActive: now, ExpiresAt: now.Add(30 * 24 * time.Hour), Current: id == p.SessionID, Status: "active"}
 }
 
 // Sessions answers the caller's current session only.
-func (f *fakeIdentity) Sessions(_ context.Context, p identity.Principal) ([]identity.SessionView, error) {
+func (f *fakeIdentity) Sessions(_ context.Context, p commands.Principal) ([]identity.SessionView, error) {
 	return []identity.SessionView{f.session(p, p.SessionID)}, nil
 }
 
 // Session answers the caller's current session; any other id is another
 // user's, or missing: ErrNotFound.
-func (f *fakeIdentity) Session(_ context.Context, p identity.Principal, id uuid.UUID) (identity.SessionView, error) {
+func (f *fakeIdentity) Session(_ context.Context, p commands.Principal, id uuid.UUID) (identity.SessionView, error) {
 	if id != p.SessionID {
 		return identity.SessionView{}, identity.ErrNotFound
 	}
@@ -214,7 +214,7 @@ func (f *fakeIdentity) Session(_ context.Context, p identity.Principal, id uuid.
 }
 
 // RevokeSession ends the caller's session id; any other is ErrNotFound.
-func (f *fakeIdentity) RevokeSession(_ context.Context, p identity.Principal, id uuid.UUID, _ identity.RequestContext) error {
+func (f *fakeIdentity) RevokeSession(_ context.Context, p commands.Principal, id uuid.UUID, _ commands.RequestContext) error {
 	if id != p.SessionID {
 		return identity.ErrNotFound
 	}
@@ -223,22 +223,22 @@ func (f *fakeIdentity) RevokeSession(_ context.Context, p identity.Principal, id
 }
 
 // RevokeOtherSessions does nothing: the fake keeps one session per user.
-func (f *fakeIdentity) RevokeOtherSessions(context.Context, identity.Principal, identity.RequestContext) error {
+func (f *fakeIdentity) RevokeOtherSessions(context.Context, commands.Principal, commands.RequestContext) error {
 	return nil
 }
 
 // RequestEmailVerification fails as set for the email.
-func (f *fakeIdentity) RequestEmailVerification(_ context.Context, email string, _ identity.RequestContext) error {
+func (f *fakeIdentity) RequestEmailVerification(_ context.Context, email string, _ commands.RequestContext) error {
 	return f.failure(email)
 }
 
 // RequestPasswordReset fails as set for the email.
-func (f *fakeIdentity) RequestPasswordReset(_ context.Context, email string, _ identity.RequestContext) error {
+func (f *fakeIdentity) RequestPasswordReset(_ context.Context, email string, _ commands.RequestContext) error {
 	return f.failure(email)
 }
 
 // ResetPassword fails as set for the token, else by the real length rule's errors.
-func (f *fakeIdentity) ResetPassword(_ context.Context, token, newPassword string, _ identity.RequestContext) error {
+func (f *fakeIdentity) ResetPassword(_ context.Context, token, newPassword string, _ commands.RequestContext) error {
 	if err := f.failure(token); err != nil {
 		return err
 	}
@@ -257,7 +257,7 @@ func (f *fakeIdentity) config() identity.SecurityConfig {
 
 // RotateAllTokens answers the configuration; tests rotate with
 // SetMinVersion, so a call in the role matrix does not spoil later ones.
-func (f *fakeIdentity) RotateAllTokens(_ context.Context, _ identity.Principal, reason string, _ identity.RequestContext) (identity.SecurityConfig, error) {
+func (f *fakeIdentity) RotateAllTokens(_ context.Context, _ commands.Principal, reason string, _ commands.RequestContext) (identity.SecurityConfig, error) {
 	if err := f.failure(reason); err != nil {
 		return identity.SecurityConfig{}, err
 	}
@@ -265,7 +265,7 @@ func (f *fakeIdentity) RotateAllTokens(_ context.Context, _ identity.Principal, 
 }
 
 // RotateUserTokens fails as set for the reason.
-func (f *fakeIdentity) RotateUserTokens(_ context.Context, _ identity.Principal, _ uuid.UUID, reason string, _ identity.RequestContext) error {
+func (f *fakeIdentity) RotateUserTokens(_ context.Context, _ commands.Principal, _ uuid.UUID, reason string, _ commands.RequestContext) error {
 	return f.failure(reason)
 }
 
@@ -275,7 +275,7 @@ func (f *fakeIdentity) SecurityConfig(context.Context) (identity.SecurityConfig,
 }
 
 // SetRoles answers the user with roles, or fails as set for the joined role names.
-func (f *fakeIdentity) SetRoles(_ context.Context, _ identity.Principal, userID uuid.UUID, roles []user.Role, _ identity.RequestContext) (identity.UserView, error) {
+func (f *fakeIdentity) SetRoles(_ context.Context, _ commands.Principal, userID uuid.UUID, roles []user.Role, _ commands.RequestContext) (identity.UserView, error) {
 	names := make([]string, len(roles))
 	for i, r := range roles {
 		names[i] = string(r)
@@ -289,7 +289,7 @@ func (f *fakeIdentity) SetRoles(_ context.Context, _ identity.Principal, userID 
 }
 
 // RecordAccessDenied remembers the refused request.
-func (f *fakeIdentity) RecordAccessDenied(_ context.Context, _ identity.Principal, d user.AccessDenial, rc identity.RequestContext) error {
+func (f *fakeIdentity) RecordAccessDenied(_ context.Context, _ commands.Principal, d user.AccessDenial, rc commands.RequestContext) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.denied = append(f.denied, d)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
 )
 
@@ -127,7 +128,7 @@ func (s *Server) pageError(c echo.Context, title string, err error) error {
 }
 
 // pageRequestContext is the audit metadata of a page request.
-func (s *Server) pageRequestContext(c echo.Context) identity.RequestContext {
+func (s *Server) pageRequestContext(c echo.Context) commands.RequestContext {
 	return s.requestContext(c.Request())
 }
 

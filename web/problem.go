@@ -7,8 +7,9 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/dashtam/dashtam/web/api"
 	"github.com/labstack/echo/v4"
+
+	"github.com/dashtam/dashtam/web/api"
 )
 
 // problemContentType is the RFC 9457 media type every error is served as.

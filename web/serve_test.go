@@ -9,11 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dashtam/dashtam/web"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/web"
 )
 
 func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {

@@ -9,9 +9,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/web/api"
-	"github.com/labstack/echo/v4"
 )
 
 // Timeouts of the underlying http.Server: a slow or idle client must not

@@ -13,11 +13,12 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dashtam/dashtam/web"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/web"
 )
 
 // fakeReadiness answers readiness checks from fields the test sets.

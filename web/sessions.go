@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/web/api"
 )
@@ -95,7 +96,7 @@ func (h *strictAPI) GetSession(ctx context.Context, req api.GetSessionRequestObj
 
 // RevokeSession ends one of the caller's sessions; another user's is 404.
 func (h *strictAPI) RevokeSession(ctx context.Context, req api.RevokeSessionRequestObject) (api.RevokeSessionResponseObject, error) {
-	if err := h.revoke(ctx, func(p identity.Principal) uuid.UUID { return req.Id }); err != nil {
+	if err := h.revoke(ctx, func(p commands.Principal) uuid.UUID { return req.Id }); err != nil {
 		return nil, err
 	}
 	return api.RevokeSession204Response{}, nil
@@ -103,7 +104,7 @@ func (h *strictAPI) RevokeSession(ctx context.Context, req api.RevokeSessionRequ
 
 // Logout ends the session of the token the request carries.
 func (h *strictAPI) Logout(ctx context.Context, _ api.LogoutRequestObject) (api.LogoutResponseObject, error) {
-	if err := h.revoke(ctx, func(p identity.Principal) uuid.UUID { return p.SessionID }); err != nil {
+	if err := h.revoke(ctx, func(p commands.Principal) uuid.UUID { return p.SessionID }); err != nil {
 		return nil, err
 	}
 	return api.Logout204Response{}, nil
@@ -122,7 +123,7 @@ func (h *strictAPI) RevokeOtherSessions(ctx context.Context, _ api.RevokeOtherSe
 }
 
 // revoke ends the caller's session that which picks.
-func (h *strictAPI) revoke(ctx context.Context, which func(identity.Principal) uuid.UUID) error {
+func (h *strictAPI) revoke(ctx context.Context, which func(commands.Principal) uuid.UUID) error {
 	p, err := callerOf(ctx)
 	if err != nil {
 		return err
@@ -143,7 +144,7 @@ func tokensJSON(t identity.Tokens) api.Tokens {
 
 // sessionJSON renders a session; current is recomputed from the caller's
 // token so it is right whichever session the service thinks is current.
-func sessionJSON(s identity.SessionView, p identity.Principal) api.Session {
+func sessionJSON(s identity.SessionView, p commands.Principal) api.Session {
 	return api.Session{
 		Id:           s.ID,
 		Device:       s.Device,

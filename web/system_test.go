@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dashtam/dashtam/web"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/web"
 )
 
 func TestOpenAPIDocument(t *testing.T) {

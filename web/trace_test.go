@@ -5,9 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dashtam/dashtam/web"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/web"
 )
 
 func TestTraceIDFromRequest(t *testing.T) {

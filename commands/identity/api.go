@@ -10,12 +10,12 @@ package identity
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/dashtam/dashtam/aggregates/user"
+	"github.com/dashtam/dashtam/commands"
 )
 
 // Service is the identity API the web layer consumes. Methods return the
@@ -26,11 +26,11 @@ type Service interface {
 	// Errors: ErrEmailTaken, commands.ErrPassword*, ErrInvalidEmail.
 	Register(ctx context.Context, in RegisterInput) (UserView, error)
 	// VerifyEmail consumes a verification token. Errors: ErrTokenNotFound (unknown, used or expired).
-	VerifyEmail(ctx context.Context, token string, rc RequestContext) error
+	VerifyEmail(ctx context.Context, token string, rc commands.RequestContext) error
 	// RequestEmailVerification mails a new verification link if the email
 	// belongs to an unverified user within the hourly allowance; it answers
 	// the same (nil) for an unknown, verified or over-limit email.
-	RequestEmailVerification(ctx context.Context, email string, rc RequestContext) error
+	RequestEmailVerification(ctx context.Context, email string, rc commands.RequestContext) error
 	// Login checks credentials and opens a session. Errors: ErrInvalidCredentials
 	// (unknown email and wrong password alike), user.ErrEmailNotVerified,
 	// *user.LockedError (errors.Is user.ErrLocked).
@@ -39,40 +39,40 @@ type Service interface {
 	// token's user before anything is written. Errors: ErrInvalidRefreshToken
 	// (unknown, expired, reused — reuse also revokes the session), and
 	// admit's error unchanged.
-	Refresh(ctx context.Context, refreshToken string, rc RequestContext, admit Admit) (Tokens, error)
+	Refresh(ctx context.Context, refreshToken string, rc commands.RequestContext, admit Admit) (Tokens, error)
 	// Authenticate verifies an access token and that its session is still
 	// active and its token version accepted. Errors: commands.ErrTokenExpired,
 	// commands.ErrTokenInvalid, ErrSessionRevoked.
-	Authenticate(ctx context.Context, accessToken string) (Principal, error)
+	Authenticate(ctx context.Context, accessToken string) (commands.Principal, error)
 	// Me returns the principal's own user. Errors: ErrNotFound.
-	Me(ctx context.Context, p Principal) (UserView, error)
+	Me(ctx context.Context, p commands.Principal) (UserView, error)
 	// Sessions lists the principal's sessions, newest first.
-	Sessions(ctx context.Context, p Principal) ([]SessionView, error)
+	Sessions(ctx context.Context, p commands.Principal) ([]SessionView, error)
 	// Session returns one of the principal's sessions. Errors: ErrNotFound (also for another user's session).
-	Session(ctx context.Context, p Principal, sessionID uuid.UUID) (SessionView, error)
+	Session(ctx context.Context, p commands.Principal, sessionID uuid.UUID) (SessionView, error)
 	// RevokeSession ends one of the principal's sessions (the current one: logout). Errors: ErrNotFound.
-	RevokeSession(ctx context.Context, p Principal, sessionID uuid.UUID, rc RequestContext) error
+	RevokeSession(ctx context.Context, p commands.Principal, sessionID uuid.UUID, rc commands.RequestContext) error
 	// RevokeOtherSessions ends every session of the principal but the current one.
-	RevokeOtherSessions(ctx context.Context, p Principal, rc RequestContext) error
+	RevokeOtherSessions(ctx context.Context, p commands.Principal, rc commands.RequestContext) error
 	// RequestPasswordReset mails a reset link if the email belongs to a user;
 	// it answers the same (nil) whether or not it does.
-	RequestPasswordReset(ctx context.Context, email string, rc RequestContext) error
+	RequestPasswordReset(ctx context.Context, email string, rc commands.RequestContext) error
 	// ResetPassword sets a new password and revokes every session.
 	// Errors: ErrTokenNotFound, commands.ErrPassword*.
-	ResetPassword(ctx context.Context, token, newPassword string, rc RequestContext) error
+	ResetPassword(ctx context.Context, token, newPassword string, rc commands.RequestContext) error
 	// RotateAllTokens raises the global minimum token version.
-	RotateAllTokens(ctx context.Context, p Principal, reason string, rc RequestContext) (SecurityConfig, error)
+	RotateAllTokens(ctx context.Context, p commands.Principal, reason string, rc commands.RequestContext) (SecurityConfig, error)
 	// RotateUserTokens raises one user's minimum token version. Errors: ErrNotFound.
-	RotateUserTokens(ctx context.Context, p Principal, userID uuid.UUID, reason string, rc RequestContext) error
+	RotateUserTokens(ctx context.Context, p commands.Principal, userID uuid.UUID, reason string, rc commands.RequestContext) error
 	// SecurityConfig reports the token settings and versions.
 	SecurityConfig(ctx context.Context) (SecurityConfig, error)
 	// SetRoles replaces a user's roles. Errors: ErrNotFound, user.ErrLastRole, user.ErrInvalidRole.
-	SetRoles(ctx context.Context, p Principal, userID uuid.UUID, roles []user.Role, rc RequestContext) (UserView, error)
+	SetRoles(ctx context.Context, p commands.Principal, userID uuid.UUID, roles []user.Role, rc commands.RequestContext) (UserView, error)
 	// RecordAccessDenied records a refused request on the principal's
 	// stream: d names its method, route template and the permission it
 	// lacked; its session, address and time are taken from p, rc and the
 	// clock. Errors: ErrNotFound.
-	RecordAccessDenied(ctx context.Context, p Principal, d user.AccessDenial, rc RequestContext) error
+	RecordAccessDenied(ctx context.Context, p commands.Principal, d user.AccessDenial, rc commands.RequestContext) error
 	// CreateUser bootstraps a user from the command line (e.g. the first admin).
 	CreateUser(ctx context.Context, email, password string, role user.Role, verified bool) (UserView, error)
 }
@@ -103,26 +103,18 @@ var (
 // non-nil error refuses the request and is returned to the caller as is.
 type Admit func(ctx context.Context, userID uuid.UUID) error
 
-// RequestContext is who asked and from where: it goes into every event's
-// metadata and into session records.
-type RequestContext struct {
-	IP        netip.Addr
-	UserAgent string
-	TraceID   string
-}
-
 // RegisterInput is a registration request.
 type RegisterInput struct {
 	Email    string
 	Password string
-	RequestContext
+	commands.RequestContext
 }
 
 // LoginInput is a login request.
 type LoginInput struct {
 	Email    string
 	Password string
-	RequestContext
+	commands.RequestContext
 }
 
 // Tokens is what login and refresh answer.
@@ -132,13 +124,6 @@ type Tokens struct {
 	TokenType    string // always "Bearer"
 	ExpiresIn    time.Duration
 	SessionID    uuid.UUID
-}
-
-// Principal is the verified caller of a request.
-type Principal struct {
-	UserID    uuid.UUID
-	SessionID uuid.UUID
-	Roles     []user.Role
 }
 
 // UserView is a user as the API shows it.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"testing"
 
+	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
 )
@@ -159,5 +161,46 @@ func TestLoginRacingPasswordReset(t *testing.T) {
 	}
 	if _, err := e.h.Login(ctx, identity.LoginInput{Email: "race-reset@example.com", Password: newPassword, RequestContext: rc}); err != nil {
 		t.Fatalf("login with the new password: %v", err)
+	}
+}
+
+// TestConcurrentFailedLoginsAreAllRecorded: 25 simultaneous wrong-password
+// logins to one account from 5 addresses each end in a refusal (wrong
+// password, or locked once five have failed), never in an error, and every
+// one of them is recorded as an attempt on the user's stream, because
+// decisions on one user queue in the database instead of conflicting.
+func TestConcurrentFailedLoginsAreAllRecorded(t *testing.T) {
+	t.Parallel()
+	e := mustEnvWithConns(t, 30)
+	v := e.MustRegister("crowd@example.com")
+	const n = 25
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			from := rc
+			from.IP = netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i%5)})
+			_, errs[i] = e.h.Login(context.Background(), identity.LoginInput{
+				Email: "crowd@example.com", Password: "not the password at all", RequestContext: from,
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, identity.ErrInvalidCredentials) && !errors.Is(err, user.ErrLocked) {
+			t.Errorf("login %d: %v, want a refusal", i, err)
+		}
+	}
+	attempts := 0
+	for _, ev := range e.events(v.ID) {
+		if ev.Type == "UserLoginAttempted" {
+			attempts++
+		}
+	}
+	if attempts != n {
+		t.Fatalf("%d login attempts recorded, want %d", attempts, n)
 	}
 }

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -81,11 +82,11 @@ type Handler struct {
 	log          *slog.Logger
 	mail         sync.WaitGroup // mail sent after the request has been answered
 
+	// users is the generic load → decide → append path of user streams.
+	users *eventstore.Repository[*user.User, user.Event]
+
 	cache             *sessionCache // used only while RunSessionCache hears invalidations
 	heartbeatInterval time.Duration
-	// snapshotEvery is SnapshotInterval; a benchmark sets it to measure
-	// other intervals and full replay (0: no snapshots read or written).
-	snapshotEvery int64
 }
 
 var _ Service = (*Handler)(nil)
@@ -118,8 +119,18 @@ func NewHandler(d Deps) (*Handler, error) {
 		publicURL:    strings.TrimRight(d.PublicURL, "/"),
 		sessionLimit: d.SessionLimit, refreshTTL: d.RefreshTTL, accessTTL: d.AccessTTL,
 		grace: d.RotationGrace, log: d.Logger,
-		cache: newSessionCache(), heartbeatInterval: d.Heartbeat, snapshotEvery: SnapshotInterval,
+		cache: newSessionCache(), heartbeatInterval: d.Heartbeat,
 	}
+	users, err := eventstore.NewRepository(d.Store, commands.UserAggregate())
+	if err != nil {
+		return nil, fmt.Errorf("new identity handler: %w", err)
+	}
+	users.OnBadSnapshot(func(stream eventstore.Stream, version int64, err error) {
+		// The next decision on this user replaces it, being a snapshot
+		// interval or more past version 0.
+		d.Logger.Warn("unusable snapshot, replaying the stream", "stream", stream.String(), "version", version, "error", err)
+	})
+	h.users = users
 	if h.heartbeatInterval == 0 {
 		h.heartbeatInterval = DefaultHeartbeat
 	}
@@ -142,7 +153,7 @@ const mailTimeout = 30 * time.Second
 // sendLater sends a link in the background, detached from the request: its
 // cancellation must not drop the mail, and its answer must not wait for it.
 // Failures are only logged, with what; Wait waits for it.
-func (h *Handler) sendLater(ctx context.Context, to string, rc RequestContext, kind mailKind, token, what string, userID uuid.UUID) {
+func (h *Handler) sendLater(ctx context.Context, to string, rc commands.RequestContext, kind mailKind, token, what string, userID uuid.UUID) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mailTimeout)
 	h.mail.Go(func() {
 		defer cancel()
@@ -161,33 +172,6 @@ func (h *Handler) Wait() { h.mail.Wait() }
 // clock returns the current time in UTC at microsecond precision, the
 // precision PostgreSQL keeps, so what is decided and what is stored agree.
 func (h *Handler) clock() time.Time { return h.now().UTC().Truncate(time.Microsecond) }
-
-// Actors written into event metadata.
-const (
-	actorAnonymous = "anonymous" // a public endpoint: nobody is authenticated yet
-	actorOperator  = "operator"  // the command line (dashtam users create)
-)
-
-func actorUser(id uuid.UUID) string { return "user:" + id.String() }
-
-// withMetadata sets the metadata every event of one use case carries.
-func withMetadata(ctx context.Context, owner uuid.UUID, actor, command string, rc RequestContext) context.Context {
-	return eventstore.WithMetadata(ctx, eventstore.Metadata{
-		OwnerID:   owner,
-		Actor:     actor,
-		TraceID:   rc.TraceID,
-		IP:        ipString(rc),
-		UserAgent: rc.UserAgent,
-		Command:   command,
-	})
-}
-
-func ipString(rc RequestContext) string {
-	if !rc.IP.IsValid() {
-		return ""
-	}
-	return rc.IP.String()
-}
 
 func rolesToStrings(roles []user.Role) []string {
 	out := make([]string, len(roles))

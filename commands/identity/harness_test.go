@@ -79,7 +79,28 @@ func (s *syncBuffer) String() string {
 // MustEnv builds an env; change adjusts the Deps before the Handler is made.
 func MustEnv(tb testing.TB, change ...func(*identity.Deps)) *env {
 	tb.Helper()
-	pool := testdb.New(tb)
+	return mustEnvOn(tb, testdb.New(tb), change...)
+}
+
+// mustEnvWithConns is MustEnv over a pool of up to n connections, for tests
+// whose concurrency must reach the database rather than queue in the pool.
+func mustEnvWithConns(tb testing.TB, n int32) *env {
+	tb.Helper()
+	cfg, err := pgxpool.ParseConfig(testdb.NewURL(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.MaxConns = n
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	return mustEnvOn(tb, pool)
+}
+
+func mustEnvOn(tb testing.TB, pool *pgxpool.Pool, change ...func(*identity.Deps)) *env {
+	tb.Helper()
 	c := &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
 	reg := eventstore.NewRegistry()
 	commands.RegisterEvents(reg)
@@ -146,7 +167,7 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 }
 
 // rc is the request context of the tests' client.
-var rc = identity.RequestContext{
+var rc = commands.RequestContext{
 	IP:        netip.MustParseAddr("192.0.2.10"),
 	UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
 	TraceID:   "trace-0001",
@@ -178,7 +199,7 @@ func (e *env) MustLogin(email string) identity.Tokens {
 }
 
 // MustAuthenticate authenticates an access token.
-func (e *env) MustAuthenticate(access string) identity.Principal {
+func (e *env) MustAuthenticate(access string) commands.Principal {
 	e.tb.Helper()
 	p, err := e.h.Authenticate(context.Background(), access)
 	if err != nil {

@@ -6,10 +6,10 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/eventstore"
 )
 
 // maxLoginAttempts bounds how often Login starts over because the password
@@ -74,17 +74,14 @@ func (h *Handler) login(ctx context.Context, in LoginInput) (Tokens, error) {
 		return Tokens{}, fmt.Errorf("login: new refresh token: %w", err)
 	}
 	now := h.clock()
-	ctx = withMetadata(ctx, userID, actorAnonymous, "login", in.RequestContext)
+	ctx = commands.WithMetadata(ctx, userID, commands.ActorAnonymous, "login", in.RequestContext)
 	var issue issued
-	err = h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
-		// FOR NO KEY UPDATE rather than FOR SHARE: two logins that both
-		// rehash would otherwise deadlock upgrading their shared locks. A
-		// reset's UPDATE waits for this transaction, and then conflicts on
-		// the stream and revokes the session opened here.
-		var current string
-		if err := tx.QueryRow(ctx, `SELECT password_hash FROM user_credentials WHERE user_id = $1 FOR NO KEY UPDATE`,
-			userID).Scan(&current); err != nil {
-			return decision{}, fmt.Errorf("lock credentials: %w", err)
+	err = h.update(ctx, userID, func(ctx context.Context, tx *eventstore.Tx, u *user.User) (decision, error) {
+		// A reset's UPDATE waits for this transaction, and then revokes
+		// the session opened here.
+		current, err := lockPasswordHash(ctx, tx, userID)
+		if err != nil {
+			return decision{}, err
 		}
 		if current != hash {
 			return decision{}, errPasswordChanged
@@ -92,7 +89,7 @@ func (h *Handler) login(ctx context.Context, in LoginInput) (Tokens, error) {
 		events, refusal := u.Login(user.LoginAttempt{
 			SessionID:       sessionID,
 			PasswordMatches: matches,
-			IP:              ipString(in.RequestContext),
+			IP:              in.RequestContext.IPString(),
 			UserAgent:       in.UserAgent,
 			Device:          Device(in.UserAgent),
 			At:              now,
@@ -108,14 +105,12 @@ func (h *Handler) login(ctx context.Context, in LoginInput) (Tokens, error) {
 				return decision{}, err
 			}
 			events = append(events, more...)
-			// Conditional although the row is locked: a rehash must never
-			// replace any hash but the one it was verified against.
-			tag, err := tx.Exec(ctx, `UPDATE user_credentials SET password_hash = $2, updated_at = $3
-				WHERE user_id = $1 AND password_hash = $4`, userID, newHash, now, hash)
+			// Conditional although the row is locked.
+			replaced, err := replacePasswordHash(ctx, tx, userID, hash, newHash, now)
 			if err != nil {
-				return decision{}, fmt.Errorf("store rehashed password: %w", err)
+				return decision{}, err
 			}
-			if tag.RowsAffected() == 0 {
+			if !replaced {
 				return decision{}, errPasswordChanged
 			}
 		}
@@ -124,13 +119,13 @@ func (h *Handler) login(ctx context.Context, in LoginInput) (Tokens, error) {
 			return decision{}, err
 		}
 		if refusal != nil {
-			return decision{events: events, refusal: refusal}, nil
+			return decision{Events: events, Refusal: refusal}, nil
 		}
 		if err := insertRefreshToken(ctx, tx, digest, userID, sessionID, 1, now.Add(h.refreshTTL)); err != nil {
 			return decision{}, err
 		}
 		issue = issued{userID: u.ID(), sessionID: sessionID, roles: u.Roles(), version: version}
-		return decision{events: events}, nil
+		return decision{Events: events}, nil
 	})
 	if err != nil {
 		if errors.Is(err, errPasswordChanged) {
@@ -153,15 +148,7 @@ func (h *Handler) credentials(ctx context.Context, email string) (userID uuid.UU
 	if err != nil {
 		return uuid.Nil, "", false, nil
 	}
-	err = h.pool.QueryRow(ctx, `SELECT c.user_id, c.password_hash FROM user_emails e
-		JOIN user_credentials c ON c.user_id = e.user_id WHERE e.email = $1`, n).Scan(&userID, &hash)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return uuid.Nil, "", false, nil
-	}
-	if err != nil {
-		return uuid.Nil, "", false, fmt.Errorf("find credentials: %w", err)
-	}
-	return userID, hash, true, nil
+	return readCredentials(ctx, h.pool, n)
 }
 
 // issued is what an access token for a session says, as the transaction

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/dashtam/dashtam/aggregates/user"
+	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/eventstore"
 )
 
 // Refresh rotates a refresh token; see Service. A spent generation
@@ -20,29 +20,23 @@ import (
 // limited) neither spends the token nor counts as reuse when it is presented
 // again — except that a spent token is still detected as reuse when admit
 // refuses: theft detection must not wait for a bucket to refill.
-func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestContext, admit Admit) (Tokens, error) {
+func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc commands.RequestContext, admit Admit) (Tokens, error) {
 	now := h.clock()
 	digest := h.secrets.Digest(refreshToken)
-	var (
-		userID, sessionID uuid.UUID
-		generation        int64
-		expires           time.Time
-		spent             bool
-	)
-	err := h.pool.QueryRow(ctx, `SELECT user_id, session_id, generation, expires_at, used_at IS NOT NULL FROM secret_tokens
-		WHERE digest = $1 AND kind = 'refresh'`, digest).Scan(&userID, &sessionID, &generation, &expires, &spent)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Tokens{}, ErrInvalidRefreshToken
+	t, err := readRefreshToken(ctx, h.pool, digest)
+	if errors.Is(err, ErrInvalidRefreshToken) {
+		return Tokens{}, err
 	}
 	if err != nil {
-		return Tokens{}, fmt.Errorf("refresh: find token: %w", err)
+		return Tokens{}, fmt.Errorf("refresh: %w", err)
 	}
+	userID, sessionID, generation, expires, spent := t.userID, t.sessionID, t.generation, t.expires, t.spent
 	live := now.Before(expires)
-	ctx = withMetadata(ctx, userID, actorAnonymous, "refresh", rc)
+	ctx = commands.WithMetadata(ctx, userID, commands.ActorAnonymous, "refresh", rc)
 	attempt := user.RefreshAttempt{
 		SessionID:  sessionID,
 		Generation: generation,
-		IP:         ipString(rc),
+		IP:         rc.IPString(),
 		UserAgent:  rc.UserAgent,
 		At:         now,
 		ExpiresAt:  now.Add(h.refreshTTL),
@@ -66,7 +60,7 @@ func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestCo
 		return Tokens{}, fmt.Errorf("refresh: new refresh token: %w", err)
 	}
 	var issue issued
-	err = h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+	err = h.update(ctx, userID, func(ctx context.Context, tx *eventstore.Tx, u *user.User) (decision, error) {
 		events, refusal := u.Refresh(attempt)
 		if refusal == nil {
 			ok, err := globalVersionAccepted(ctx, tx, sessionID, now, h.grace)
@@ -85,7 +79,7 @@ func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestCo
 			return decision{}, err
 		}
 		if refusal != nil {
-			return decision{events: events, refusal: refusal}, nil
+			return decision{Events: events, Refusal: refusal}, nil
 		}
 		if err := spendToken(ctx, tx, digest, now); err != nil {
 			return decision{}, err
@@ -95,7 +89,7 @@ func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestCo
 			return decision{}, err
 		}
 		issue = issued{userID: u.ID(), sessionID: sessionID, roles: u.Roles(), version: version}
-		return decision{events: events}, nil
+		return decision{Events: events}, nil
 	})
 	if err != nil {
 		// Every refusal is one answer to the client; the log keeps the reason.
@@ -116,13 +110,13 @@ func (h *Handler) Refresh(ctx context.Context, refreshToken string, rc RequestCo
 // it writes at most once per session, since an ended session records
 // nothing more, so skipping the limit here cannot flood the log. Failures
 // are logged: the caller answers the refusal either way.
-func (h *Handler) revokeOnReuse(ctx context.Context, userID uuid.UUID, attempt user.RefreshAttempt, rc RequestContext) {
-	err := h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+func (h *Handler) revokeOnReuse(ctx context.Context, userID uuid.UUID, attempt user.RefreshAttempt, rc commands.RequestContext) {
+	err := h.update(ctx, userID, func(ctx context.Context, tx *eventstore.Tx, u *user.User) (decision, error) {
 		events, refusal := u.Refresh(attempt)
 		if !errors.Is(refusal, user.ErrRefreshTokenReused) {
 			return decision{}, nil
 		}
-		return decision{events: events, refusal: refusal}, applyEvents(ctx, tx, u, events)
+		return decision{Events: events, Refusal: refusal}, applyEvents(ctx, tx, u, events)
 	})
 	if err != nil && !errors.Is(err, user.ErrRefreshTokenReused) {
 		h.log.ErrorContext(ctx, "reuse of a refresh token while rate limited: revoking failed",
@@ -133,20 +127,4 @@ func (h *Handler) revokeOnReuse(ctx context.Context, userID uuid.UUID, attempt u
 		h.log.InfoContext(ctx, "refresh refused", "user_id", userID, "session_id", attempt.SessionID,
 			"trace_id", rc.TraceID, "reason", err)
 	}
-}
-
-// globalVersionAccepted reports whether the session's tokens were issued at
-// a global token version still accepted at now: the current one, or the one
-// just superseded while the rotation's grace lasts — the rule the aggregate
-// applies to the user's own version.
-func globalVersionAccepted(ctx context.Context, tx pgx.Tx, sessionID uuid.UUID, now time.Time, grace time.Duration) (bool, error) {
-	var ok bool
-	err := tx.QueryRow(ctx, `SELECT s.global_version >= g.global_token_version
-			OR (s.global_version = g.global_token_version - 1 AND g.rotated_at > $2)
-		FROM auth_sessions s CROSS JOIN security_settings g WHERE s.id = $1 AND g.id = 1`,
-		sessionID, now.Add(-grace)).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("check global token version: %w", err)
-	}
-	return ok, nil
 }

@@ -2,17 +2,15 @@ package identity
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/eventstore"
 )
 
 // Register creates an unverified user with the role user and mails a
@@ -20,7 +18,7 @@ import (
 func (h *Handler) Register(ctx context.Context, in RegisterInput) (UserView, error) {
 	return h.createUser(ctx, newUser{
 		email: in.Email, password: in.Password, role: user.RoleUser,
-		actor: actorAnonymous, command: "register", rc: in.RequestContext,
+		actor: commands.ActorAnonymous, command: "register", rc: in.RequestContext,
 	})
 }
 
@@ -29,7 +27,7 @@ func (h *Handler) Register(ctx context.Context, in RegisterInput) (UserView, err
 func (h *Handler) CreateUser(ctx context.Context, email, password string, role user.Role, verified bool) (UserView, error) {
 	return h.createUser(ctx, newUser{
 		email: email, password: password, role: role, verified: verified,
-		actor: actorOperator, command: "users create",
+		actor: commands.ActorOperator, command: "users create",
 	})
 }
 
@@ -39,7 +37,7 @@ type newUser struct {
 	role            user.Role
 	verified        bool
 	actor, command  string
-	rc              RequestContext
+	rc              commands.RequestContext
 }
 
 func (h *Handler) createUser(ctx context.Context, n newUser) (UserView, error) {
@@ -75,9 +73,9 @@ func (h *Handler) createUser(ctx context.Context, n newUser) (UserView, error) {
 		}
 	}
 	now := h.clock()
-	ctx = withMetadata(ctx, userID, n.actor, n.command, n.rc)
+	ctx = commands.WithMetadata(ctx, userID, n.actor, n.command, n.rc)
 	var view UserView
-	err = h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+	err = h.update(ctx, userID, func(ctx context.Context, tx *eventstore.Tx, u *user.User) (decision, error) {
 		events, err := u.Register(userID, email, n.role, now)
 		if err != nil {
 			return decision{}, err
@@ -92,16 +90,8 @@ func (h *Handler) createUser(ctx context.Context, n newUser) (UserView, error) {
 		if err != nil {
 			return decision{}, err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO user_emails (email, user_id) VALUES ($1, $2)`, email, userID); err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "user_emails_pkey" {
-				return decision{}, ErrEmailTaken
-			}
-			return decision{}, fmt.Errorf("insert email: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO user_credentials (user_id, password_hash, roles, token_version, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $5)`, userID, hash, rolesToStrings(u.Roles()), u.TokenVersion(), now); err != nil {
-			return decision{}, fmt.Errorf("insert credentials: %w", err)
+		if err := insertUser(ctx, tx, email, userID, hash, u, now); err != nil {
+			return decision{}, err
 		}
 		if !n.verified {
 			if err := insertRequestToken(ctx, tx, digest, "verify", userID, requestID, now.Add(user.VerificationTTL)); err != nil {
@@ -112,7 +102,7 @@ func (h *Handler) createUser(ctx context.Context, n newUser) (UserView, error) {
 			return decision{}, err
 		}
 		view = userView(u)
-		return decision{events: append(events, more...)}, nil
+		return decision{Events: append(events, more...)}, nil
 	})
 	if err != nil {
 		return UserView{}, fmt.Errorf("%s: %w", n.command, err)
@@ -128,58 +118,27 @@ func (h *Handler) createUser(ctx context.Context, n newUser) (UserView, error) {
 	return view, nil
 }
 
-// insertRequestToken stores the digest of a verification or reset token.
-func insertRequestToken(ctx context.Context, tx pgx.Tx, digest []byte, kind string, userID, requestID uuid.UUID, expires time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO secret_tokens (digest, kind, user_id, request_id, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-		digest, kind, userID, requestID, expires)
-	if err != nil {
-		return fmt.Errorf("insert %s token: %w", kind, err)
-	}
-	return nil
-}
-
-// insertRefreshToken stores the digest of the refresh token of a session's
-// generation.
-func insertRefreshToken(ctx context.Context, tx pgx.Tx, digest []byte, userID, sessionID uuid.UUID, generation int64, expires time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO secret_tokens (digest, kind, user_id, session_id, generation, expires_at)
-		VALUES ($1, 'refresh', $2, $3, $4, $5)`, digest, userID, sessionID, generation, expires)
-	if err != nil {
-		return fmt.Errorf("insert refresh token: %w", err)
-	}
-	return nil
-}
-
-// requestToken is a stored verification or reset token, found by digest.
-type requestToken struct {
-	userID, requestID uuid.UUID
-}
-
 // findRequestToken returns the unspent, unexpired token of kind with digest,
 // or ErrTokenNotFound; unknown, spent and expired are one answer, so the
 // error tells a guesser nothing.
 func (h *Handler) findRequestToken(ctx context.Context, kind, token string, now time.Time) (requestToken, []byte, error) {
 	digest := h.secrets.Digest(token)
-	var t requestToken
-	err := h.pool.QueryRow(ctx, `SELECT user_id, request_id FROM secret_tokens
-		WHERE digest = $1 AND kind = $2 AND used_at IS NULL AND expires_at > $3`, digest, kind, now).Scan(&t.userID, &t.requestID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return requestToken{}, nil, ErrTokenNotFound
-	}
+	t, err := readRequestToken(ctx, h.pool, digest, kind, now)
 	if err != nil {
-		return requestToken{}, nil, fmt.Errorf("find %s token: %w", kind, err)
+		return requestToken{}, nil, err
 	}
 	return t, digest, nil
 }
 
 // VerifyEmail consumes a verification token; see Service.
-func (h *Handler) VerifyEmail(ctx context.Context, token string, rc RequestContext) error {
+func (h *Handler) VerifyEmail(ctx context.Context, token string, rc commands.RequestContext) error {
 	now := h.clock()
 	t, digest, err := h.findRequestToken(ctx, "verify", token, now)
 	if err != nil {
 		return fmt.Errorf("verify email: %w", err)
 	}
-	ctx = withMetadata(ctx, t.userID, actorAnonymous, "verify email", rc)
-	err = h.update(ctx, t.userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+	ctx = commands.WithMetadata(ctx, t.userID, commands.ActorAnonymous, "verify email", rc)
+	err = h.update(ctx, t.userID, func(ctx context.Context, tx *eventstore.Tx, u *user.User) (decision, error) {
 		events, err := u.VerifyEmail(t.requestID, now)
 		if err != nil {
 			// Already verified, superseded or expired: to the client, a dead link.
@@ -188,7 +147,7 @@ func (h *Handler) VerifyEmail(ctx context.Context, token string, rc RequestConte
 		if err := spendTokenAndKind(ctx, tx, digest, t.userID, "verify", now); err != nil {
 			return decision{}, err
 		}
-		return decision{events: events}, applyEvents(ctx, tx, u, events)
+		return decision{Events: events}, applyEvents(ctx, tx, u, events)
 	})
 	if err != nil {
 		return fmt.Errorf("verify email: %w", err)
@@ -227,7 +186,7 @@ var (
 
 // sendLink mails to the link of kind carrying token. The link appears
 // only in the mail: never in an event, a log line or an error.
-func (h *Handler) sendLink(ctx context.Context, to string, rc RequestContext, kind mailKind, token string) error {
+func (h *Handler) sendLink(ctx context.Context, to string, rc commands.RequestContext, kind mailKind, token string) error {
 	link := h.publicURL + kind.path + "?token=" + url.QueryEscape(token)
 	m := commands.Message{To: to, Subject: kind.subject, TextBody: fmt.Sprintf(kind.body, link)}
 	if rc.TraceID != "" {

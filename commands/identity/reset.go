@@ -7,16 +7,17 @@ import (
 	"slices"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/dashtam/dashtam/aggregates/user"
+	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/eventstore"
 )
 
 // RequestPasswordReset mails a reset link if the email belongs to a user
 // who has not asked too often; it answers nil either way, so the endpoint
 // reveals nothing about which emails exist. The mail is sent after it
 // returns (see Wait). See Service.
-func (h *Handler) RequestPasswordReset(ctx context.Context, email string, rc RequestContext) error {
+func (h *Handler) RequestPasswordReset(ctx context.Context, email string, rc commands.RequestContext) error {
 	userID, _, found, err := h.credentials(ctx, email)
 	if err != nil {
 		return fmt.Errorf("request password reset: %w", err)
@@ -34,10 +35,10 @@ func (h *Handler) RequestPasswordReset(ctx context.Context, email string, rc Req
 		return fmt.Errorf("request password reset: new token: %w", err)
 	}
 	now := h.clock()
-	ctx = withMetadata(ctx, userID, actorAnonymous, "request password reset", rc)
+	ctx = commands.WithMetadata(ctx, userID, commands.ActorAnonymous, "request password reset", rc)
 	var to string
-	err = h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
-		events, err := u.RequestPasswordReset(user.ResetRequest{RequestID: requestID, IP: ipString(rc), UserAgent: rc.UserAgent, At: now})
+	err = h.update(ctx, userID, func(ctx context.Context, tx *eventstore.Tx, u *user.User) (decision, error) {
+		events, err := u.RequestPasswordReset(user.ResetRequest{RequestID: requestID, IP: rc.IPString(), UserAgent: rc.UserAgent, At: now})
 		if err != nil {
 			return decision{}, err
 		}
@@ -45,7 +46,7 @@ func (h *Handler) RequestPasswordReset(ctx context.Context, email string, rc Req
 		if err := insertRequestToken(ctx, tx, digest, "reset", userID, requestID, now.Add(user.PasswordResetTTL)); err != nil {
 			return decision{}, err
 		}
-		return decision{events: events}, applyEvents(ctx, tx, u, events)
+		return decision{Events: events}, applyEvents(ctx, tx, u, events)
 	})
 	if errors.Is(err, user.ErrTooManyResets) {
 		h.log.InfoContext(ctx, "password reset refused: too many requests", "user_id", userID, "trace_id", rc.TraceID)
@@ -62,7 +63,7 @@ func (h *Handler) RequestPasswordReset(ctx context.Context, email string, rc Req
 
 // ResetPassword sets a new password through a reset token and revokes
 // every session, in one transaction with the events; see Service.
-func (h *Handler) ResetPassword(ctx context.Context, token, newPassword string, rc RequestContext) error {
+func (h *Handler) ResetPassword(ctx context.Context, token, newPassword string, rc commands.RequestContext) error {
 	now := h.clock()
 	t, digest, err := h.findRequestToken(ctx, "reset", token, now)
 	if err != nil {
@@ -77,8 +78,8 @@ func (h *Handler) ResetPassword(ctx context.Context, token, newPassword string, 
 	if err != nil {
 		return fmt.Errorf("reset password: hash: %w", err)
 	}
-	ctx = withMetadata(ctx, t.userID, actorAnonymous, "reset password", rc)
-	err = h.update(ctx, t.userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+	ctx = commands.WithMetadata(ctx, t.userID, commands.ActorAnonymous, "reset password", rc)
+	err = h.update(ctx, t.userID, func(ctx context.Context, tx *eventstore.Tx, u *user.User) (decision, error) {
 		events, err := u.CompletePasswordReset(t.requestID, now)
 		if err != nil {
 			return decision{}, ErrTokenNotFound
@@ -93,11 +94,10 @@ func (h *Handler) ResetPassword(ctx context.Context, token, newPassword string, 
 				return decision{}, err
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE user_credentials SET password_hash = $2, updated_at = $3 WHERE user_id = $1`,
-			t.userID, hash, now); err != nil {
-			return decision{}, fmt.Errorf("store password: %w", err)
+		if err := storePasswordHash(ctx, tx, t.userID, hash, now); err != nil {
+			return decision{}, err
 		}
-		return decision{events: events}, applyEvents(ctx, tx, u, events)
+		return decision{Events: events}, applyEvents(ctx, tx, u, events)
 	})
 	if err != nil {
 		return fmt.Errorf("reset password: %w", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/dashtam/dashtam/adapters/mail/mailtest"
 	"github.com/dashtam/dashtam/adapters/password"
 	"github.com/dashtam/dashtam/aggregates/user"
+	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
 )
 
@@ -233,7 +234,7 @@ func TestGlobalRotation(t *testing.T) {
 
 // adminPrincipal is an authenticated administrator and its access token.
 type adminPrincipal struct {
-	identity.Principal
+	commands.Principal
 	accessToken string
 }
 

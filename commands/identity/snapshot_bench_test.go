@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands"
 )
 
 // longStream is the stream length BenchmarkRefreshLongStream starts from:
@@ -51,14 +51,14 @@ func BenchmarkRefreshLongStream(b *testing.B) {
 		b.ReportMetric(float64(e.streamVersion(u.id)), "stream-events")
 		var size int64
 		if err := e.pool.QueryRow(context.Background(), `SELECT coalesce(max(octet_length(state::text)), 0)
-			FROM user_snapshots WHERE user_id = $1`, u.id).Scan(&size); err != nil {
+			FROM snapshots WHERE stream_type = 'user' AND stream_id = $1`, u.id).Scan(&size); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(size), "snapshot-bytes")
 	}
 	intervals := []int64{0, 10, 25, 50, 100, 400}
-	if !slices.Contains(intervals, identity.SnapshotInterval) {
-		intervals = append(intervals, identity.SnapshotInterval)
+	if !slices.Contains(intervals, commands.UserSnapshotInterval) {
+		intervals = append(intervals, commands.UserSnapshotInterval)
 	}
 	for _, n := range intervals {
 		name := fmt.Sprintf("long/snapshot-every-%d", n)
@@ -77,7 +77,7 @@ func BenchmarkRefreshLongStream(b *testing.B) {
 		})
 	}
 
-	for _, n := range []int64{0, identity.SnapshotInterval} {
+	for _, n := range []int64{0, commands.UserSnapshotInterval} {
 		name := "short/replay"
 		if n > 0 {
 			name = "short/snapshots"

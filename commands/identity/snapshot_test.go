@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dashtam/dashtam/aggregates/user"
+	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/eventstore"
 )
@@ -40,7 +41,7 @@ func (e *env) replay(id uuid.UUID, upTo int64) (*user.User, int64) {
 	return user.FromHistory(history), version
 }
 
-// snapshotRow is user id's row in user_snapshots.
+// snapshotRow is user id's row in snapshots.
 type snapshotRow struct {
 	version int64
 	schema  int
@@ -51,7 +52,7 @@ type snapshotRow struct {
 func (e *env) snapshot(id uuid.UUID) (snapshotRow, bool) {
 	e.tb.Helper()
 	var s snapshotRow
-	err := e.pool.QueryRow(context.Background(), `SELECT version, schema, state FROM user_snapshots WHERE user_id = $1`, id).
+	err := e.pool.QueryRow(context.Background(), `SELECT version, schema, state FROM snapshots WHERE stream_type = 'user' AND stream_id = $1`, id).
 		Scan(&s.version, &s.schema, &s.state)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return snapshotRow{}, false
@@ -126,15 +127,15 @@ func TestSnapshotEveryInterval(t *testing.T) {
 	for {
 		_, version, _, err := e.h.LoadUser(context.Background(), id)
 		require.NoError(t, err)
-		want := version / identity.SnapshotInterval * identity.SnapshotInterval // refreshes append one event each
+		want := version / commands.UserSnapshotInterval * commands.UserSnapshotInterval // refreshes append one event each
 		if want == 0 {
 			_, ok := e.snapshot(id)
-			require.False(t, ok, "a snapshot at version %d, before %d events", version, identity.SnapshotInterval)
+			require.False(t, ok, "a snapshot at version %d, before %d events", version, commands.UserSnapshotInterval)
 		} else {
 			require.Equal(t, want, e.mustSnapshotOfReplay(id), "snapshot version at stream version %d", version)
 			require.Equal(t, want, e.mustLoadAsReplay(id), "the load did not start from the snapshot")
 		}
-		if version > 2*identity.SnapshotInterval {
+		if version > 2*commands.UserSnapshotInterval {
 			return
 		}
 		tok = e.mustRefresh(tok.RefreshToken)
@@ -150,7 +151,7 @@ func TestDecisionsAfterSnapshot(t *testing.T) {
 	ctx := context.Background()
 	const email = "snap@example.com"
 	id := e.MustRegister(email).ID
-	a := e.mustGrowPast(id, email, identity.SnapshotInterval+3)
+	a := e.mustGrowPast(id, email, commands.UserSnapshotInterval+3)
 	require.Positive(t, e.mustLoadAsReplay(id), "no snapshot to start from")
 
 	b := e.MustLogin(email)
@@ -195,13 +196,13 @@ func TestUnusableSnapshotIsReplaced(t *testing.T) {
 		spoil  string
 		logged bool // the load says why it replays
 	}{
-		"deleted":         {spoil: `DELETE FROM user_snapshots WHERE user_id = $1`},
-		"another schema":  {spoil: `UPDATE user_snapshots SET schema = schema + 1 WHERE user_id = $1`},
-		"undecodable":     {spoil: `UPDATE user_snapshots SET state = '{"sessions": 5}' WHERE user_id = $1`, logged: true},
-		"unknown field":   {spoil: `UPDATE user_snapshots SET state = state || '{"extra": 1}' WHERE user_id = $1`, logged: true},
-		"schema inside":   {spoil: `UPDATE user_snapshots SET state = jsonb_set(state, '{schema}', '99') WHERE user_id = $1`, logged: true},
-		"another user's":  {spoil: `UPDATE user_snapshots SET state = jsonb_set(state, '{id}', '"00000000-0000-0000-0000-000000000001"') WHERE user_id = $1`, logged: true},
-		"not json object": {spoil: `UPDATE user_snapshots SET state = '[]' WHERE user_id = $1`, logged: true},
+		"deleted":         {spoil: `DELETE FROM snapshots WHERE stream_type = 'user' AND stream_id = $1`},
+		"another schema":  {spoil: `UPDATE snapshots SET schema = schema + 1 WHERE stream_type = 'user' AND stream_id = $1`},
+		"undecodable":     {spoil: `UPDATE snapshots SET state = '{"sessions": 5}' WHERE stream_type = 'user' AND stream_id = $1`, logged: true},
+		"unknown field":   {spoil: `UPDATE snapshots SET state = state || '{"extra": 1}' WHERE stream_type = 'user' AND stream_id = $1`, logged: true},
+		"schema inside":   {spoil: `UPDATE snapshots SET state = jsonb_set(state, '{schema}', '99') WHERE stream_type = 'user' AND stream_id = $1`, logged: true},
+		"another user's":  {spoil: `UPDATE snapshots SET state = jsonb_set(state, '{id}', '"00000000-0000-0000-0000-000000000001"') WHERE stream_type = 'user' AND stream_id = $1`, logged: true},
+		"not json object": {spoil: `UPDATE snapshots SET state = '[]' WHERE stream_type = 'user' AND stream_id = $1`, logged: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -209,13 +210,13 @@ func TestUnusableSnapshotIsReplaced(t *testing.T) {
 			ctx := context.Background()
 			email := fmt.Sprintf("spoilt-%s@example.com", uuid.NewString()[:8])
 			id := e.MustRegister(email).ID
-			tok := e.mustGrowPast(id, email, identity.SnapshotInterval)
+			tok := e.mustGrowPast(id, email, commands.UserSnapshotInterval)
 			e.mustSnapshotOfReplay(id)
 
 			_, err := e.pool.Exec(ctx, c.spoil, id)
 			require.NoError(t, err)
 			require.Zero(t, e.mustLoadAsReplay(id), "loaded from a spoilt snapshot")
-			require.Equal(t, c.logged, strings.Contains(e.logs.String(), "unusable user snapshot"), "log:\n%s", e.logs.String())
+			require.Equal(t, c.logged, strings.Contains(e.logs.String(), "unusable snapshot"), "log:\n%s", e.logs.String())
 
 			e.mustRefresh(tok.RefreshToken)
 			_, head, _, err := e.h.LoadUser(ctx, id)
@@ -238,7 +239,7 @@ func TestConcurrentWritersAcrossSnapshots(t *testing.T) {
 		writers = 3
 	)
 	id := e.MustRegister(email).ID
-	rounds := int(4*identity.SnapshotInterval/writers) + 1
+	rounds := int(4*commands.UserSnapshotInterval/writers) + 1
 	toks := make([]identity.Tokens, writers)
 	for i := range toks {
 		toks[i] = e.MustLogin(email)
@@ -270,7 +271,7 @@ func TestConcurrentWritersAcrossSnapshots(t *testing.T) {
 	}
 
 	require.Len(t, e.events(id), int(start)+writers*rounds, "events after the race")
-	require.GreaterOrEqual(t, e.mustSnapshotOfReplay(id), 2*int64(identity.SnapshotInterval))
+	require.GreaterOrEqual(t, e.mustSnapshotOfReplay(id), 2*int64(commands.UserSnapshotInterval))
 	e.mustLoadAsReplay(id)
 	for _, tok := range toks {
 		e.MustAuthenticate(tok.AccessToken)

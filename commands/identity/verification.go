@@ -6,9 +6,10 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/dashtam/dashtam/aggregates/user"
+	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/eventstore"
 )
 
 // RequestEmailVerification mails a new verification link if the email
@@ -16,7 +17,7 @@ import (
 // either way, so the endpoint reveals nothing about which emails exist or
 // are verified. Earlier links stay valid. The mail is sent after it returns
 // (see Wait), as for a password reset. See Service.
-func (h *Handler) RequestEmailVerification(ctx context.Context, email string, rc RequestContext) error {
+func (h *Handler) RequestEmailVerification(ctx context.Context, email string, rc commands.RequestContext) error {
 	userID, _, found, err := h.credentials(ctx, email)
 	if err != nil {
 		return fmt.Errorf("request email verification: %w", err)
@@ -34,9 +35,9 @@ func (h *Handler) RequestEmailVerification(ctx context.Context, email string, rc
 		return fmt.Errorf("request email verification: new token: %w", err)
 	}
 	now := h.clock()
-	ctx = withMetadata(ctx, userID, actorAnonymous, "request email verification", rc)
+	ctx = commands.WithMetadata(ctx, userID, commands.ActorAnonymous, "request email verification", rc)
 	var to string
-	err = h.update(ctx, userID, func(ctx context.Context, tx pgx.Tx, u *user.User) (decision, error) {
+	err = h.update(ctx, userID, func(ctx context.Context, tx *eventstore.Tx, u *user.User) (decision, error) {
 		events, err := u.RequestVerification(requestID, now)
 		if err != nil {
 			return decision{}, err
@@ -45,7 +46,7 @@ func (h *Handler) RequestEmailVerification(ctx context.Context, email string, rc
 		if err := insertRequestToken(ctx, tx, digest, "verify", userID, requestID, now.Add(user.VerificationTTL)); err != nil {
 			return decision{}, err
 		}
-		return decision{events: events}, applyEvents(ctx, tx, u, events)
+		return decision{Events: events}, applyEvents(ctx, tx, u, events)
 	})
 	switch {
 	case errors.Is(err, user.ErrAlreadyVerified):
