@@ -65,17 +65,20 @@ func (u *User) Login(a LoginAttempt) ([]Event, error) {
 		return UserLoginFailed{UserID: u.id, Reason: reason, FailedAttempts: attempts, At: a.At}
 	}
 
-	if until, locked := u.Locked(a.At); locked {
+	lockout := u.lockout()
+	if until, locked := lockout.Locked(a.At); locked {
 		return append(events, failed(LoginFailedLocked, u.failedAttempts)), &LockedError{Until: until}
 	}
 	if !a.PasswordMatches {
-		n := u.failedAttempts + 1
+		// The same rule as for addresses that belong to nobody (Lockout.Fail),
+		// so that answers cannot tell the two apart.
+		n := lockout.Counting(a.At) + 1
 		events = append(events, failed(LoginFailedInvalidCredentials, n))
-		if n < MaxFailedLogins {
-			return events, ErrInvalidCredentials
+		next, refusal := lockout.Fail(a.At)
+		if next.LockedUntil != u.lockedUntil {
+			events = append(events, UserLockedOut{UserID: u.id, FailedAttempts: n, Until: next.LockedUntil, At: a.At})
 		}
-		until := a.At.Add(LockoutDuration)
-		return append(events, UserLockedOut{UserID: u.id, FailedAttempts: n, Until: until, At: a.At}), &LockedError{Until: until}
+		return events, refusal
 	}
 	if !u.verified {
 		return append(events, failed(LoginFailedEmailNotVerified, u.failedAttempts)), ErrEmailNotVerified

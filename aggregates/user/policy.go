@@ -10,6 +10,11 @@ const (
 	MaxFailedLogins = 5
 	// LockoutDuration is how long a lockout lasts; later failures do not extend it.
 	LockoutDuration = 15 * time.Minute
+	// FailureWindow is how long a password failure keeps counting toward a
+	// lockout: failures are consecutive only while each follows the
+	// previous one within it, so old mistakes do not add up over months
+	// and a name's lockout state can be forgotten once it has passed.
+	FailureWindow = 24 * time.Hour
 	// DefaultSessionLimit is the per-user session limit when a login names none.
 	DefaultSessionLimit = 10
 	// MaxResetRequests password resets may be requested per user within ResetRequestWindow.

@@ -17,7 +17,7 @@ import (
 // upcaster that changes what old events mean counts too). FromSnapshot then
 // refuses the old snapshots and callers replay the stream instead, which is
 // always correct; keeping the schema when the fold changed is never.
-const SnapshotSchema = 1
+const SnapshotSchema = 2
 
 // ErrSnapshotSchema means a snapshot was taken under another SnapshotSchema;
 // the caller replays the stream instead.
@@ -50,6 +50,8 @@ type Snapshot struct {
 	Verifications map[uuid.UUID]time.Time `json:"verifications"`
 	// FailedAttempts is the consecutive password failure count.
 	FailedAttempts int `json:"failed_attempts"`
+	// LastFailureAt is when the latest counted failure happened.
+	LastFailureAt time.Time `json:"last_failure_at"`
 	// LockedUntil is the end of the latest lockout.
 	LockedUntil time.Time `json:"locked_until"`
 	// Sessions are the sessions the aggregate still keeps, in login order.
@@ -87,6 +89,7 @@ func (u *User) Snapshot() Snapshot {
 		Verified:        u.verified,
 		Verifications:   maps.Clone(u.verifications),
 		FailedAttempts:  u.failedAttempts,
+		LastFailureAt:   u.lastFailureAt,
 		LockedUntil:     u.lockedUntil,
 		TokenVersion:    u.tokenVersion,
 		TokensRotatedAt: u.tokensRotatedAt,
@@ -125,6 +128,7 @@ func FromSnapshot(s Snapshot) (*User, error) {
 		verified:        s.Verified,
 		verifications:   maps.Clone(s.Verifications),
 		failedAttempts:  s.FailedAttempts,
+		lastFailureAt:   s.LastFailureAt,
 		lockedUntil:     s.LockedUntil,
 		tokenVersion:    s.TokenVersion,
 		tokensRotatedAt: s.TokensRotatedAt,

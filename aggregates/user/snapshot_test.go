@@ -19,7 +19,7 @@ import (
 // and snapshotShapes under a new SnapshotSchema.
 var userFieldsInSnapshot = []string{
 	"id", "registered", "registeredAt", "email", "roles", "verified", "verifications",
-	"failedAttempts", "lockedUntil", "sessions", "tokenVersion", "tokensRotatedAt", "resets",
+	"failedAttempts", "lastFailureAt", "lockedUntil", "sessions", "tokenVersion", "tokensRotatedAt", "resets",
 }
 
 // snapshotShapes are the JSON keys of a snapshot of each schema, nested ones
@@ -28,6 +28,15 @@ var userFieldsInSnapshot = []string{
 var snapshotShapes = map[int][]string{
 	1: {
 		"email", "failed_attempts", "id", "locked_until", "registered", "registered_at",
+		"resets", "resets.at", "resets.expires_at", "resets.id", "resets.used", "roles", "schema",
+		"sessions", "sessions.created_at", "sessions.device", "sessions.ended_at", "sessions.expires_at",
+		"sessions.id", "sessions.ip", "sessions.last_active_at", "sessions.last_ip",
+		"sessions.refresh_generation", "sessions.revoke_reason", "sessions.status",
+		"sessions.token_version", "sessions.user_agent",
+		"token_version", "tokens_rotated_at", "verifications", "verified",
+	},
+	2: {
+		"email", "failed_attempts", "id", "last_failure_at", "locked_until", "registered", "registered_at",
 		"resets", "resets.at", "resets.expires_at", "resets.id", "resets.used", "roles", "schema",
 		"sessions", "sessions.created_at", "sessions.device", "sessions.ended_at", "sessions.expires_at",
 		"sessions.id", "sessions.ip", "sessions.last_active_at", "sessions.last_ip",

@@ -20,6 +20,7 @@ type User struct {
 	verified        bool
 	verifications   map[uuid.UUID]time.Time // request id -> expiry
 	failedAttempts  int
+	lastFailureAt   time.Time // of the latest failure counted in failedAttempts
 	lockedUntil     time.Time
 	sessions        []*Session // in login order, so the first active one is the oldest; see forgetEndedSessions
 	tokenVersion    int64
@@ -88,6 +89,9 @@ func (u *User) apply(e Event) {
 		})
 	case UserLoginFailed:
 		u.failedAttempts = e.FailedAttempts
+		if e.Reason == LoginFailedInvalidCredentials {
+			u.lastFailureAt = e.At
+		}
 	case UserLockedOut:
 		u.lockedUntil = e.Until
 		// The lockout consumes the failures, so that after it the user gets
@@ -196,10 +200,13 @@ func (u *User) FailedAttempts() int { return u.failedAttempts }
 // Locked reports whether the account is locked out at t and until when, so
 // that web can send Retry-After.
 func (u *User) Locked(t time.Time) (until time.Time, locked bool) {
-	if t.Before(u.lockedUntil) {
-		return u.lockedUntil, true
-	}
-	return time.Time{}, false
+	return u.lockout().Locked(t)
+}
+
+// lockout is the user's failed-login state, decided by the same rules as
+// that of names that belong to nobody.
+func (u *User) lockout() Lockout {
+	return Lockout{FailedAttempts: u.failedAttempts, LockedUntil: u.lockedUntil, LastFailureAt: u.lastFailureAt}
 }
 
 // TokenVersion returns the minimum token version: tokens issued at an older

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -176,11 +178,21 @@ func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.
 		// Zero unless configured: see DASHTAM_TOKEN_ROTATION_GRACE in the README.
 		RotationGrace: cfg.RotationGrace,
 		Logger:        logger,
+		NameKey:       deriveKey(cfg.JWTSecret, "dashtam login-name digest v1"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	return h, nil
+}
+
+// deriveKey derives a key for one purpose from a configured secret
+// (HMAC-SHA-256 of the purpose), so one secret serves several uses without
+// one use's output revealing another's key.
+func deriveKey(secret []byte, purpose string) []byte {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(purpose))
+	return mac.Sum(nil)
 }
 
 // Addr is the bound listen address (useful when configured with port 0).

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -103,8 +106,9 @@ type identityServer struct {
 }
 
 // startIdentityServer starts an identityServer that is stopped and closed
-// when the test ends, if the test has not stopped it.
-func startIdentityServer(t *testing.T) *identityServer {
+// when the test ends, if the test has not stopped it; change adjusts the
+// server's environment first.
+func startIdentityServer(t *testing.T, change ...func(env map[string]string)) *identityServer {
 	t.Helper()
 	mailDir := t.TempDir()
 	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
@@ -113,6 +117,9 @@ func startIdentityServer(t *testing.T) *identityServer {
 		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
 		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
 		"DASHTAM_MAIL_URL":       "file://" + mailDir,
+	}
+	for _, f := range change {
+		f(env)
 	}
 	logs := &strings.Builder{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -234,5 +241,62 @@ func TestIdentityJourneyEndToEnd(t *testing.T) {
 	require.NoError(t, srv.stop())
 	for _, secret := range []string{password, refresh1, access1, verification} {
 		assert.NotContains(t, srv.logs.String(), secret, "no secret in the logs")
+	}
+}
+
+// TestLockoutDoesNotTellEmailsApart: five wrong-password logins to a
+// registered address and to an address that belongs to nobody get answers
+// that differ in nothing but their trace ids — status, problem body and
+// headers, Retry-After included — each from its own client address so
+// that the per-IP limit stays out of the way.
+func TestLockoutDoesNotTellEmailsApart(t *testing.T) {
+	srv := startIdentityServer(t, func(env map[string]string) { env["DASHTAM_TRUSTED_PROXIES"] = "127.0.0.0/8" })
+	printf := func(format string, a ...any) string { return fmt.Sprintf(format, a...) }
+	srv.client.Do("POST", "/api/v1/users", map[string]string{"email": "kim@example.com", "password": "a long and unusual passphrase"}, "").
+		Want(t, 201, "register")
+	login := func(email string, n int) (int, string, http.Header) {
+		body, _ := json.Marshal(map[string]string{"email": email, "password": "the wrong passphrase entirely"})
+		req, err := http.NewRequest("POST", srv.client.base+"/api/v1/sessions", bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", printf("198.51.100.%d", n))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		var doc map[string]any
+		require.NoError(t, json.Unmarshal(raw, &doc), "%s", raw)
+		delete(doc, "trace_id")
+		delete(doc, "instance")
+		canonical, _ := json.Marshal(doc)
+		h := resp.Header.Clone()
+		for _, k := range []string{"Date", "X-Trace-Id", "Content-Length"} {
+			h.Del(k)
+		}
+		return resp.StatusCode, string(canonical), h
+	}
+	for i := 1; i <= 6; i++ {
+		ks, kb, kh := login("kim@example.com", i)
+		us, ub, uh := login("nobody@example.com", 100+i)
+		require.Equal(t, ks, us, "attempt %d: status", i)
+		require.Equal(t, kb, ub, "attempt %d: body", i)
+		// Retry-After counts down from two lockouts that began a few
+		// milliseconds apart: it may differ by the one second a tick fell
+		// between them, never more.
+		kr, ur := kh.Get("Retry-After"), uh.Get("Retry-After")
+		kh.Del("Retry-After")
+		uh.Del("Retry-After")
+		require.Equal(t, kh, uh, "attempt %d: headers", i)
+		if i < 5 {
+			require.Equal(t, "", kr+ur, "attempt %d: Retry-After before a lockout", i)
+			continue
+		}
+		require.Equal(t, http.StatusForbidden, ks, "attempt %d: %s", i, kb)
+		require.Contains(t, kb, "account_locked")
+		kn, err1 := strconv.Atoi(kr)
+		un, err2 := strconv.Atoi(ur)
+		require.NoError(t, errors.Join(err1, err2), "Retry-After %q and %q", kr, ur)
+		require.InDelta(t, kn, un, 1, "attempt %d: Retry-After", i)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dashtam/dashtam/aggregates/user"
@@ -61,6 +60,10 @@ type Deps struct {
 	Heartbeat time.Duration
 	// Logger receives refusals and failures; never secrets, links or emails.
 	Logger *slog.Logger
+	// NameKey keys the digest under which failed logins to addresses that
+	// belong to nobody are counted (table login_throttle), so the table
+	// cannot be turned back into addresses by hashing guesses; at least 32 bytes.
+	NameKey []byte
 }
 
 // Handler implements Service over the event store and the security tables
@@ -80,7 +83,8 @@ type Handler struct {
 	accessTTL    time.Duration
 	grace        time.Duration
 	log          *slog.Logger
-	mail         sync.WaitGroup // mail sent after the request has been answered
+	nameKey      []byte
+	background   sync.WaitGroup // work done after the request has been answered
 
 	// users is the generic load → decide → append path of user streams.
 	users *eventstore.Repository[*user.User, user.Event]
@@ -110,6 +114,9 @@ func NewHandler(d Deps) (*Handler, error) {
 	if d.PublicURL == "" {
 		return nil, errors.New("new identity handler: missing PublicURL")
 	}
+	if len(d.NameKey) < 32 {
+		return nil, errors.New("new identity handler: NameKey must be at least 32 bytes")
+	}
 	if d.SessionLimit < 0 || d.RefreshTTL < 0 || d.AccessTTL < 0 || d.RotationGrace < 0 || d.Heartbeat < 0 {
 		return nil, errors.New("new identity handler: negative session limit or duration")
 	}
@@ -118,7 +125,7 @@ func NewHandler(d Deps) (*Handler, error) {
 		secrets: d.Secrets, mailer: d.Mailer, now: d.Now,
 		publicURL:    strings.TrimRight(d.PublicURL, "/"),
 		sessionLimit: d.SessionLimit, refreshTTL: d.RefreshTTL, accessTTL: d.AccessTTL,
-		grace: d.RotationGrace, log: d.Logger,
+		grace: d.RotationGrace, log: d.Logger, nameKey: d.NameKey,
 		cache: newSessionCache(), heartbeatInterval: d.Heartbeat,
 	}
 	users, err := eventstore.NewRepository(d.Store, commands.UserAggregate())
@@ -146,28 +153,31 @@ func NewHandler(d Deps) (*Handler, error) {
 	return h, nil
 }
 
-// mailTimeout bounds a mail sent after its request was answered, which no
-// request deadline bounds any more.
-const mailTimeout = 30 * time.Second
+// backgroundTimeout bounds work done after its request was answered,
+// which no request deadline bounds any more.
+const backgroundTimeout = 30 * time.Second
 
-// sendLater sends a link in the background, detached from the request: its
-// cancellation must not drop the mail, and its answer must not wait for it.
-// Failures are only logged, with what; Wait waits for it.
-func (h *Handler) sendLater(ctx context.Context, to string, rc commands.RequestContext, kind mailKind, token, what string, userID uuid.UUID) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mailTimeout)
-	h.mail.Go(func() {
+// afterAnswer runs fn in the background, detached from the request: its
+// cancellation must not drop the work, and its answer must not wait for it
+// or depend on it. Used where the answer must be the same whatever the work
+// finds (an email that belongs to someone or not), so that neither the
+// answer nor its timing tells the two apart. Failures are only logged,
+// with what; Wait waits for it.
+func (h *Handler) afterAnswer(ctx context.Context, rc commands.RequestContext, what string, fn func(ctx context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backgroundTimeout)
+	h.background.Go(func() {
 		defer cancel()
-		if err := h.sendLink(ctx, to, rc, kind, token); err != nil {
-			h.log.ErrorContext(ctx, what, "user_id", userID, "trace_id", rc.TraceID, "error", err)
+		if err := fn(ctx); err != nil {
+			h.log.ErrorContext(ctx, what, "trace_id", rc.TraceID, "error", err)
 		}
 	})
 }
 
-// Wait blocks until every mail sent in the background (password reset and
-// resent verification links) has been handed to the mailer or has failed.
+// Wait blocks until the work done after answering (password reset and
+// resent verification requests, and their mails) has finished or failed.
 // A server calls it on shutdown, after it stops taking requests, so no link
 // is lost; tests call it before reading the outbox.
-func (h *Handler) Wait() { h.mail.Wait() }
+func (h *Handler) Wait() { h.background.Wait() }
 
 // clock returns the current time in UTC at microsecond precision, the
 // precision PostgreSQL keeps, so what is decided and what is stored agree.

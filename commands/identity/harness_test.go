@@ -130,6 +130,7 @@ func mustEnvOn(tb testing.TB, pool *pgxpool.Pool, change ...func(*identity.Deps)
 		Store: store, Pool: pool, Hasher: hasher, Policy: password.Policy{}, Access: jwt,
 		Secrets: authtoken.Opaque{}, Mailer: mailer, Now: c.Now, PublicURL: "http://dashtam.test",
 		RotationGrace: time.Minute,
+		NameKey:       []byte("a test key for login-name digests, 32+ bytes"),
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, f := range change {

@@ -2,10 +2,14 @@ package identity
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands"
@@ -48,11 +52,20 @@ func (h *Handler) login(ctx context.Context, in LoginInput) (Tokens, error) {
 	}
 	if !found {
 		// Spend the work of a real check so that timing does not tell an
-		// unknown email from a wrong password. There is no stream to record
-		// the attempt on, and the address is not logged: it may be a
-		// password typed into the wrong field.
+		// unknown email from a wrong password, and count the failure by a
+		// digest of the name under the aggregate's lockout rule, so that
+		// an unknown address is locked out exactly as a registered one.
+		// There is no stream to record the attempt on, and the address is
+		// not logged: it may be a password typed into the wrong field.
 		h.hasher.VerifyDummy(in.Password)
-		h.log.InfoContext(ctx, "login refused: unknown email", "trace_id", in.TraceID)
+		refusal := h.failUnknown(ctx, in.Email)
+		h.log.InfoContext(ctx, "login refused: unknown email", "trace_id", in.TraceID, "reason", refusal)
+		if errors.Is(refusal, user.ErrLocked) {
+			return Tokens{}, refusal
+		}
+		if !errors.Is(refusal, user.ErrInvalidCredentials) {
+			return Tokens{}, fmt.Errorf("login: %w", refusal)
+		}
 		return Tokens{}, ErrInvalidCredentials
 	}
 	matches, needsRehash, err := h.hasher.Verify(in.Password, hash)
@@ -139,6 +152,32 @@ func (h *Handler) login(ctx context.Context, in LoginInput) (Tokens, error) {
 		return Tokens{}, fmt.Errorf("login: %w", err)
 	}
 	return h.tokens(issue, refresh)
+}
+
+// failUnknown counts a failed login to name, which belongs to no user,
+// and returns the refusal: user.ErrInvalidCredentials or a
+// *user.LockedError, or the database's error.
+func (h *Handler) failUnknown(ctx context.Context, name string) error {
+	key := strings.TrimSpace(name)
+	if n, err := user.NormalizeEmail(name); err == nil {
+		key = n
+	}
+	mac := hmac.New(sha256.New, h.nameKey)
+	mac.Write([]byte(key))
+	digest := mac.Sum(nil)
+	now := h.clock()
+	var refusal error
+	err := pgx.BeginFunc(ctx, h.pool, func(tx pgx.Tx) error {
+		refusal = failUnknownLogin(ctx, tx, digest, now)
+		if errors.Is(refusal, user.ErrInvalidCredentials) || errors.Is(refusal, user.ErrLocked) {
+			return nil
+		}
+		return refusal
+	})
+	if err != nil {
+		return err
+	}
+	return refusal
 }
 
 // credentials finds the user and password hash of an email; found is false

@@ -15,9 +15,18 @@ import (
 
 // RequestPasswordReset mails a reset link if the email belongs to a user
 // who has not asked too often; it answers nil either way, so the endpoint
-// reveals nothing about which emails exist. The mail is sent after it
-// returns (see Wait). See Service.
+// reveals nothing about which emails exist. Everything — the lookup, the
+// decision and the mail — happens after it returns (see Wait), so the
+// answer and its timing are the same for every address. See Service.
 func (h *Handler) RequestPasswordReset(ctx context.Context, email string, rc commands.RequestContext) error {
+	h.afterAnswer(ctx, rc, "request password reset", func(ctx context.Context) error {
+		return h.requestPasswordReset(ctx, email, rc)
+	})
+	return nil
+}
+
+// requestPasswordReset is RequestPasswordReset's work, after the answer.
+func (h *Handler) requestPasswordReset(ctx context.Context, email string, rc commands.RequestContext) error {
 	userID, _, found, err := h.credentials(ctx, email)
 	if err != nil {
 		return fmt.Errorf("request password reset: %w", err)
@@ -55,9 +64,9 @@ func (h *Handler) RequestPasswordReset(ctx context.Context, email string, rc com
 	if err != nil {
 		return fmt.Errorf("request password reset: %w", err)
 	}
-	// In the background, and failures only in the log: waiting for the
-	// mail server, or an error, would tell the caller that the email exists.
-	h.sendLater(ctx, to, rc, resetMail, token, "send password reset mail", userID)
+	if err := h.sendLink(ctx, to, rc, resetMail, token); err != nil {
+		return fmt.Errorf("send password reset mail to user %s: %w", userID, err)
+	}
 	return nil
 }
 

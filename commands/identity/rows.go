@@ -378,3 +378,45 @@ func readSessionCheck(ctx context.Context, q querier, sessionID, userID uuid.UUI
 	c.roles = stringsToRoles(roles)
 	return c, nil
 }
+
+// failUnknownLogin records a failed login to a name that belongs to no user
+// (by its digest) and returns the refusal, deciding with the same rule as
+// the user aggregate (user.Lockout.Fail). The row is locked for the
+// decision, so concurrent failures count one by one.
+func failUnknownLogin(ctx context.Context, tx pgx.Tx, digest []byte, at time.Time) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO login_throttle (name_digest, failed_attempts) VALUES ($1, 0)
+		ON CONFLICT (name_digest) DO NOTHING`, digest); err != nil {
+		return fmt.Errorf("create login throttle row: %w", err)
+	}
+	var (
+		l                 user.Lockout
+		lockedUntil, last *time.Time
+	)
+	if err := tx.QueryRow(ctx, `SELECT failed_attempts, locked_until, last_failure_at FROM login_throttle
+		WHERE name_digest = $1 FOR UPDATE`, digest).Scan(&l.FailedAttempts, &lockedUntil, &last); err != nil {
+		return fmt.Errorf("lock login throttle row: %w", err)
+	}
+	if lockedUntil != nil {
+		l.LockedUntil = *lockedUntil
+	}
+	if last != nil {
+		l.LastFailureAt = *last
+	}
+	next, refusal := l.Fail(at)
+	if next == l {
+		return refusal // locked: nothing changes
+	}
+	if _, err := tx.Exec(ctx, `UPDATE login_throttle SET failed_attempts = $2, locked_until = $3, last_failure_at = $4
+		WHERE name_digest = $1`, digest, next.FailedAttempts, nullTime(next.LockedUntil), nullTime(next.LastFailureAt)); err != nil {
+		return fmt.Errorf("update login throttle row: %w", err)
+	}
+	return refusal
+}
+
+// nullTime is t, or SQL NULL for the zero time.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}

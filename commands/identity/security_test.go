@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/dashtam/dashtam/adapters/mail/mailtest"
 	"github.com/dashtam/dashtam/adapters/password"
 	"github.com/dashtam/dashtam/aggregates/user"
@@ -384,6 +386,7 @@ func TestNewHandlerRefusesMissingDeps(t *testing.T) {
 		"Logger":    func(d *identity.Deps) { d.Logger = nil },
 		"PublicURL": func(d *identity.Deps) { d.PublicURL = "" },
 		"negative":  func(d *identity.Deps) { d.RotationGrace = -1 },
+		"NameKey":   func(d *identity.Deps) { d.NameKey = []byte("short") },
 	} {
 		d := e.deps
 		change(&d)
@@ -408,4 +411,69 @@ func TestDevice(t *testing.T) {
 			t.Errorf("Device(%q) = %q, want %q", ua, got, want)
 		}
 	}
+}
+
+// TestUnknownEmailIsLockedOutLikeAKnownOne: wrong-password logins to a
+// registered address and to one that belongs to nobody get the same
+// answers, attempt by attempt: ErrInvalidCredentials four times, then a
+// *user.LockedError ending at the same instant, kept (not extended) while
+// it lasts, and a fresh allowance once it is over.
+func TestUnknownEmailIsLockedOutLikeAKnownOne(t *testing.T) {
+	t.Parallel()
+	e := MustEnv(t)
+	e.MustRegister("known@example.com")
+	login := func(email string) error {
+		_, err := e.h.Login(context.Background(), identity.LoginInput{Email: email, Password: "definitely not it", RequestContext: rc})
+		return err
+	}
+	describe := func(err error) string {
+		var le *user.LockedError
+		switch {
+		case errors.As(err, &le):
+			return "locked until " + le.Until.Format(time.RFC3339Nano)
+		case errors.Is(err, identity.ErrInvalidCredentials):
+			return "invalid credentials"
+		}
+		return "unexpected: " + err.Error()
+	}
+	for step := range 2*user.MaxFailedLogins + 2 {
+		if step == user.MaxFailedLogins+2 {
+			e.clock.Advance(user.LockoutDuration) // the lockout ends
+		}
+		known, unknown := describe(login("known@example.com")), describe(login("Nobody@Example.com"))
+		require.Equal(t, known, unknown, "attempt %d", step+1)
+		require.NotContains(t, known, "unexpected")
+		if step == user.MaxFailedLogins-1 {
+			require.Contains(t, known, "locked", "the fifth failure locks")
+		}
+	}
+	var rows int
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM login_throttle`).Scan(&rows))
+	require.Equal(t, 1, rows, "one throttle row, for the unknown name only")
+	var leaked bool
+	require.NoError(t, e.pool.QueryRow(context.Background(),
+		`SELECT EXISTS (SELECT 1 FROM login_throttle WHERE position('nobody' in encode(name_digest, 'escape')) > 0)`).Scan(&leaked))
+	require.False(t, leaked, "the address is stored only as a digest")
+}
+
+// TestMeShowsTheRolesPermissionsUse: /users/me answers the roles the
+// request was authorised with (the credentials row Authenticate reads),
+// even if the stream said otherwise, so the two can never be seen to differ.
+func TestMeShowsTheRolesPermissionsUse(t *testing.T) {
+	t.Parallel()
+	e := MustEnv(t)
+	e.MustRegister("roles@example.com")
+	tok := e.MustLogin("roles@example.com")
+	p := e.MustAuthenticate(tok.AccessToken)
+	_, err := e.pool.Exec(context.Background(), `UPDATE user_credentials SET roles = '{readonly}' WHERE user_id = $1`, p.UserID)
+	require.NoError(t, err)
+	// The session cache hears the change by NOTIFY, a moment later.
+	waitFor(t, "the role change to reach the session check", func() bool {
+		p = e.MustAuthenticate(tok.AccessToken)
+		return slices.Equal(p.Roles, []user.Role{user.RoleReadonly})
+	})
+	me, err := e.h.Me(context.Background(), p)
+	require.NoError(t, err)
+	require.Equal(t, p.Roles, me.Roles)
+	require.Equal(t, []user.Role{user.RoleReadonly}, me.Roles)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -21,7 +22,13 @@ func (h *Handler) Me(ctx context.Context, p commands.Principal) (UserView, error
 	if !l.State.Registered() {
 		return UserView{}, ErrNotFound
 	}
-	return userView(l.State), nil
+	v := userView(l.State)
+	// The roles every permission check used for this request (read by
+	// Authenticate from the credentials row), not the stream's: the two are
+	// written in one transaction, but a reply must never show roles other
+	// than those it was authorised with.
+	v.Roles = slices.Clone(p.Roles)
+	return v, nil
 }
 
 // Sessions lists the principal's active sessions, newest first; ended ones

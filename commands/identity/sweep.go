@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/dashtam/dashtam/aggregates/user"
 )
 
 // Retention of the rows Sweep deletes.
@@ -48,6 +50,15 @@ const sweepSessions = `DELETE FROM auth_sessions WHERE ctid IN (
 	  AND NOT EXISTS (SELECT 1 FROM secret_tokens t WHERE t.session_id = s.id)
 	LIMIT $2)`
 
+// sweepThrottle selects lockout rows of unknown login names that can no
+// longer change an answer: the lockout is over and the last failure is
+// older than user.FailureWindow ($1 is now less the window; a lockout
+// lasts less than the window), so it no longer counts. $2 is the batch size.
+const sweepThrottle = `DELETE FROM login_throttle WHERE ctid IN (
+	SELECT ctid FROM login_throttle
+	WHERE last_failure_at IS NULL OR last_failure_at < $1
+	LIMIT $2)`
+
 // Sweep deletes the security rows that can never matter again as of now —
 // dead secret_tokens rows after TokenRetention, ended or expired
 // auth_sessions rows after SessionRetention — and returns how many it
@@ -70,6 +81,11 @@ func (h *Handler) Sweep(ctx context.Context, now time.Time) (deleted int64, err 
 	deleted += n
 	if err != nil {
 		return deleted, fmt.Errorf("sweep sessions: %w", err)
+	}
+	n, err = h.sweepBatches(ctx, sweepThrottle, now.Add(-user.FailureWindow), sweepBatch)
+	deleted += n
+	if err != nil {
+		return deleted, fmt.Errorf("sweep login throttle: %w", err)
 	}
 	return deleted, nil
 }

@@ -8,7 +8,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
 
+	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands/identity"
 )
 
@@ -150,4 +152,29 @@ func TestSweepDeletesABacklogInBatches(t *testing.T) {
 	if n := e.tokenRows("reset"); n != 0 {
 		t.Fatalf("%d reset tokens left", n)
 	}
+}
+
+// TestSweepForgetsStaleLoginThrottles: the lockout row of an unknown name
+// stays while it can still change an answer and goes once its last failure
+// no longer counts (user.FailureWindow).
+func TestSweepForgetsStaleLoginThrottles(t *testing.T) {
+	t.Parallel()
+	e := MustEnv(t)
+	count := func() int {
+		var n int
+		require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM login_throttle`).Scan(&n))
+		return n
+	}
+	for range user.MaxFailedLogins {
+		_, err := e.h.Login(context.Background(), identity.LoginInput{Email: "ghost@example.com", Password: "nope nope nope", RequestContext: rc})
+		require.Error(t, err)
+	}
+	e.MustSweep()
+	require.Equal(t, 1, count(), "a lockout in force was swept")
+	e.clock.Advance(user.FailureWindow - time.Second)
+	e.MustSweep()
+	require.Equal(t, 1, count(), "swept while the failures still count")
+	e.clock.Advance(2 * time.Second)
+	e.MustSweep()
+	require.Equal(t, 0, count())
 }

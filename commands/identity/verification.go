@@ -15,9 +15,17 @@ import (
 // RequestEmailVerification mails a new verification link if the email
 // belongs to an unverified user who has not asked too often; it answers nil
 // either way, so the endpoint reveals nothing about which emails exist or
-// are verified. Earlier links stay valid. The mail is sent after it returns
-// (see Wait), as for a password reset. See Service.
+// are verified. Earlier links stay valid. As for a password reset, all the
+// work happens after it returns (see Wait). See Service.
 func (h *Handler) RequestEmailVerification(ctx context.Context, email string, rc commands.RequestContext) error {
+	h.afterAnswer(ctx, rc, "request email verification", func(ctx context.Context) error {
+		return h.requestEmailVerification(ctx, email, rc)
+	})
+	return nil
+}
+
+// requestEmailVerification is RequestEmailVerification's work, after the answer.
+func (h *Handler) requestEmailVerification(ctx context.Context, email string, rc commands.RequestContext) error {
 	userID, _, found, err := h.credentials(ctx, email)
 	if err != nil {
 		return fmt.Errorf("request email verification: %w", err)
@@ -58,9 +66,8 @@ func (h *Handler) RequestEmailVerification(ctx context.Context, email string, rc
 	case err != nil:
 		return fmt.Errorf("request email verification: %w", err)
 	}
-	// In the background, and failures only in the log: waiting for the
-	// mail server, or an error, would tell the caller that the email exists
-	// and is unverified.
-	h.sendLater(ctx, to, rc, verifyMail, token, "send verification mail", userID)
+	if err := h.sendLink(ctx, to, rc, verifyMail, token); err != nil {
+		return fmt.Errorf("send verification mail to user %s: %w", userID, err)
+	}
 	return nil
 }

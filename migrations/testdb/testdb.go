@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dashtam/dashtam/migrations"
@@ -99,9 +101,7 @@ func create(tb testing.TB, clause string) string {
 		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 		defer cancel()
 		waitForDisconnects(ctx, name)
-		// FORCE ends connections the test leaked, so one forgotten pool
-		// cannot make every later test's cleanup fail.
-		if _, err := shared.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		if err := dropDatabase(ctx, name); err != nil {
 			tb.Errorf("testdb: drop database %s: %v", name, err)
 		}
 	})
@@ -110,6 +110,29 @@ func create(tb testing.TB, clause string) string {
 		tb.Fatalf("testdb: %v", err)
 	}
 	return dbURL
+}
+
+// dropDatabase drops the test database. FORCE ends connections the test
+// leaked, so one forgotten pool cannot make every later test's cleanup
+// fail. It cannot end an autovacuum worker that happens to be in the
+// database (PostgreSQL refuses with 42501 to a role that is not a
+// superuser), so that refusal is retried for a few seconds: the worker
+// is cancelled by the drop's wait and leaves within milliseconds.
+func dropDatabase(ctx context.Context, name string) error {
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		_, err = shared.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // waitForDisconnects gives the backends of connections the test closed a moment
