@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/dashtam/dashtam/aggregates/connection"
+
 	"github.com/google/uuid"
 
 	"github.com/dashtam/dashtam/aggregates/user"
@@ -62,4 +64,17 @@ func decodeUserSnapshot(id uuid.UUID, state []byte) (*user.User, error) {
 		return nil, fmt.Errorf("snapshot is of user %s", s.ID)
 	}
 	return user.FromSnapshot(s)
+}
+
+// ConnectionAggregate describes the provider connection aggregate to the
+// generic path: connection streams folded by connection.Connection's Apply.
+// A connection's stream is written by its owner's requests and by one job
+// at a time (refresh, sync), so decisions are not serialised; the rare
+// conflict is retried.
+func ConnectionAggregate() eventstore.Aggregate[*connection.Connection, connection.Event] {
+	return eventstore.Aggregate[*connection.Connection, connection.Event]{
+		Type:  eventstore.StreamConnection,
+		New:   connection.New,
+		Apply: func(c *connection.Connection, e connection.Event) { c.Apply(e) },
+	}
 }

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"github.com/dashtam/dashtam/aggregates/connection"
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/eventstore"
 )
@@ -11,6 +12,24 @@ import (
 // version here needs an upcaster from the old one beside it.
 func RegisterEvents(r *eventstore.Registry) {
 	registerUserEvents(r)
+	registerConnectionEvents(r)
+}
+
+// registerConnectionEvents registers the events of the connection
+// aggregate; keep it in step with connection.AllEvents, which the tests
+// compare it with.
+func registerConnectionEvents(r *eventstore.Registry) {
+	eventstore.Register[connection.ProviderConnectionAttempted](r, 1)
+	eventstore.Register[connection.ProviderConnectionSucceeded](r, 1)
+	eventstore.Register[connection.ProviderConnectionFailed](r, 1)
+	eventstore.Register[connection.ProviderTokenRefreshAttempted](r, 1)
+	eventstore.Register[connection.ProviderTokenRefreshSucceeded](r, 1)
+	eventstore.Register[connection.ProviderTokenRefreshFailed](r, 1)
+	eventstore.Register[connection.ProviderReauthenticationRequired](r, 1)
+	eventstore.Register[connection.ProviderConnectionRenamed](r, 1)
+	eventstore.Register[connection.ProviderDisconnectionAttempted](r, 1)
+	eventstore.Register[connection.ProviderDisconnectionSucceeded](r, 1)
+	eventstore.Register[connection.ProviderDisconnectionFailed](r, 1)
 }
 
 // registerUserEvents registers the events of the user aggregate; keep it in

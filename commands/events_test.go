@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/dashtam/dashtam/aggregates/connection"
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/eventstore"
-	"github.com/google/uuid"
 )
 
 // The user aggregate must be usable on the generic path, which is how the
@@ -80,6 +82,51 @@ func TestRegisteredUserEventsRoundTrip(t *testing.T) {
 	}
 	var all []string
 	for _, e := range user.AllEvents() {
+		all = append(all, e.EventType())
+	}
+	if !slices.Equal(covered, all) {
+		t.Fatalf("samples cover %v\nwant %v", covered, all)
+	}
+}
+
+// TestRegisteredConnectionEventsRoundTrip encodes a sample of every
+// connection event and decodes it through the registry, as the log is read.
+func TestRegisteredConnectionEventsRoundTrip(t *testing.T) {
+	r := eventstore.NewRegistry()
+	commands.RegisterEvents(r)
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	cid := uuid.MustParse("00000000-0000-0000-0000-00000000000c")
+	uid := uuid.MustParse("00000000-0000-0000-0000-00000000000a")
+	creds := connection.Credentials{KeyID: "k1", Fingerprint: "0123456789abcdef", AccessExpiresAt: at.Add(30 * time.Minute), RefreshExpiresAt: at.Add(7 * 24 * time.Hour)}
+	samples := []connection.Event{
+		connection.ProviderConnectionAttempted{ConnectionID: cid, UserID: uid, ProviderSlug: "schwab", Alias: "Personal", ExpiresAt: at.Add(10 * time.Minute), At: at},
+		connection.ProviderConnectionSucceeded{ConnectionID: cid, Credentials: creds, At: at},
+		connection.ProviderConnectionFailed{ConnectionID: cid, Reason: connection.FailedAccessDenied, At: at},
+		connection.ProviderTokenRefreshAttempted{ConnectionID: cid, Trigger: connection.RefreshScheduled, At: at},
+		connection.ProviderTokenRefreshSucceeded{ConnectionID: cid, Credentials: creds, At: at},
+		connection.ProviderTokenRefreshFailed{ConnectionID: cid, Reason: connection.FailedProviderUnavailable, Transient: true, At: at},
+		connection.ProviderReauthenticationRequired{ConnectionID: cid, Reason: connection.FailedAuthentication, At: at},
+		connection.ProviderConnectionRenamed{ConnectionID: cid, Alias: "Business", At: at},
+		connection.ProviderDisconnectionAttempted{ConnectionID: cid, At: at},
+		connection.ProviderDisconnectionSucceeded{ConnectionID: cid, RevokedAtProvider: true, At: at},
+		connection.ProviderDisconnectionFailed{ConnectionID: cid, Reason: connection.FailedProviderUnavailable, At: at},
+	}
+	var covered, all []string
+	for _, e := range samples {
+		covered = append(covered, e.EventType())
+		payload, err := json.Marshal(e)
+		if err != nil {
+			t.Fatalf("%s: encode: %v", e.EventType(), err)
+		}
+		got, err := r.Decode(e.EventType(), 1, payload)
+		if err != nil {
+			t.Fatalf("%s: decode: %v", e.EventType(), err)
+		}
+		if !reflect.DeepEqual(got, eventstore.Event(e)) {
+			t.Errorf("%s round trip:\n got %#v\nwant %#v", e.EventType(), got, e)
+		}
+	}
+	for _, e := range connection.AllEvents() {
 		all = append(all, e.EventType())
 	}
 	if !slices.Equal(covered, all) {
