@@ -3,6 +3,8 @@ package commands
 import (
 	"context"
 	"errors"
+
+	"github.com/google/uuid"
 )
 
 // Message is one e-mail to one recipient as a use case composes it; the
@@ -41,3 +43,26 @@ type Mailer interface {
 	// the transport's credentials.
 	Send(ctx context.Context, m Message) error
 }
+
+// UserMail is a job that mails a user about their account: the worker
+// (identity, which owns the addresses) looks the address up when it
+// runs, so the job carries no address, and renders Template with Params.
+// Templates and their params are listed where the worker renders them.
+type UserMail struct {
+	UserID   uuid.UUID         `json:"user_id"`
+	Template string            `json:"template"`
+	Params   map[string]string `json:"params,omitempty"`
+}
+
+// Kind names the job's worker.
+func (UserMail) Kind() string { return "user_mail" }
+
+// The templates of UserMail.
+const (
+	// MailReauthorizationRequired tells a user that a connection needs
+	// authorising again. Params: alias, provider.
+	MailReauthorizationRequired = "reauthorization_required"
+	// MailReauthorizationReminder tells a user that a connection's
+	// authorisation ends soon. Params: alias, provider, deadline (RFC 3339).
+	MailReauthorizationReminder = "reauthorization_reminder"
+)

@@ -274,3 +274,15 @@ func (r *Providers) List() []ProviderInfo {
 	}
 	return out
 }
+
+// ProviderPacer spaces the calls to each provider across every instance,
+// so that together they stay under the provider's own rate limit (Schwab
+// allows about 120 requests a minute per app) instead of running into 429s.
+type ProviderPacer interface {
+	// Reserve books the next free call slot of provider if it is at most
+	// maxWait away and returns how long to wait for it (zero: call now)
+	// and true; when the next slot is further away it books nothing and
+	// returns the wait and false, so a job can snooze instead of holding a
+	// worker.
+	Reserve(ctx context.Context, provider string, maxWait time.Duration) (wait time.Duration, reserved bool, err error)
+}

@@ -85,6 +85,7 @@ type Connection struct {
 	connectedAt    time.Time
 	disconnectedAt time.Time
 	credentials    Credentials // the latest stored; zero when none
+	credentialsAt  time.Time   // when they were stored
 	// pending is the deadline of the authorisation in flight (zero: none),
 	// and reauth whether it re-authorises an existing connection.
 	pending       time.Time
@@ -119,7 +120,7 @@ func (c *Connection) apply(e Event) {
 		if c.connectedAt.IsZero() {
 			c.connectedAt = e.At
 		}
-		c.credentials, c.pending, c.reauth, c.reauthReason = e.Credentials, time.Time{}, false, ""
+		c.credentials, c.credentialsAt, c.pending, c.reauth, c.reauthReason = e.Credentials, e.At, time.Time{}, false, ""
 	case ProviderConnectionFailed:
 		if !c.reauth && c.status == StatusPending {
 			c.status = StatusFailed
@@ -129,7 +130,7 @@ func (c *Connection) apply(e Event) {
 	case ProviderTokenRefreshAttempted:
 		// The outcome event carries the state change.
 	case ProviderTokenRefreshSucceeded:
-		c.credentials, c.lastRefreshAt = e.Credentials, e.At
+		c.credentials, c.credentialsAt, c.lastRefreshAt = e.Credentials, e.At, e.At
 	case ProviderTokenRefreshFailed:
 		c.lastFailure, c.lastFailureAt = e.Reason, e.At
 	case ProviderReauthenticationRequired:
@@ -151,7 +152,7 @@ func (c *Connection) apply(e Event) {
 
 func (c *Connection) disconnect(at time.Time) {
 	c.status, c.disconnectedAt, c.disconnecting = StatusDisconnected, at, false
-	c.credentials, c.pending, c.reauth = Credentials{}, time.Time{}, false
+	c.credentials, c.credentialsAt, c.pending, c.reauth = Credentials{}, time.Time{}, time.Time{}, false
 }
 
 // Start is the request to create a connection and send the user to the provider.
@@ -400,6 +401,9 @@ func (c *Connection) DisconnectedAt() time.Time { return c.disconnectedAt }
 
 // Credentials returns the description of the stored credentials (zero: none).
 func (c *Connection) Credentials() Credentials { return c.credentials }
+
+// LastCredentialsAt returns when the current credentials were stored (zero: none).
+func (c *Connection) LastCredentialsAt() time.Time { return c.credentialsAt }
 
 // ReauthorizeBy returns when the user must authorise again at the latest:
 // the refresh token's end of life, zero when unknown or not active.
