@@ -1,0 +1,81 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dashtam/dashtam/commands"
+)
+
+// Pacer spaces the calls to each provider evenly at its rate across every
+// instance (commands.ProviderPacer): each call books the next slot of the
+// provider's row in provider_pace, one interval after the previous one's
+// (a generic cell rate algorithm with no burst), so calls never arrive
+// faster than the provider allows, however many workers make them.
+type Pacer struct {
+	pool     *pgxpool.Pool
+	interval map[string]time.Duration
+}
+
+var _ commands.ProviderPacer = (*Pacer)(nil)
+
+// NewPacer returns a pacer allowing perMinute calls a minute to each
+// provider named; a provider not named is not paced.
+func NewPacer(pool *pgxpool.Pool, perMinute map[string]int) (*Pacer, error) {
+	if pool == nil {
+		return nil, errors.New("ratelimit: nil pool")
+	}
+	p := &Pacer{pool: pool, interval: map[string]time.Duration{}}
+	for name, n := range perMinute {
+		if n <= 0 {
+			return nil, fmt.Errorf("ratelimit: provider %s: rate must be positive", name)
+		}
+		p.interval[name] = time.Minute / time.Duration(n)
+	}
+	return p, nil
+}
+
+// bookSQL books provider's next slot when it is at most $3 away: the slot
+// is the later of the stored next slot and now, and the stored one moves
+// one interval ($2) past it. It answers the wait for the booked slot, or
+// no row when the slot is further away (or the provider has no row yet).
+const bookSQL = `UPDATE provider_pace SET next_at = greatest(next_at, now()) + $2::interval
+	WHERE provider = $1 AND greatest(next_at, now()) <= now() + $3::interval
+	RETURNING extract(epoch FROM next_at - $2::interval - now())::float8`
+
+// Reserve books the next slot of provider; see commands.ProviderPacer. The
+// common case is one statement; a refusal costs one more to say how long.
+func (p *Pacer) Reserve(ctx context.Context, provider string, maxWait time.Duration) (time.Duration, bool, error) {
+	interval, ok := p.interval[provider]
+	if !ok {
+		return 0, true, nil
+	}
+	var secs float64
+	err := p.pool.QueryRow(ctx, bookSQL, provider, interval, maxWait).Scan(&secs)
+	if err == nil {
+		return max(time.Duration(secs*float64(time.Second)), 0), true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, fmt.Errorf("reserve a call slot of %s: %w", provider, err)
+	}
+	// The first call ever takes the first slot; otherwise the slot is too far.
+	var inserted bool
+	err = p.pool.QueryRow(ctx, `WITH ins AS (
+			INSERT INTO provider_pace (provider, next_at) VALUES ($1, now() + $2::interval)
+			ON CONFLICT (provider) DO NOTHING RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM ins),
+			coalesce((SELECT extract(epoch FROM greatest(next_at, now()) - now())::float8 FROM provider_pace WHERE provider = $1), 0)`,
+		provider, interval).Scan(&inserted, &secs)
+	if err != nil {
+		return 0, false, fmt.Errorf("reserve a call slot of %s: %w", provider, err)
+	}
+	if inserted {
+		return 0, true, nil
+	}
+	return max(time.Duration(secs*float64(time.Second)), 0), false, nil
+}
