@@ -87,15 +87,17 @@ func (s *Store) verifyChains(ctx context.Context, progress VerifyProgress, limit
 			return rep, nil, fmt.Errorf("verify chains: %w", err)
 		}
 		for _, r := range page {
-			if b := checkLink(prev, havePrev, r); b != nil {
-				return rep, b, nil
-			}
+			// Reported before the chain is checked, so that a row that is
+			// both malformed and breaks its chain is named as both.
 			if r.MetadataErr != nil {
 				rep.MalformedCount++
 				if len(rep.Malformed) < maxMalformedReported {
 					rep.Malformed = append(rep.Malformed, MalformedEvent{Stream: r.Stream, Version: r.Version,
 						EventID: r.EventID.String(), Err: r.MetadataErr})
 				}
+			}
+			if b := checkLink(prev, havePrev, r); b != nil {
+				return rep, b, nil
 			}
 			if !havePrev || prev.Stream.ID != r.Stream.ID {
 				rep.Streams++
