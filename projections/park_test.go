@@ -242,7 +242,7 @@ func TestPoisonEventsAreParkedAndRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Applied != 0 || len(res.StillParked) != 2 || res.StillParked[0].Attempts != 4 {
+	if res.Applied != 0 || res.Failed != 2 || len(res.StillParked) != 2 || res.StillParked[0].Attempts != 4 {
 		t.Fatalf("retry before the fix: %+v", res)
 	}
 
@@ -251,7 +251,7 @@ func TestPoisonEventsAreParkedAndRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Applied != 2 || len(res.StillParked) != 0 {
+	if res.Applied != 2 || res.Failed != 0 || len(res.StillParked) != 0 {
 		t.Fatalf("retry after the fix: %+v", res)
 	}
 	if st := statusOf(t, m, "decoding"); st.Parked != 0 || st.LastParkedError != "" || st.EventsApplied != 25 {

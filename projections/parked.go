@@ -41,11 +41,14 @@ func scanParked(row pgx.CollectableRow) (ParkedEvent, error) {
 	return pe, err
 }
 
-// Parked lists up to limit events parked by the projector called name, in
-// the commit order the projector met them.
+// Parked lists up to limit (positive) events parked by the projector called
+// name, in the commit order the projector met them.
 func (m *Manager) Parked(ctx context.Context, name string, limit int) ([]ParkedEvent, error) {
 	if _, err := m.Projector(name); err != nil {
 		return nil, err
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("list parked events of %s: limit %d is not positive", name, limit)
 	}
 	return m.parkedAfter(ctx, name, eventstore.Position{}, limit)
 }
@@ -69,9 +72,16 @@ type RetryResult struct {
 	// Applied counts the parked events that applied this time and are no
 	// longer parked.
 	Applied int
-	// StillParked are the events that failed again, with their new error.
+	// Failed counts the parked events that failed again; they stay parked
+	// with their new error and one more attempt.
+	Failed int
+	// StillParked are the first maxRetryFailuresListed of them, so that a
+	// retry of a projection that parked half the log stays small.
 	StillParked []ParkedEvent
 }
+
+// maxRetryFailuresListed bounds RetryResult.StillParked.
+const maxRetryFailuresListed = 100
 
 // retryPage is how many parked events Retry reads at a time.
 const retryPage = 100
@@ -127,10 +137,14 @@ func (m *Manager) Retry(ctx context.Context, name string) (RetryResult, error) {
 			if err != nil {
 				return res, err
 			}
-			if applied {
+			switch {
+			case applied:
 				res.Applied++
-			} else if still != nil {
-				res.StillParked = append(res.StillParked, *still)
+			case still != nil:
+				res.Failed++
+				if len(res.StillParked) < maxRetryFailuresListed {
+					res.StillParked = append(res.StillParked, *still)
+				}
 			}
 		}
 	}

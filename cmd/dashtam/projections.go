@@ -202,14 +202,17 @@ rebuild instead.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "retried %s: %d applied, %d still parked\n", name, res.Applied, len(res.StillParked))
-			if len(res.StillParked) == 0 {
+			fmt.Fprintf(out, "retried %s: %d applied, %d still parked\n", name, res.Applied, res.Failed)
+			if res.Failed == 0 {
 				return nil
 			}
 			if err := writeParked(out, name, res.StillParked, 0); err != nil {
 				return err
 			}
-			return fmt.Errorf("projections retry %s: %s still failing", name, plural(int64(len(res.StillParked)), "event"))
+			if res.Failed > len(res.StillParked) {
+				fmt.Fprintf(out, "(first %d shown; 'projections parked %s' lists them all)\n", len(res.StillParked), name)
+			}
+			return fmt.Errorf("projections retry %s: %s still failing", name, plural(int64(res.Failed), "event"))
 		},
 	}
 }
