@@ -2,6 +2,9 @@ package eventstore
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 )
@@ -35,4 +38,34 @@ func WithMetadata(ctx context.Context, md Metadata) context.Context {
 func MetadataFrom(ctx context.Context) Metadata {
 	md, _ := ctx.Value(metadataKey{}).(Metadata)
 	return md
+}
+
+// MaxMetadataFieldBytes bounds each metadata string. Values come from request
+// headers and command handlers; the web layer already cuts the User-Agent to
+// 512 bytes, so anything longer is a caller's bug, refused before it enters
+// the immutable log for good.
+const MaxMetadataFieldBytes = 1024
+
+// ErrInvalidMetadata reports metadata an append refuses: a value too long or
+// one jsonb cannot store.
+var ErrInvalidMetadata = errors.New("eventstore: invalid metadata")
+
+// validate checks md before it is encoded for an append. Every known key is a
+// Go string, so its JSON type is right by construction (migration 00009 holds
+// rows written by other means to the same shape); what is left to check is
+// length and NUL, which jsonb rejects with an error far from its cause.
+func (md Metadata) validate() error {
+	for _, f := range []struct{ key, value string }{
+		{"actor", md.Actor}, {"correlation_id", md.CorrelationID}, {"causation_id", md.CausationID},
+		{"request_id", md.RequestID}, {"trace_id", md.TraceID}, {"ip", md.IP},
+		{"user_agent", md.UserAgent}, {"command", md.Command},
+	} {
+		if len(f.value) > MaxMetadataFieldBytes {
+			return fmt.Errorf("%w: %s is %d bytes (max %d)", ErrInvalidMetadata, f.key, len(f.value), MaxMetadataFieldBytes)
+		}
+		if strings.IndexByte(f.value, 0) >= 0 {
+			return fmt.Errorf("%w: %s contains a NUL character", ErrInvalidMetadata, f.key)
+		}
+	}
+	return nil
 }

@@ -118,35 +118,85 @@ func ceilMicrosecond(t time.Time) time.Time {
 	return t
 }
 
-// Query calls fn with every event matching f, in global_position order. Rows
-// are streamed from the server as fn consumes them, never collected, so a
-// replay of the whole log runs in constant memory; the query's snapshot is
-// taken at the start, so events appended meanwhile are not included. An error
-// from fn stops the query and is returned as is (unwrapped), so callers can
-// stop early with a sentinel of their own.
+// pageSize is how many rows one statement of Query or VerifyChains reads. A
+// single statement over the whole log would hold one snapshot, and with it
+// the cluster-wide xmin horizon every projector and vacuum waits behind, for
+// as long as a replay of millions of events takes; a page of 10,000 rows is
+// read in milliseconds and costs a few megabytes.
+const pageSize = 10_000
+
+// Query calls fn with every event matching f, in global_position order. It
+// reads in keyset pages of pageSize rows, each its own short statement, and
+// calls fn only after a page's statement has finished, so that no snapshot
+// stays open while fn writes its output; memory stays bounded by one page.
+// The log's head position is read first and nothing after it is included, so
+// a replay does not chase appends made meanwhile; an event of a transaction
+// still open at the start whose position lies below the head is included if
+// it commits before its page is read (a single snapshot would have left it
+// out). A row whose metadata is malformed is passed to fn with
+// Record.MetadataErr set, never an error. An error from fn stops the query and
+// is returned as is (unwrapped), so callers can stop early with a sentinel of
+// their own.
 func (s *Store) Query(ctx context.Context, f Filter, fn func(Record) error) error {
+	return s.query(ctx, f, fn, pageSize)
+}
+
+func (s *Store) query(ctx context.Context, f Filter, fn func(Record) error, limit int) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
 	where, args := f.where()
-	rows, err := s.pool.Query(ctx, `SELECT `+recordColumns+` FROM events WHERE `+where+` ORDER BY global_position`, args...)
+	head, err := s.head(ctx)
 	if err != nil {
 		return fmt.Errorf("query events: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanRecord(rows)
+	n := len(args)
+	sql := `SELECT ` + recordColumns + ` FROM events WHERE ` + where +
+		` AND global_position > $` + strconv.Itoa(n+1) + ` AND global_position <= $` + strconv.Itoa(n+2) +
+		` ORDER BY global_position LIMIT $` + strconv.Itoa(n+3)
+	after := int64(0)
+	for {
+		page, err := collectRecords(ctx, s.pool, sql, append(args, after, head, limit)...)
 		if err != nil {
 			return fmt.Errorf("query events: %w", err)
 		}
-		if err := fn(r); err != nil {
-			return err
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
 		}
+		if len(page) < limit {
+			return nil
+		}
+		after = page[len(page)-1].GlobalPosition
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("query events: %w", err)
+}
+
+// head returns the highest position in the log, 0 when it is empty.
+func (s *Store) head(ctx context.Context) (int64, error) {
+	var head int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(global_position), 0) FROM events`).Scan(&head); err != nil {
+		return 0, fmt.Errorf("read the log's head: %w", err)
 	}
-	return nil
+	return head, nil
+}
+
+// collectRecords runs one statement selecting recordColumns and returns its rows.
+func collectRecords(ctx context.Context, q Querier, sql string, args ...any) ([]Record, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // Count returns how many events match f, for progress totals. It is a separate

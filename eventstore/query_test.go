@@ -141,6 +141,20 @@ func TestQueryFilters(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("positions = %v, want %v (%v)", got, want, tc.want)
 			}
+			// Pages of any size, ending on a boundary or not, read the same.
+			for _, page := range []int{1, 2, 3} {
+				var paged []int64
+				err := eventstore.QueryPaged(ctx, l.store, tc.filter, func(r eventstore.Record) error {
+					paged = append(paged, r.GlobalPosition)
+					return nil
+				}, page)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(paged, want) {
+					t.Errorf("pages of %d: positions = %v, want %v", page, paged, want)
+				}
+			}
 			n, err := l.store.Count(ctx, tc.filter)
 			if err != nil {
 				t.Fatal(err)
@@ -240,5 +254,22 @@ func TestQueryRefusesImpossibleFilters(t *testing.T) {
 				t.Errorf("Count accepted %+v", f)
 			}
 		})
+	}
+}
+
+// TestVerifyInPagesMatchesOneQuery verifies a log of several streams in pages
+// of every small size, across stream boundaries, with the same outcome.
+func TestVerifyInPagesMatchesOneQuery(t *testing.T) {
+	l := newQueryLog(t)
+	ctx := context.Background()
+	want, brk, err := l.store.VerifyChains(ctx, nil)
+	if err != nil || brk != nil || want.Events != int64(len(l.order)) || want.Streams != 5 {
+		t.Fatalf("verify: %+v, %v, %v", want, brk, err)
+	}
+	for _, page := range []int{1, 2, 3, 7} {
+		got, brk, err := eventstore.VerifyChainsPaged(ctx, l.store, page)
+		if err != nil || brk != nil || got.Events != want.Events || got.Streams != want.Streams || got.MalformedCount != 0 {
+			t.Errorf("pages of %d: %+v, %v, %v; want %+v", page, got, brk, err, want)
+		}
 	}
 }

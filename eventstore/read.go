@@ -25,6 +25,12 @@ type Record struct {
 	Metadata Metadata
 	// RawMetadata is the stored metadata JSON, as audit output and the chain verifier need it.
 	RawMetadata json.RawMessage
+	// MetadataErr is set when RawMetadata does not decode into Metadata (a
+	// row that bypassed the append path and the table's check, see
+	// docs/event-store.md); Metadata then holds only OwnerID. The read does
+	// not fail, so that one such row cannot stop every reader of the log:
+	// each consumer decides (projectors may park it, audit verify reports it).
+	MetadataErr error
 	RecordedAt  time.Time
 	PrevHash    []byte
 	Hash        []byte
@@ -74,7 +80,10 @@ func scanRecord(row pgx.Row) (Record, error) {
 	r.Payload = payload
 	r.RawMetadata = meta
 	if err := json.Unmarshal(meta, &r.Metadata); err != nil {
-		return Record{}, fmt.Errorf("metadata of event %s: %w", r.EventID, err)
+		// Unmarshal may have filled some fields before failing: keep none,
+		// so that no consumer acts on half of a malformed document.
+		r.Metadata = Metadata{}
+		r.MetadataErr = fmt.Errorf("metadata of event %s at %s v%d: %w", r.EventID, r.Stream, r.Version, err)
 	}
 	r.Metadata.OwnerID = r.OwnerID
 	return r, nil
@@ -163,4 +172,16 @@ func ReadAllTx(ctx context.Context, q Querier, after Position, limit int) ([]Rec
 		return nil, fmt.Errorf("read all after %v: %w", after, err)
 	}
 	return out, nil
+}
+
+// ReadPositions returns the events at the given global positions in commit
+// order, leaving out positions the log does not hold; retrying a projector's
+// parked events reads them back with it.
+func ReadPositions(ctx context.Context, q Querier, positions []int64) ([]Record, error) {
+	recs, err := collectRecords(ctx, q, `SELECT `+recordColumns+` FROM events
+		WHERE global_position = ANY($1::bigint[]) ORDER BY transaction_id, global_position`, positions)
+	if err != nil {
+		return nil, fmt.Errorf("read events at %d positions: %w", len(positions), err)
+	}
+	return recs, nil
 }

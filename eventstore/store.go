@@ -148,6 +148,9 @@ func (s *Store) append(ctx context.Context, q Querier, stream Stream, expectedVe
 		return AppendResult{}, fmt.Errorf("append to %s: negative expected version", stream)
 	}
 	md := MetadataFrom(ctx)
+	if err := md.validate(); err != nil {
+		return AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
 	mdJSON, err := json.Marshal(md)
 	if err == nil {
 		mdJSON, err = canonicalJSON(mdJSON)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+
+	"github.com/google/uuid"
 )
 
 // ChainBreak describes the first place where a stream's hash chain does not hold.
@@ -28,45 +30,88 @@ type VerifyReport struct {
 	Events int64
 	// Streams is how many streams those events belong to.
 	Streams int64
+	// Malformed lists the first maxMalformedReported events whose stored
+	// metadata does not decode; MalformedCount counts them all. Their chains
+	// are still verified, over the metadata as stored.
+	Malformed      []MalformedEvent
+	MalformedCount int64
 }
 
+// MalformedEvent is an event whose row the log accepted but whose metadata
+// no reader can decode: written past the append path and the table's check.
+type MalformedEvent struct {
+	Stream  Stream
+	Version int64
+	EventID string
+	Err     error
+}
+
+// maxMalformedReported bounds VerifyReport.Malformed, so that a log full of
+// bad rows cannot make verify's memory grow with it.
+const maxMalformedReported = 100
+
 // VerifyChains recomputes every stream's hash chain from the stored rows and
-// returns the first break found (nil when every chain holds), streaming the log
-// in (stream, version) order with constant memory. A chain cannot show that a
-// stream's newest events, or a whole stream, were removed: compare stream
-// heads with a record kept elsewhere for that.
+// returns the first break found (nil when every chain holds), reading the
+// log in (stream, version) order in keyset pages of pageSize rows, each its
+// own short statement, so that no snapshot is held for the whole run and
+// memory stays bounded by one page. Events appended after the run started
+// (past the log's head then) are not verified. Events whose metadata does not
+// decode are reported in VerifyReport.Malformed and verification goes on. A
+// chain cannot show that a stream's newest events, or a whole stream, were
+// removed: compare stream heads with a record kept elsewhere for that.
 func (s *Store) VerifyChains(ctx context.Context, progress VerifyProgress) (VerifyReport, *ChainBreak, error) {
+	return s.verifyChains(ctx, progress, pageSize)
+}
+
+func (s *Store) verifyChains(ctx context.Context, progress VerifyProgress, limit int) (VerifyReport, *ChainBreak, error) {
 	var rep VerifyReport
-	rows, err := s.pool.Query(ctx, `SELECT `+recordColumns+` FROM events ORDER BY stream_id, version`)
+	head, err := s.head(ctx)
 	if err != nil {
 		return rep, nil, fmt.Errorf("verify chains: %w", err)
 	}
-	defer rows.Close()
+	const pageSQL = `SELECT ` + recordColumns + ` FROM events
+		WHERE (stream_id, version) > ($1, $2) AND global_position <= $3
+		ORDER BY stream_id, version LIMIT $4`
 	var (
 		prev     Record
 		havePrev bool
 	)
-	for rows.Next() {
-		r, err := scanRecord(rows)
+	for {
+		// The nil UUID at version 0 sorts before every stored event.
+		after, afterVersion := uuid.Nil, int64(0)
+		if havePrev {
+			after, afterVersion = prev.Stream.ID, prev.Version
+		}
+		page, err := collectRecords(ctx, s.pool, pageSQL, after, afterVersion, head, limit)
 		if err != nil {
 			return rep, nil, fmt.Errorf("verify chains: %w", err)
 		}
-		if b := checkLink(prev, havePrev, r); b != nil {
-			return rep, b, nil
+		for _, r := range page {
+			// Reported before the chain is checked, so that a row that is
+			// both malformed and breaks its chain is named as both.
+			if r.MetadataErr != nil {
+				rep.MalformedCount++
+				if len(rep.Malformed) < maxMalformedReported {
+					rep.Malformed = append(rep.Malformed, MalformedEvent{Stream: r.Stream, Version: r.Version,
+						EventID: r.EventID.String(), Err: r.MetadataErr})
+				}
+			}
+			if b := checkLink(prev, havePrev, r); b != nil {
+				return rep, b, nil
+			}
+			if !havePrev || prev.Stream.ID != r.Stream.ID {
+				rep.Streams++
+			}
+			prev, havePrev = r, true
+			rep.Events++
+			if progress != nil {
+				progress(rep.Events)
+			}
 		}
-		if !havePrev || prev.Stream.ID != r.Stream.ID {
-			rep.Streams++
-		}
-		prev, havePrev = r, true
-		rep.Events++
-		if progress != nil {
-			progress(rep.Events)
+		if len(page) < limit {
+			return rep, nil, nil
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return rep, nil, fmt.Errorf("verify chains: %w", err)
-	}
-	return rep, nil, nil
 }
 
 // checkLink verifies one record against its predecessor in the same stream.

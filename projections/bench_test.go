@@ -47,16 +47,22 @@ func BenchmarkProjector(b *testing.B) {
 		b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	}
 	b.Run("baseline_read_all", func(b *testing.B) {
+		// An autoanalyze that started while the log was seeded holds a
+		// transaction id and, until it ends, the horizon: poll past it as
+		// a consumer would instead of stopping short.
+		heldBack := time.NewTicker(time.Millisecond)
+		defer heldBack.Stop()
 		for b.Loop() {
 			var pos eventstore.Position
 			n := 0
-			for {
+			for n < events {
 				recs, err := store.ReadAll(context.Background(), pos, projections.DefaultBatchSize)
 				if err != nil {
 					b.Fatal(err)
 				}
 				if len(recs) == 0 {
-					break
+					<-heldBack.C
+					continue
 				}
 				n += len(recs)
 				pos = recs[len(recs)-1].Position()

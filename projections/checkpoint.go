@@ -29,27 +29,49 @@ func ensureCheckpoint(ctx context.Context, q execer, name string) error {
 	return nil
 }
 
+// readCheckpoint reads the checkpoint without locking it: a plain read takes
+// no transaction id, so an idle consumer that polls with it costs the cluster
+// nothing.
+func readCheckpoint(ctx context.Context, q eventstore.Querier, name string) (eventstore.Position, error) {
+	rows, err := q.Query(ctx, `SELECT transaction_id, global_position FROM projection_checkpoints WHERE name = $1`, name)
+	if err != nil {
+		return eventstore.Position{}, fmt.Errorf("read checkpoint %s: %w", name, err)
+	}
+	pos, err := pgx.CollectExactlyOneRow(rows, scanPosition)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return eventstore.Position{}, fmt.Errorf("read checkpoint %s: no checkpoint row", name)
+	}
+	if err != nil {
+		return eventstore.Position{}, fmt.Errorf("read checkpoint %s: %w", name, err)
+	}
+	return pos, nil
+}
+
+func scanPosition(row pgx.CollectableRow) (eventstore.Position, error) {
+	var p eventstore.Position
+	err := row.Scan(&p.TransactionID, &p.GlobalPosition)
+	return p, err
+}
+
 // lockCheckpoint reads the checkpoint and holds its row lock until tx ends:
 // a second consumer that slipped past the advisory lock (its lock connection
 // died while this batch ran) waits here and then sees the moved checkpoint,
-// so no batch is ever applied twice.
+// so no batch is ever applied twice. Every writer of a checkpoint takes this
+// lock first: batches, parking, retries and a rebuild's swap.
 func lockCheckpoint(ctx context.Context, tx pgx.Tx, name string) (eventstore.Position, error) {
-	var (
-		txid uint64
-		pos  int64
-	)
+	var pos eventstore.Position
 	err := tx.QueryRow(ctx, `SELECT transaction_id, global_position FROM projection_checkpoints
-		WHERE name = $1 FOR UPDATE`, name).Scan(&txid, &pos)
+		WHERE name = $1 FOR UPDATE`, name).Scan(&pos.TransactionID, &pos.GlobalPosition)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return eventstore.Position{}, fmt.Errorf("lock checkpoint %s: no checkpoint row", name)
 	}
 	if err != nil {
 		return eventstore.Position{}, fmt.Errorf("lock checkpoint %s: %w", name, err)
 	}
-	return eventstore.Position{TransactionID: txid, GlobalPosition: pos}, nil
+	return pos, nil
 }
 
-// saveCheckpoint moves the checkpoint to pos after n more events.
+// saveCheckpoint moves the checkpoint to pos after n more applied events.
 func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, pos eventstore.Position, n int) error {
 	_, err := tx.Exec(ctx, `UPDATE projection_checkpoints
 		SET transaction_id = $2::xid8, global_position = $3, events_applied = events_applied + $4, updated_at = now()
@@ -60,51 +82,8 @@ func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, pos eventstore.
 	return nil
 }
 
-// batchResult says what one batch did and whether more is known to be waiting.
-type batchResult struct {
-	records []eventstore.Record
-	// more is true when the batch was full or committed events exist after
-	// it that the xid horizon still holds back.
-	more bool
-}
-
 // existsAfterSQL asks whether any committed event follows pos, horizon or not:
 // after a short read, a yes means events are held back by a transaction still
-// open (or committed while the batch ran) and worth polling for.
+// open (or committed since the read) and worth polling for.
 const existsAfterSQL = `SELECT EXISTS (SELECT 1 FROM events
 	WHERE (transaction_id, global_position) > ($1::xid8, $2))`
-
-// applyBatch is the one path from the log to a read model, shared by live
-// consumers, rebuilds and the final catch-up of a rebuild: lock the
-// checkpoint, read the next events behind the xid horizon, apply them and move
-// the checkpoint, all in tx.
-func applyBatch(ctx context.Context, tx pgx.Tx, p Projector, checkpoint string, t TableNames, limit int) (batchResult, error) {
-	pos, err := lockCheckpoint(ctx, tx, checkpoint)
-	if err != nil {
-		return batchResult{}, err
-	}
-	recs, err := eventstore.ReadAllTx(ctx, tx, pos, limit)
-	if err != nil {
-		return batchResult{}, err
-	}
-	res := batchResult{records: recs, more: len(recs) == limit}
-	last := pos
-	if len(recs) > 0 {
-		last = recs[len(recs)-1].Position()
-	}
-	if !res.more {
-		if err := tx.QueryRow(ctx, existsAfterSQL, last.TransactionID, last.GlobalPosition).Scan(&res.more); err != nil {
-			return batchResult{}, fmt.Errorf("look past the horizon for %s: %w", checkpoint, err)
-		}
-	}
-	if len(recs) == 0 {
-		return res, nil
-	}
-	if err := p.Apply(ctx, tx, t, recs); err != nil {
-		return batchResult{}, fmt.Errorf("apply %d events to %s at %v: %w", len(recs), p.Name(), recs[0].Position(), err)
-	}
-	if err := saveCheckpoint(ctx, tx, checkpoint, last, len(recs)); err != nil {
-		return batchResult{}, err
-	}
-	return res, nil
-}

@@ -83,13 +83,15 @@ var (
 		"1 when some process holds the projection's consumer lock.", []string{"projection"}, nil)
 	staleDesc = prometheus.NewDesc("dashtam_projection_schema_stale",
 		"1 when the live tables were built by a different schema than this binary's: rebuild.", []string{"projection"}, nil)
+	parkedDesc = prometheus.NewDesc("dashtam_projection_parked_events",
+		"Events the projection parked because it could not apply them; see `dashtam projections parked NAME`.", []string{"projection"}, nil)
 )
 
 // scrapeTimeout bounds the status query a scrape runs.
 const scrapeTimeout = 2 * time.Second
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{behindDesc, lagDesc, ageDesc, consumerDesc, staleDesc} {
+	for _, d := range []*prometheus.Desc{behindDesc, lagDesc, ageDesc, consumerDesc, staleDesc, parkedDesc} {
 		ch <- d
 	}
 }
@@ -114,5 +116,6 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, s.CheckpointAge.Seconds(), s.Name)
 		ch <- prometheus.MustNewConstMetric(consumerDesc, prometheus.GaugeValue, b(s.ConsumerPresent), s.Name)
 		ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, b(s.SchemaStale), s.Name)
+		ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, float64(s.Parked), s.Name)
 	}
 }

@@ -14,8 +14,15 @@ import (
 
 // Projector turns batches of events into rows of the read-model tables it owns.
 // The runner calls Apply inside the transaction that also moves the
-// projector's checkpoint, so Apply must write only through tx and must not
-// commit; an error rolls the whole batch back and the batch is retried.
+// projector's checkpoint, so Apply must write only through tx, must not commit
+// and must keep no state outside it: a failed batch is rolled back, whole or
+// to a savepoint, and its events are applied again in smaller batches to find
+// the one at fault. An error a projector returns for an event (it cannot
+// decode or upcast the payload, Record.MetadataErr is set and it needs the
+// metadata, a constraint refuses the row) makes that event fail on every
+// attempt; after a few it is parked (see docs/projections.md) and the
+// projector moves on. A parked event retried later arrives after the events
+// that followed it in the log.
 type Projector interface {
 	// Name identifies the projector in checkpoints, locks, metrics and on the
 	// command line: lower case letters, digits and single underscores.

@@ -8,25 +8,41 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/dashtam/dashtam/eventstore"
 )
 
 // ErrRebuildRunning reports a rebuild of the same projector already running
 // somewhere.
 var ErrRebuildRunning = errors.New("projections: rebuild already running")
 
-// swapLockTimeout bounds how long the swap waits for readers of the live
-// tables: while DROP TABLE waits, every new reader queues behind it, so a
-// long wait would be an outage; the swap gives up and tries again instead.
-const swapLockTimeout = "5s"
+// swapTableLockTimeout bounds how long one swap attempt waits for the live
+// tables' readers: while DROP TABLE waits for its lock, every new reader of the
+// table queues behind it, so the wait is kept to about the time of a quick
+// query. The attempt then gives up, releasing everything, lets the queue
+// drain, and tries again after a backoff, for as long as the context allows.
+const swapTableLockTimeout = "50ms"
 
-// swapAttempts is how often a swap that timed out waiting for locks is retried.
-const swapAttempts = 5
+// swapRowLockTimeout bounds the wait for the live checkpoint's row, which the
+// live consumer holds for one batch: waiting there blocks no reader.
+const swapRowLockTimeout = "5s"
+
+// Backoff between swap attempts: short at first, so that a swap behind a
+// brief reader lands at once, and at most a second, so that one behind a long
+// reader costs other readers at most one short wait per second.
+const (
+	swapRetryMin = 20 * time.Millisecond
+	swapRetryMax = time.Second
+)
 
 // Rebuild replays the whole log into fresh shadow tables of the projector
 // called name while the live tables keep serving and the live consumer keeps
 // running, then swaps them in: in one transaction that holds the live
 // checkpoint's row lock (pausing the live consumer) it applies the last
-// events, replaces the live tables and moves the live checkpoint. progress,
+// events, replaces the live tables, moves the live checkpoint and hands the
+// events the rebuild parked to the live projection. A swap that readers of
+// the live tables hold up is retried with a backoff until ctx ends, never
+// making new readers queue for more than swapTableLockTimeout. progress,
 // if not nil, is called with events applied so far and the log's size.
 // Memory stays bounded by one batch.
 func (m *Manager) Rebuild(ctx context.Context, name string, progress func(done, total int64)) error {
@@ -79,43 +95,37 @@ func (m *Manager) Rebuild(ctx context.Context, name string, progress func(done, 
 		progress(done, total)
 	}
 	progress(0, total)
-	// Run to end: batches in transactions of their own, as the live runner
-	// does, until nothing committed is left. Events an open transaction
-	// holds back behind the horizon are waited for, so that a rebuild with no
-	// live consumer running still ends complete; a transaction that never
-	// ends stalls the progress until the operator interrupts.
-	heldBack := newBackoff(time.Millisecond, maxHeldBackWait)
-	for {
-		res, err := runStep(ctx, pool, p, shadowName(name), shadow, m.cfg, nil)
-		if err != nil {
-			return fmt.Errorf("rebuild %s: %w", name, err)
-		}
-		report(len(res.records))
-		if !res.more {
-			break
-		}
-		if len(res.records) > 0 {
-			heldBack.reset()
-			continue
-		}
-		if !wait(ctx, heldBack.next()) {
-			return fmt.Errorf("rebuild %s: %w", name, ctx.Err())
-		}
+	c := newConsumer(pool, p, shadowName(name), shadow, m.cfg, nil)
+	if err := m.runToEnd(ctx, c, report); err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
 	if err := ensureCheckpoint(ctx, pool, name); err != nil {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
+	retry := newBackoff(swapRetryMin, swapRetryMax)
 	for attempt := 1; ; attempt++ {
 		n, err := m.swap(ctx, p, shadow)
 		if err == nil {
 			report(n)
 			break
 		}
-		var pgErr *pgconn.PgError
-		if attempt < swapAttempts && errors.As(err, &pgErr) && pgErr.Code == "55P03" && ctx.Err() == nil {
-			m.cfg.logger.Warn("rebuild swap waited too long for readers; retrying", "projection", name, "attempt", attempt)
-			if !wait(ctx, time.Duration(attempt)*time.Second) {
-				return ctx.Err()
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("rebuild %s: %w", name, ctx.Err())
+		case errors.Is(err, errSwapCatchUp):
+			// Let the consumer's own path (which parks what must be
+			// parked) catch up, then try again.
+			c.forget()
+			if err := m.runToEnd(ctx, c, report); err != nil {
+				return fmt.Errorf("rebuild %s: %w", name, err)
+			}
+			continue
+		case isLockTimeout(err):
+			if attempt&(attempt-1) == 0 { // 1, 2, 4, 8, ...: visible, not noisy
+				m.cfg.logger.Info("rebuild swap is waiting for readers of the live tables", "projection", name, "attempt", attempt)
+			}
+			if !wait(ctx, retry.next()) {
+				return fmt.Errorf("rebuild %s: %w", name, ctx.Err())
 			}
 			continue
 		}
@@ -124,6 +134,50 @@ func (m *Manager) Rebuild(ctx context.Context, name string, progress func(done, 
 	swapped = true
 	progress(done, done)
 	return nil
+}
+
+// runToEnd steps c until nothing committed is left: batches in transactions
+// of their own, as the live runner does. Events an open transaction holds
+// back behind the horizon are waited for, so that a rebuild with no live
+// consumer running still ends complete; a transaction that never ends stalls
+// the progress until the operator interrupts. An event that fails as it would
+// every time is retried with a backoff until it is parked, as in the live
+// runner; any other failure ends the rebuild.
+func (m *Manager) runToEnd(ctx context.Context, c *consumer, report func(int)) error {
+	heldBack := newBackoff(time.Millisecond, maxHeldBackWait)
+	failing := newBackoff(100*time.Millisecond, 10*time.Second)
+	for {
+		res, err := c.step(ctx)
+		if err != nil {
+			// An operator is watching: report, rather than retry blindly.
+			return err
+		}
+		report(res.processed)
+		if res.pending != nil {
+			m.cfg.logger.Warn("rebuild: event failed; retrying before parking it", "projection", c.p.Name(), "err", res.pending)
+			if !wait(ctx, failing.next()) {
+				return ctx.Err()
+			}
+			continue
+		}
+		failing.reset()
+		if !res.more {
+			return nil
+		}
+		if res.processed > 0 {
+			heldBack.reset()
+			continue
+		}
+		if !wait(ctx, heldBack.next()) {
+			return ctx.Err()
+		}
+	}
+}
+
+// isLockTimeout reports PostgreSQL's lock_not_available, which lock_timeout raises.
+func isLockTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
 }
 
 // prepareShadow creates empty shadow tables and a shadow checkpoint at the
@@ -144,6 +198,9 @@ func (m *Manager) prepareShadow(ctx context.Context, p Projector, shadow TableNa
 		if err != nil {
 			return fmt.Errorf("reset shadow checkpoint: %w", err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM projection_parked_events WHERE projection = $1`, shadowName(p.Name())); err != nil {
+			return fmt.Errorf("drop leftover parked events: %w", err)
+		}
 		return nil
 	})
 }
@@ -158,13 +215,25 @@ func (m *Manager) dropShadow(ctx context.Context, p Projector, shadow TableNames
 				return err
 			}
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM projection_parked_events WHERE projection = $1`, shadowName(p.Name())); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `DELETE FROM projection_checkpoints WHERE name = $1`, shadowName(p.Name()))
 		return err
 	})
 }
 
-// swap catches the shadow tables up and puts them in place of the live ones
-// in one transaction, returning how many events the catch-up applied.
+// errSwapCatchUp reports that the swap's final catch-up could not apply an
+// event: the swap is abandoned and the rebuild's consumer deals with it.
+var errSwapCatchUp = errors.New("catch-up inside the swap failed")
+
+// swap is one attempt to catch the shadow tables up and put them in place of
+// the live ones in one transaction, returning how many events the catch-up
+// applied. It pauses the live consumer (by holding its checkpoint row) only
+// for its own short duration, applies what was appended since the rebuild's
+// last batch before it touches a live table, and then waits for each live
+// table's readers for at most swapTableLockTimeout, so that new readers
+// queue behind it only that long; the caller retries a timed-out attempt.
 func (m *Manager) swap(ctx context.Context, p Projector, shadow TableNames) (int, error) {
 	name := p.Name()
 	tx, err := m.store.Pool().Begin(ctx)
@@ -172,28 +241,48 @@ func (m *Manager) swap(ctx context.Context, p Projector, shadow TableNames) (int
 		return 0, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+swapLockTimeout+`'`); err != nil {
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+swapRowLockTimeout+`'`); err != nil {
 		return 0, err
 	}
-	// The live consumer locks this row first in every batch: holding it
-	// pauses the consumer after its batch in flight, and its next batch
-	// starts from the checkpoint this transaction leaves.
+	// Every writer of the live checkpoint locks this row first: holding it
+	// pauses the live consumer after its batch in flight, whose next batch
+	// then finds the checkpoint moved and reads on from there.
 	if _, err := lockCheckpoint(ctx, tx, name); err != nil {
+		return 0, err
+	}
+	pos, err := lockCheckpoint(ctx, tx, shadowName(name))
+	if err != nil {
 		return 0, err
 	}
 	caughtUp := 0
 	for {
-		res, err := applyBatch(ctx, tx, p, shadowName(name), shadow, m.cfg.batchSize)
+		recs, err := eventstore.ReadAllTx(ctx, tx, pos, m.cfg.batchSize)
 		if err != nil {
 			return 0, err
 		}
-		caughtUp += len(res.records)
-		if len(res.records) < m.cfg.batchSize {
+		if len(recs) == 0 {
+			break
+		}
+		if err := safeApply(ctx, tx, p, shadow, recs); err != nil {
+			if isTransient(ctx, tx, err) {
+				return 0, err
+			}
+			return 0, fmt.Errorf("%w: %w", errSwapCatchUp, err)
+		}
+		pos = recs[len(recs)-1].Position()
+		if err := saveCheckpoint(ctx, tx, shadowName(name), pos, len(recs)); err != nil {
+			return 0, err
+		}
+		caughtUp += len(recs)
+		if len(recs) < m.cfg.batchSize {
 			break
 		}
 	}
 	var liveSchema string
 	if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&liveSchema); err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+swapTableLockTimeout+`'`); err != nil {
 		return 0, err
 	}
 	live := LiveTables(p)
@@ -217,6 +306,14 @@ func (m *Manager) swap(ctx context.Context, p Projector, shadow TableNames) (int
 	}
 	if tag.RowsAffected() != 1 {
 		return 0, fmt.Errorf("move checkpoint: %d rows", tag.RowsAffected())
+	}
+	// The new tables lack exactly the events the rebuild parked: those
+	// become the live projection's parked events, replacing the old ones.
+	if _, err := tx.Exec(ctx, `DELETE FROM projection_parked_events WHERE projection = $1`, name); err != nil {
+		return 0, fmt.Errorf("drop parked events of the old tables: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE projection_parked_events SET projection = $1 WHERE projection = $2`, name, shadowName(name)); err != nil {
+		return 0, fmt.Errorf("move parked events: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM projection_checkpoints WHERE name = $1`, shadowName(name)); err != nil {
 		return 0, fmt.Errorf("drop shadow checkpoint: %w", err)

@@ -6,8 +6,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dashtam/dashtam/eventstore"
@@ -197,5 +199,81 @@ func TestRebuildWithoutLiveConsumer(t *testing.T) {
 	checkModel(t, store.Pool(), streamsModel, streamsTruth)
 	if err := m.Rebuild(context.Background(), "nope", nil); !errors.Is(err, projections.ErrUnknownProjector) {
 		t.Fatalf("rebuild of an unknown projector: %v", err)
+	}
+}
+
+// TestSwapDoesNotQueueReadersBehindALongReader holds the live streams table
+// open in a reader's transaction for as long as the test likes, and checks
+// that while the rebuild's swap keeps trying to replace it, new readers are
+// served without waiting for that reader to end: each gives up after a
+// statement_timeout far shorter than the old reader's life, and none may.
+func TestSwapDoesNotQueueReadersBehindALongReader(t *testing.T) {
+	t.Parallel()
+	store := mustStore(t)
+	pool := store.Pool()
+	for range 20 {
+		mustAppend(t, store, newStream(), 0, 3)
+	}
+	m, err := projections.NewManager(store, projections.All(), opts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	longReader, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer longReader.Rollback(ctx)
+	var oid uint32
+	if err := longReader.QueryRow(ctx, `SELECT 'streams'::regclass::oid FROM (SELECT count(*) FROM streams) s`).Scan(&oid); err != nil {
+		t.Fatal(err)
+	}
+
+	rebuilt := make(chan error, 1)
+	go func() { rebuilt <- m.Rebuild(ctx, "streams", nil) }()
+
+	swapWaiting := func() bool {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks
+			WHERE relation = $1 AND mode = 'AccessExclusiveLock' AND NOT granted`, oid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	for i := range 3 {
+		// Issue a new reader while the swap's lock request is queued: it
+		// may queue behind the request, but never behind the long reader.
+		eventually(t, "the swap waiting for the long reader's lock", swapWaiting)
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = '3s'`); err != nil {
+				return err
+			}
+			var n int
+			return tx.QueryRow(ctx, `SELECT count(*) FROM streams`).Scan(&n)
+		})
+		if err != nil {
+			t.Fatalf("reader %d while the swap tried: %v", i, err)
+		}
+		select {
+		case err := <-rebuilt:
+			t.Fatalf("the rebuild finished while the long reader held the live table: %v", err)
+		default:
+		}
+	}
+
+	if err := longReader.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-rebuilt; err != nil {
+		t.Fatal(err)
+	}
+	checkModel(t, pool, streamsModel, streamsTruth)
+	var rebuiltAt *time.Time
+	if err := pool.QueryRow(ctx, `SELECT rebuilt_at FROM projection_checkpoints WHERE name = 'streams'`).Scan(&rebuiltAt); err != nil || rebuiltAt == nil {
+		t.Fatalf("rebuilt_at %v, %v", rebuiltAt, err)
 	}
 }

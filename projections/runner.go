@@ -24,6 +24,7 @@ type Runner struct {
 	cfg      config
 	metrics  *metrics
 	active   atomic.Bool
+	consumer *consumer
 }
 
 // NewRunner returns a runner of p over the store's database, woken by the
@@ -39,7 +40,8 @@ func NewRunner(store *eventstore.Store, p Projector, opts ...Option) (*Runner, e
 }
 
 func newRunner(store *eventstore.Store, p Projector, cfg config, m *metrics) *Runner {
-	return &Runner{pool: store.Pool(), appended: store.Appended(), p: p, cfg: cfg, metrics: m}
+	return &Runner{pool: store.Pool(), appended: store.Appended(), p: p, cfg: cfg, metrics: m,
+		consumer: newConsumer(store.Pool(), p, p.Name(), LiveTables(p), cfg, m)}
 }
 
 // Name returns the projector's name.
@@ -100,6 +102,9 @@ func (r *Runner) session(ctx context.Context) (wasActive bool, err error) {
 	if err := ensureOne(ctx, r.pool, r.p); err != nil {
 		return false, err
 	}
+	// Another consumer ran while this one stood by, and ensureOne may have
+	// reset the checkpoint: start from the row, not from memory.
+	r.consumer.forget()
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
 		return false, fmt.Errorf("listen for appends: %w", err)
 	}
@@ -154,7 +159,7 @@ func (r *Runner) consume(ctx context.Context, notified <-chan struct{}) error {
 		// Taken before the batch so that an append committing while the
 		// batch runs still wakes the wait below.
 		appended := r.appended.C()
-		res, err := r.step(ctx)
+		res, err := r.consumer.step(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -166,8 +171,18 @@ func (r *Runner) consume(ctx context.Context, notified <-chan struct{}) error {
 			}
 			continue
 		}
+		if res.pending != nil {
+			// An event failed as it would every time; it is parked after
+			// a few more attempts, spaced out like any failure.
+			r.metrics.failed(r.p.Name())
+			r.cfg.logger.Warn("projection event failed; retrying before parking it", "projection", r.p.Name(), "err", res.pending)
+			if !wait(ctx, failing.next()) {
+				return ctx.Err()
+			}
+			continue
+		}
 		failing.reset()
-		n := len(res.records)
+		n := res.processed
 		switch {
 		case n > 0 && res.more:
 			heldBack.reset()
@@ -196,36 +211,6 @@ func (r *Runner) consume(ctx context.Context, notified <-chan struct{}) error {
 		case <-poll.C:
 		}
 	}
-}
-
-// step applies one batch to the live tables in its own transaction.
-func (r *Runner) step(ctx context.Context) (batchResult, error) {
-	return runStep(ctx, r.pool, r.p, r.p.Name(), LiveTables(r.p), r.cfg, r.metrics)
-}
-
-// runStep is one batch transaction on the given checkpoint and tables, used
-// by live runners and by rebuilds alike.
-func runStep(ctx context.Context, pool *pgxpool.Pool, p Projector, checkpoint string, t TableNames, cfg config, m *metrics) (batchResult, error) {
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		return batchResult{}, fmt.Errorf("begin batch of %s: %w", checkpoint, err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	res, err := applyBatch(ctx, tx, p, checkpoint, t, cfg.batchSize)
-	if err != nil {
-		return batchResult{}, err
-	}
-	if len(res.records) == 0 {
-		return res, nil
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return batchResult{}, fmt.Errorf("commit batch of %s: %w", checkpoint, err)
-	}
-	m.applied(p.Name(), len(res.records))
-	if cfg.afterCommit != nil {
-		cfg.afterCommit(checkpoint, res.records)
-	}
-	return res, nil
 }
 
 // wait blocks for d or until ctx is done, reporting whether d passed.

@@ -79,6 +79,9 @@ func ensureOne(ctx context.Context, pool *pgxpool.Pool, p Projector) error {
 		if err != nil {
 			return fmt.Errorf("reset checkpoint of %s: %w", p.Name(), err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM projection_parked_events WHERE projection = $1`, p.Name()); err != nil {
+			return fmt.Errorf("reset parked events of %s: %w", p.Name(), err)
+		}
 		return nil
 	})
 }

@@ -31,6 +31,12 @@ type Status struct {
 	// SchemaStale reports live tables created from different DDL than this
 	// binary's projector declares: they need a rebuild.
 	SchemaStale bool
+	// Parked counts the events the projector parked because it could not
+	// apply them; its read model lacks them until they are retried.
+	Parked int64
+	// LastParkedError is the error of the most recently parked or retried
+	// event, "" when none is parked.
+	LastParkedError string
 }
 
 // maxBehindCount caps the count behind Status.Behind so that a status call on
@@ -60,7 +66,10 @@ SELECT c.name, c.txid, c.pos, c.applied, c.schema_hash, c.updated_at, c.rebuilt_
        EXISTS (SELECT 1 FROM pg_locks l
            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-             AND l.classid = $4::int::oid AND l.objid = c.key::oid)
+             AND l.classid = $4::int::oid AND l.objid = c.key::oid),
+       (SELECT count(*) FROM projection_parked_events p WHERE p.projection = c.name),
+       coalesce((SELECT p.error FROM projection_parked_events p WHERE p.projection = c.name
+           ORDER BY p.last_attempt_at DESC, p.global_position DESC LIMIT 1), '')
   FROM c
  ORDER BY c.ord`
 
@@ -96,7 +105,7 @@ func (m *Manager) StatusWithin(ctx context.Context, maxBehind int64) ([]Status, 
 			checkpointPosition int64
 		)
 		if err := rows.Scan(&s.Name, &txid, &checkpointPosition, &s.EventsApplied, &hash, &s.UpdatedAt, &s.RebuiltAt,
-			&ageSecs, &s.Behind, &lagSecs, &s.ConsumerPresent); err != nil {
+			&ageSecs, &s.Behind, &lagSecs, &s.ConsumerPresent, &s.Parked, &s.LastParkedError); err != nil {
 			return nil, fmt.Errorf("read projection status: %w", err)
 		}
 		s.Position = eventstore.Position{TransactionID: txid, GlobalPosition: checkpointPosition}

@@ -24,6 +24,9 @@ type ProjectionLag struct {
 	Events int64
 	// CheckpointAge is how long ago the projector's checkpoint last moved.
 	CheckpointAge time.Duration
+	// Parked is how many events the projector parked because it could not
+	// apply them: its read model lacks them until an operator retries.
+	Parked int64
 }
 
 // readyCheckTimeout bounds a readiness probe, because an orchestrator's
@@ -36,12 +39,19 @@ type readinessPolicy struct {
 	maxAge    time.Duration
 }
 
-// checkReadiness runs every readiness check and reports whether all passed. Causes
-// are logged, not returned: /ready is public and errors may name hosts.
-func (s *Server) checkReadiness(ctx context.Context) ([]api.ReadinessCheck, bool) {
+// checkReadiness runs every readiness check and reports whether all passed
+// and whether any warned. Causes are logged, not returned: /ready is public
+// and errors may name hosts.
+//
+// Parked events only warn: the read model lacks a few events, but the parked
+// rows live in the database every instance shares, so failing the check
+// would take every instance out of rotation at once and turn a gap into an
+// outage. The instance stays ready, reports itself degraded, and the
+// dashtam_projection_parked_events gauge is what alerts.
+func (s *Server) checkReadiness(ctx context.Context) (checks []api.ReadinessCheck, ok, degraded bool) {
 	ctx, cancel := context.WithTimeout(ctx, readyCheckTimeout)
 	defer cancel()
-	ok := true
+	ok = true
 	fail := func(name, detail string, err error) api.ReadinessCheck {
 		ok = false
 		if err != nil {
@@ -50,7 +60,6 @@ func (s *Server) checkReadiness(ctx context.Context) ([]api.ReadinessCheck, bool
 		return api.ReadinessCheck{Name: name, Status: api.ReadinessCheckStatusFail, Detail: &detail}
 	}
 
-	var checks []api.ReadinessCheck
 	if err := s.readiness.CheckDatabase(ctx); err != nil {
 		checks = append(checks, fail("database", "database unreachable", err))
 	} else {
@@ -59,19 +68,25 @@ func (s *Server) checkReadiness(ctx context.Context) ([]api.ReadinessCheck, bool
 
 	lags, err := s.readiness.ProjectionLags(ctx)
 	if err != nil {
-		return append(checks, fail("projections", "projection checkpoints unreadable", err)), false
+		return append(checks, fail("projections", "projection checkpoints unreadable", err)), false, false
 	}
 	for _, l := range lags {
 		c := api.ReadinessCheck{Name: "projection:" + l.Name, Status: api.ReadinessCheckStatusOk}
 		events, age := l.Events, l.CheckpointAge.Seconds()
 		c.LagEvents, c.CheckpointAgeSeconds = &events, &age
+		if l.Parked > 0 {
+			parked := l.Parked
+			detail := fmt.Sprintf("%d events parked; see `dashtam projections parked %s`", parked, l.Name)
+			c.Status, c.Detail, c.ParkedEvents = api.ReadinessCheckStatusWarn, &detail, &parked
+			degraded = true
+		}
 		if detail := s.readyPolicy.violation(l); detail != "" {
 			lagging := fail(c.Name, detail, nil)
 			c.Status, c.Detail = lagging.Status, lagging.Detail
 		}
 		checks = append(checks, c)
 	}
-	return checks, ok
+	return checks, ok, degraded
 }
 
 // violation explains why l makes the server unready, or returns "". An idle

@@ -128,10 +128,11 @@ type field struct {
 }
 
 type check struct {
-	Name      string `json:"name"`
-	Status    string `json:"status"`
-	Detail    string `json:"detail"`
-	LagEvents *int64 `json:"lag_events"`
+	Name         string `json:"name"`
+	Status       string `json:"status"`
+	Detail       string `json:"detail"`
+	LagEvents    *int64 `json:"lag_events"`
+	ParkedEvents *int64 `json:"parked_events"`
 }
 
 // MustProblem asserts r is a problem+json response with status and a trace

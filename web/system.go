@@ -23,8 +23,11 @@ func (h *strictAPI) GetHealth(context.Context, api.GetHealthRequestObject) (api.
 // GetReady answers readiness with the outcome of every check, so an
 // operator sees which dependency holds the instance out of rotation.
 func (h *strictAPI) GetReady(ctx context.Context, _ api.GetReadyRequestObject) (api.GetReadyResponseObject, error) {
-	checks, ok := h.s.checkReadiness(ctx)
-	if ok {
+	checks, ok, degraded := h.s.checkReadiness(ctx)
+	switch {
+	case ok && degraded:
+		return api.GetReady200JSONResponse{Status: api.ReadinessStatusDegraded, Checks: checks}, nil
+	case ok:
 		return api.GetReady200JSONResponse{Status: api.ReadinessStatusReady, Checks: checks}, nil
 	}
 	code, detail := string(CodeUnavailable), "a dependency is not ready; see checks"

@@ -43,6 +43,7 @@ func TestReady(t *testing.T) {
 		readiness  *fakeReadiness
 		wantStatus int
 		failing    string
+		warning    string // a check that warns, leaving the server ready but degraded
 	}{
 		"all ok": {
 			readiness:  &fakeReadiness{lags: []web.ProjectionLag{{Name: "accounts", Events: 3, CheckpointAge: time.Second}}},
@@ -67,6 +68,17 @@ func TestReady(t *testing.T) {
 			wantStatus: http.StatusServiceUnavailable,
 			failing:    "projection:accounts",
 		},
+		// Parked events are shared by every instance: degraded, not unready.
+		"projector with parked events": {
+			readiness:  &fakeReadiness{lags: []web.ProjectionLag{{Name: "accounts", Parked: 2}, {Name: "streams"}}},
+			wantStatus: http.StatusOK,
+			warning:    "projection:accounts",
+		},
+		"parked and too far behind": {
+			readiness:  &fakeReadiness{lags: []web.ProjectionLag{{Name: "accounts", Events: 11, Parked: 2}}},
+			wantStatus: http.StatusServiceUnavailable,
+			failing:    "projection:accounts",
+		},
 		"checkpoints unreadable": {
 			readiness:  &fakeReadiness{lagErr: errors.New("relation does not exist")},
 			wantStatus: http.StatusServiceUnavailable,
@@ -85,7 +97,11 @@ func TestReady(t *testing.T) {
 					Checks []check `json:"checks"`
 				}
 				require.NoError(t, json.Unmarshal(r.Body, &body))
-				assert.Equal(t, "ready", body.Status)
+				wantBody := "ready"
+				if tt.warning != "" {
+					wantBody = "degraded"
+				}
+				assert.Equal(t, wantBody, body.Status)
 				checks = body.Checks
 			} else {
 				p := MustProblem(t, r, http.StatusServiceUnavailable, "/ready")
@@ -97,8 +113,14 @@ func TestReady(t *testing.T) {
 			assert.Equal(t, "database", checks[0].Name)
 			for _, c := range checks {
 				want := "ok"
-				if c.Name == tt.failing {
+				switch c.Name {
+				case tt.failing:
 					want = "fail"
+				case tt.warning:
+					want = "warn"
+					require.NotNil(t, c.ParkedEvents)
+					assert.EqualValues(t, 2, *c.ParkedEvents)
+					assert.Contains(t, c.Detail, "2 events parked")
 				}
 				assert.Equal(t, want, c.Status, "check %s", c.Name)
 			}

@@ -266,9 +266,17 @@ func runAuditReplay(ctx context.Context, store *eventstore.Store, filter eventst
 	}
 	buf := bufio.NewWriterSize(stdout, 64<<10)
 	w := newWriter(buf)
+	var malformed int64
 	err := w.header()
 	if err == nil {
 		err = store.Query(ctx, filter, func(r eventstore.Record) error {
+			if r.MetadataErr != nil {
+				// The row is printed as stored; the operator is told on
+				// stderr, which a redirected stdout does not swallow.
+				malformed++
+				fmt.Fprintf(stderr, "warning: %s (printed as stored; `dashtam audit verify` reports every such event)\n",
+					auditPrintable(r.MetadataErr.Error()))
+			}
 			if err := w.write(r); err != nil {
 				return fmt.Errorf("write output: %w", err)
 			}
@@ -277,6 +285,9 @@ func runAuditReplay(ctx context.Context, store *eventstore.Store, filter eventst
 		})
 	}
 	_ = bar.Finish()
+	if malformed > 0 {
+		fmt.Fprintf(stderr, "warning: %s with malformed metadata in the output\n", plural(malformed, "event"))
+	}
 	// Flush what was written even after a failure: every row out is a true
 	// row, and the exit status tells the reader the replay is incomplete.
 	if ferr := w.flush(); err == nil && ferr != nil {
@@ -325,8 +336,11 @@ type replayEvent struct {
 	SchemaVersion  int             `json:"schema_version"`
 	OwnerID        *uuid.UUID      `json:"owner_id"`
 	Metadata       json.RawMessage `json:"metadata"`
-	Payload        json.RawMessage `json:"payload"`
-	Hash           string          `json:"hash"`
+	// MetadataError says why metadata does not decode, for the rare row
+	// written past the store's checks; absent otherwise.
+	MetadataError string          `json:"metadata_error,omitempty"`
+	Payload       json.RawMessage `json:"payload"`
+	Hash          string          `json:"hash"`
 }
 
 type jsonlWriter struct{ enc *json.Encoder }
@@ -346,6 +360,10 @@ func (j jsonlWriter) write(r eventstore.Record) error {
 	if r.OwnerID != uuid.Nil {
 		owner = &r.OwnerID
 	}
+	var metadataErr string
+	if r.MetadataErr != nil {
+		metadataErr = r.MetadataErr.Error()
+	}
 	return j.enc.Encode(replayEvent{
 		GlobalPosition: r.GlobalPosition,
 		RecordedAt:     r.RecordedAt.UTC().Format(timeLayout),
@@ -357,6 +375,7 @@ func (j jsonlWriter) write(r eventstore.Record) error {
 		SchemaVersion:  r.SchemaVersion,
 		OwnerID:        owner,
 		Metadata:       r.RawMetadata,
+		MetadataError:  metadataErr,
 		Payload:        r.Payload,
 		Hash:           hex.EncodeToString(r.Hash),
 	})
@@ -413,8 +432,12 @@ func (t tableWriter) header() error {
 }
 
 func (t tableWriter) write(r eventstore.Record) error {
+	actor := auditPrintable(r.Metadata.Actor)
+	if r.MetadataErr != nil {
+		actor = "(malformed metadata)"
+	}
 	_, err := fmt.Fprintf(t.w, tableRow, r.GlobalPosition, r.RecordedAt.UTC().Format(timeLayout),
-		r.Stream.String(), r.Version, auditPrintable(r.EventType), auditPrintable(r.Metadata.Actor))
+		r.Stream.String(), r.Version, auditPrintable(r.EventType), actor)
 	return err
 }
 
@@ -446,7 +469,11 @@ before the stream's last event. Removing a stream's newest events, or a whole
 stream, leaves no gap in a chain; verify therefore also compares every
 stream's head with the version the streams read model recorded, and reports a
 log that ends earlier. (A read model rebuilt after such a removal cannot see
-it.)`,
+it.)
+
+An event whose metadata no reader can decode (written past the store's
+checks, e.g. {"actor": 5}) is listed as MALFORMED with its stream and version;
+verification goes on, and the command exits 1.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			store, closeStore, err := openStore(cmd.Context(), opts)
@@ -479,6 +506,17 @@ func runAuditVerify(ctx context.Context, store *eventstore.Store, stdout, stderr
 	if err != nil {
 		return err
 	}
+	for _, m := range rep.Malformed {
+		reason := m.Err
+		if cause := errors.Unwrap(reason); cause != nil {
+			reason = cause // the wrapper repeats the event, stream and version
+		}
+		fmt.Fprintf(stdout, "MALFORMED: stream %s, version %d, event %s: metadata does not decode: %s\n",
+			m.Stream, m.Version, m.EventID, auditPrintable(reason.Error()))
+	}
+	if more := rep.MalformedCount - int64(len(rep.Malformed)); more > 0 {
+		fmt.Fprintf(stdout, "MALFORMED: %s more with metadata that does not decode\n", plural(more, "event"))
+	}
 	if brk != nil {
 		fmt.Fprintf(stdout, "BROKEN: stream %s, version %d, event %s: %s\n", brk.Stream, brk.Version, brk.EventID, brk.Reason)
 		fmt.Fprintf(stdout, "verified %d events before the break\n", rep.Events)
@@ -496,9 +534,18 @@ func runAuditVerify(ctx context.Context, store *eventstore.Store, stdout, stderr
 	if !checked {
 		heads = "stream heads not checked: the streams read model does not exist yet"
 	}
-	_, err = fmt.Fprintf(stdout, "verified %s in %s: all chains intact; %s\n",
-		plural(rep.Events, "event"), plural(rep.Streams, "stream"), heads)
-	return err
+	if _, err := fmt.Fprintf(stdout, "verified %s in %s: all chains intact; %s\n",
+		plural(rep.Events, "event"), plural(rep.Streams, "stream"), heads); err != nil {
+		return err
+	}
+	if rep.MalformedCount > 0 {
+		// Intact chains prove the rows are as written; the rows themselves
+		// were written past the store's checks, and no reader can decode them.
+		first := rep.Malformed[0]
+		return fmt.Errorf("audit verify: %s with malformed metadata, the first at stream %s version %d",
+			plural(rep.MalformedCount, "event"), first.Stream, first.Version)
+	}
+	return nil
 }
 
 // plural renders a count with its noun, "1 stream" or "3 streams".

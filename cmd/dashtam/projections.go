@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,13 +19,14 @@ func init() { subcommands = append(subcommands, newProjectionsCommand) }
 func newProjectionsCommand(opts *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "projections",
-		Short: "List, inspect and rebuild the read models",
+		Short: "List, inspect, rebuild and repair the read models",
 		// A group command, like audit: a missing or unknown subcommand is a
 		// usage error (exit 2), not help and exit 0.
 		Args: cobra.ArbitraryArgs,
 		RunE: requireSubcommand,
 	}
-	cmd.AddCommand(newProjectionsListCommand(), newProjectionsStatusCommand(opts), newProjectionsRebuildCommand(opts))
+	cmd.AddCommand(newProjectionsListCommand(), newProjectionsStatusCommand(opts), newProjectionsRebuildCommand(opts),
+		newProjectionsParkedCommand(opts), newProjectionsRetryCommand(opts))
 	return cmd
 }
 
@@ -53,7 +55,9 @@ BEHIND counts committed events not applied yet, LAG is the age of the oldest
 of them, CHECKPOINT AGE the time since the checkpoint last moved (it grows
 while the log is quiet). CONSUMER says whether some process holds the
 projection's consumer lock; SCHEMA "stale" means this binary's projector
-declares different tables than the live ones: rebuild it.`,
+declares different tables than the live ones: rebuild it. PARKED counts the
+events the projector could not apply and moved past; the last error of each
+such projection follows the table (see 'projections parked NAME').`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, closeStore, err := openProjections(cmd.Context(), opts)
@@ -72,7 +76,7 @@ declares different tables than the live ones: rebuild it.`,
 
 func writeProjectionStatus(w io.Writer, st []projections.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPOSITION\tAPPLIED\tBEHIND\tLAG\tCHECKPOINT AGE\tCONSUMER\tREBUILT\tSCHEMA")
+	fmt.Fprintln(tw, "NAME\tPOSITION\tAPPLIED\tBEHIND\tLAG\tCHECKPOINT AGE\tCONSUMER\tREBUILT\tSCHEMA\tPARKED")
 	for _, s := range st {
 		consumer, schema, rebuilt := "none", "current", "-"
 		if s.ConsumerPresent {
@@ -84,10 +88,133 @@ func writeProjectionStatus(w io.Writer, st []projections.Status) error {
 		if s.RebuiltAt != nil {
 			rebuilt = s.RebuiltAt.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Position.GlobalPosition, s.EventsApplied,
-			s.Behind, s.Lag.Round(time.Millisecond), s.CheckpointAge.Round(time.Second), consumer, rebuilt, schema)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\n", s.Name, s.Position.GlobalPosition, s.EventsApplied,
+			s.Behind, s.Lag.Round(time.Millisecond), s.CheckpointAge.Round(time.Second), consumer, rebuilt, schema, s.Parked)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range st {
+		if s.Parked > 0 {
+			if _, err := fmt.Fprintf(w, "\n%s: %s parked; last error: %s\n  list them: dashtam projections parked %s\n",
+				s.Name, plural(s.Parked, "event"), auditPrintable(s.LastParkedError), s.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// projectorArg checks the one projector name parked and retry take before
+// anything connects, so that a typo is a usage error (exit 2).
+func projectorArg(cmd *cobra.Command, args []string) (string, error) {
+	var every []string
+	for _, p := range projections.All() {
+		every = append(every, p.Name())
+	}
+	switch {
+	case len(args) == 0:
+		return "", usagef(cmd, "name the projector (%s)", strings.Join(every, ", "))
+	case len(args) > 1:
+		return "", usagef(cmd, "unexpected argument %q: one projector at a time", args[1])
+	case !slices.Contains(every, args[0]):
+		return "", usagef(cmd, "unknown projector %q (known: %s)", args[0], strings.Join(every, ", "))
+	}
+	return args[0], nil
+}
+
+func newProjectionsParkedCommand(opts *globalOptions) *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "parked NAME",
+		Short: "List the events a projector parked because it could not apply them",
+		Long: `List, in log order, the events the projector could not decode, upcast or
+apply after several attempts and moved past: its read model lacks them. Fix
+the cause (usually a release of the projector), then 'projections retry NAME'
+re-applies them; a rebuild replaces them with whatever it parks itself.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := projectorArg(cmd, args)
+			if err != nil {
+				return err
+			}
+			if limit <= 0 {
+				return usagef(cmd, "--limit %d: want a positive number", limit)
+			}
+			m, closeStore, err := openProjections(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			parked, err := m.Parked(cmd.Context(), name, limit)
+			if err != nil {
+				return err
+			}
+			return writeParked(cmd.OutOrStdout(), name, parked, limit)
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 1000, "show at most `N` events")
+	return cmd
+}
+
+func writeParked(w io.Writer, name string, parked []projections.ParkedEvent, limit int) error {
+	if len(parked) == 0 {
+		_, err := fmt.Fprintf(w, "%s has no parked events\n", name)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POSITION\tSTREAM\tVERSION\tEVENT TYPE\tEVENT ID\tATTEMPTS\tPARKED AT\tERROR")
+	for _, p := range parked {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", p.Position.GlobalPosition, p.Stream, p.Version,
+			auditPrintable(p.EventType), p.EventID, p.Attempts, p.ParkedAt.UTC().Format(time.RFC3339), auditPrintable(p.Error))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(parked) == limit {
+		_, err := fmt.Fprintf(w, "(first %d shown; --limit shows more)\n", limit)
+		return err
+	}
+	return nil
+}
+
+func newProjectionsRetryCommand(opts *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "retry NAME",
+		Short: "Apply a projector's parked events again, after a fix",
+		Long: `Apply the projector's parked events to its live tables again, one at a time in
+log order, while 'dashtam serve' keeps running. Events that apply are no
+longer parked; those that still fail stay parked with their new error, and
+the command then exits 1. A parked event arrives after the events that
+followed it in the log: for a projector whose rows depend on that order,
+rebuild instead.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := projectorArg(cmd, args)
+			if err != nil {
+				return err
+			}
+			m, closeStore, err := openProjections(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			defer closeStore()
+			res, err := m.Retry(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "retried %s: %d applied, %d still parked\n", name, res.Applied, res.Failed)
+			if res.Failed == 0 {
+				return nil
+			}
+			if err := writeParked(out, name, res.StillParked, 0); err != nil {
+				return err
+			}
+			if res.Failed > len(res.StillParked) {
+				fmt.Fprintf(out, "(first %d shown; 'projections parked %s' lists them all)\n", len(res.StillParked), name)
+			}
+			return fmt.Errorf("projections retry %s: %s still failing", name, plural(int64(res.Failed), "event"))
+		},
+	}
 }
 
 func newProjectionsRebuildCommand(opts *globalOptions) *cobra.Command {

@@ -305,7 +305,7 @@ func (r readiness) ProjectionLags(ctx context.Context) ([]web.ProjectionLag, err
 	}
 	out := make([]web.ProjectionLag, len(st))
 	for i, p := range st {
-		out[i] = web.ProjectionLag{Name: p.Name, Events: p.Behind, CheckpointAge: p.CheckpointAge}
+		out[i] = web.ProjectionLag{Name: p.Name, Events: p.Behind, CheckpointAge: p.CheckpointAge, Parked: p.Parked}
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -65,8 +66,24 @@ func TestServeEndToEnd(t *testing.T) {
 	assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
 	assert.Contains(t, string(body), `"trace_id"`)
 
-	resp, _ = get("/metrics")
+	resp, body = get("/metrics")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), `dashtam_projection_parked_events{projection="streams"} 0`)
+
+	// A parked event degrades readiness without failing it, and is counted.
+	pool, err := pgxpool.New(ctx, o.databaseURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `INSERT INTO projection_parked_events (projection, global_position, transaction_id,
+		event_id, stream_type, stream_id, version, event_type, error, attempts)
+		VALUES ('streams', 1, '1', gen_random_uuid(), 'user', gen_random_uuid(), 1, 'Poison', 'cannot decode', 3)`)
+	require.NoError(t, err)
+	resp, body = get("/ready")
+	assert.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	assert.Contains(t, string(body), `"status":"degraded"`)
+	assert.Contains(t, string(body), `"parked_events":1`)
+	_, body = get("/metrics")
+	assert.Contains(t, string(body), `dashtam_projection_parked_events{projection="streams"} 1`)
 
 	cancel()
 	require.NoError(t, <-done)

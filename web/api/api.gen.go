@@ -54,12 +54,15 @@ func (e ProviderAuthType) Valid() bool {
 
 // Defines values for ReadinessStatus.
 const (
-	ReadinessStatusReady ReadinessStatus = "ready"
+	ReadinessStatusDegraded ReadinessStatus = "degraded"
+	ReadinessStatusReady    ReadinessStatus = "ready"
 )
 
 // Valid indicates whether the value is a known member of the ReadinessStatus enum.
 func (e ReadinessStatus) Valid() bool {
 	switch e {
+	case ReadinessStatusDegraded:
+		return true
 	case ReadinessStatusReady:
 		return true
 	default:
@@ -71,6 +74,7 @@ func (e ReadinessStatus) Valid() bool {
 const (
 	ReadinessCheckStatusFail ReadinessCheckStatus = "fail"
 	ReadinessCheckStatusOk   ReadinessCheckStatus = "ok"
+	ReadinessCheckStatusWarn ReadinessCheckStatus = "warn"
 )
 
 // Valid indicates whether the value is a known member of the ReadinessCheckStatus enum.
@@ -79,6 +83,8 @@ func (e ReadinessCheckStatus) Valid() bool {
 	case ReadinessCheckStatusFail:
 		return true
 	case ReadinessCheckStatusOk:
+		return true
+	case ReadinessCheckStatusWarn:
 		return true
 	default:
 		return false
@@ -274,10 +280,12 @@ type ProviderList struct {
 // Readiness defines model for Readiness.
 type Readiness struct {
 	Checks []ReadinessCheck `json:"checks"`
-	Status ReadinessStatus  `json:"status"`
+
+	// Status `degraded` when a check warns: serving, with a read model missing parked events.
+	Status ReadinessStatus `json:"status"`
 }
 
-// ReadinessStatus defines model for Readiness.Status.
+// ReadinessStatus `degraded` when a check warns: serving, with a read model missing parked events.
 type ReadinessStatus string
 
 // ReadinessCheck defines model for ReadinessCheck.
@@ -285,7 +293,7 @@ type ReadinessCheck struct {
 	// CheckpointAgeSeconds Seconds since the projector's checkpoint last moved.
 	CheckpointAgeSeconds *float64 `json:"checkpoint_age_seconds,omitempty"`
 
-	// Detail Why the check failed.
+	// Detail Why the check failed or warns.
 	Detail *string `json:"detail,omitempty"`
 
 	// LagEvents Events the projector is behind the log.
@@ -294,11 +302,16 @@ type ReadinessCheck struct {
 	// Name `database`, or `projection:<name>` for each projector.
 	//
 	// Example: database
-	Name   string               `json:"name"`
+	Name string `json:"name"`
+
+	// ParkedEvents Events the projector parked because it could not apply them.
+	ParkedEvents *int64 `json:"parked_events,omitempty"`
+
+	// Status `warn` leaves the instance ready but degraded.
 	Status ReadinessCheckStatus `json:"status"`
 }
 
-// ReadinessCheckStatus defines model for ReadinessCheck.Status.
+// ReadinessCheckStatus `warn` leaves the instance ready but degraded.
 type ReadinessCheckStatus string
 
 // ReadinessProblem defines model for ReadinessProblem.

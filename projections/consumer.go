@@ -1,0 +1,148 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dashtam/dashtam/eventstore"
+)
+
+// consumer feeds one projector's tables from the log under one checkpoint: a
+// live runner's, or a rebuild's shadow. It is the one path from the log to a
+// read model.
+//
+// A step reads the next events with plain statements outside any transaction
+// (a read takes no transaction id and holds no snapshot past its statement),
+// then writes in one short transaction that locks the checkpoint row,
+// re-checks that the checkpoint is still where the read started, applies the
+// events and moves the checkpoint. An idle poll therefore costs two reads
+// and no transaction id; a busy one holds its transaction id only while it
+// writes. The re-check under the row lock keeps delivery exactly-once: a
+// second consumer that slipped past the advisory lock, or a rebuild's swap,
+// moved the checkpoint, and this step starts over from where it now is.
+type consumer struct {
+	pool       *pgxpool.Pool
+	p          Projector
+	checkpoint string
+	tables     TableNames
+	cfg        config
+	metrics    *metrics // nil for rebuilds: they do not feed the live gauges
+
+	// pos is the checkpoint as this consumer last read or wrote it; it is
+	// trusted only as a starting point for reads, never for writes.
+	pos   eventstore.Position
+	known bool
+	// failures counts, by global position, the deterministic failures of
+	// events not parked yet: an event is parked only after parkAfter of them.
+	failures map[int64]int
+}
+
+func newConsumer(pool *pgxpool.Pool, p Projector, checkpoint string, t TableNames, cfg config, m *metrics) *consumer {
+	return &consumer{pool: pool, p: p, checkpoint: checkpoint, tables: t, cfg: cfg, metrics: m, failures: map[int64]int{}}
+}
+
+// forget makes the next step read the checkpoint again, after anything that
+// may have moved it behind this consumer's back.
+func (c *consumer) forget() { c.known = false }
+
+// batchResult says what one step did and whether more is known to be waiting.
+type batchResult struct {
+	// applied are the events applied and committed, in commit order.
+	applied []eventstore.Record
+	// parked are the events parked in the same transaction.
+	parked []ParkedEvent
+	// processed counts the events the checkpoint moved past: applied or parked.
+	processed int
+	// pending is the deterministic failure of an event that has not failed
+	// often enough to be parked: the caller waits and steps again.
+	pending error
+	// more is true when the read was full, when committed events exist after
+	// it that the xid horizon still holds back, or when the checkpoint moved
+	// under the step and it must read again.
+	more bool
+}
+
+// step reads and applies one batch.
+func (c *consumer) step(ctx context.Context) (batchResult, error) {
+	if !c.known {
+		pos, err := readCheckpoint(ctx, c.pool, c.checkpoint)
+		if err != nil {
+			return batchResult{}, err
+		}
+		c.pos, c.known = pos, true
+	}
+	limit := c.cfg.batchSize
+	recs, err := eventstore.ReadAllTx(ctx, c.pool, c.pos, limit)
+	if err != nil {
+		return batchResult{}, fmt.Errorf("read batch of %s: %w", c.checkpoint, err)
+	}
+	res := batchResult{more: len(recs) == limit}
+	if !res.more {
+		last := c.pos
+		if len(recs) > 0 {
+			last = recs[len(recs)-1].Position()
+		}
+		if err := c.pool.QueryRow(ctx, existsAfterSQL, last.TransactionID, last.GlobalPosition).Scan(&res.more); err != nil {
+			return batchResult{}, fmt.Errorf("look past the horizon for %s: %w", c.checkpoint, err)
+		}
+	}
+	if len(recs) == 0 {
+		return res, nil
+	}
+	out, err := c.write(ctx, recs)
+	if err != nil {
+		c.forget()
+		return batchResult{}, err
+	}
+	out.more = out.more || res.more
+	if len(out.applied) > 0 {
+		c.metrics.applied(c.p.Name(), len(out.applied))
+		if c.cfg.afterCommit != nil {
+			c.cfg.afterCommit(c.checkpoint, out.applied)
+		}
+	}
+	return out, nil
+}
+
+// write applies recs, read after c.pos, in one short transaction. When the
+// batch fails deterministically it is rolled back and isolate finds the
+// event at fault; the fast path takes no savepoint, so a healthy batch costs
+// what it did before parking existed.
+func (c *consumer) write(ctx context.Context, recs []eventstore.Record) (batchResult, error) {
+	tx, err := c.pool.Begin(ctx)
+	if err != nil {
+		return batchResult{}, fmt.Errorf("begin batch of %s: %w", c.checkpoint, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	pos, err := lockCheckpoint(ctx, tx, c.checkpoint)
+	if err != nil {
+		return batchResult{}, err
+	}
+	if pos != c.pos {
+		// Someone else applied these events: read again from where they left off.
+		c.pos = pos
+		return batchResult{more: true}, nil
+	}
+	applyErr := safeApply(ctx, tx, c.p, c.tables, recs)
+	if applyErr == nil {
+		last := recs[len(recs)-1].Position()
+		if err := saveCheckpoint(ctx, tx, c.checkpoint, last, len(recs)); err != nil {
+			return batchResult{}, err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return batchResult{}, fmt.Errorf("commit batch of %s: %w", c.checkpoint, err)
+		}
+		c.pos = last
+		clear(c.failures)
+		return batchResult{applied: recs, processed: len(recs)}, nil
+	}
+	if isTransient(ctx, tx, applyErr) {
+		return batchResult{}, fmt.Errorf("apply %d events to %s at %v: %w", len(recs), c.checkpoint, recs[0].Position(), applyErr)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		return batchResult{}, fmt.Errorf("roll back batch of %s: %w", c.checkpoint, err)
+	}
+	return c.isolate(ctx, recs)
+}
