@@ -9,6 +9,8 @@ import (
 	"github.com/swaggest/swgui"
 	"github.com/swaggest/swgui/v5/static"
 	"github.com/swaggest/swgui/v5emb"
+
+	"github.com/dashtam/dashtam/adapters/ratelimit"
 )
 
 // Documentation routes; the pages fetch the spec from specPath and every
@@ -44,8 +46,16 @@ const redocPage = `<!DOCTYPE html>
 </html>
 `
 
+// docsRateLimits declares the per-IP limits of the documentation assets,
+// which are served outside the OpenAPI document (the pages themselves are
+// operations of it and declare theirs there).
+var docsRateLimits = ownRouteRateLimits{
+	http.MethodGet + " " + swaggerPath + "/*": ratelimit.PublicReads,
+	http.MethodGet + " " + redocJSPath:        ratelimit.PublicReads,
+}
+
 // registerDocs mounts the spec and both documentation UIs on e.
-func registerDocs(e *echo.Echo, specJSON []byte) {
+func registerDocs(e *echo.Echo, specJSON []byte) error {
 	e.GET(specPath, func(c echo.Context) error {
 		return c.JSONBlob(http.StatusOK, specJSON)
 	})
@@ -70,6 +80,7 @@ func registerDocs(e *echo.Echo, specJSON []byte) {
 		c.Response().Header().Set(echo.HeaderCacheControl, "public, max-age=3600")
 		return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", redocJS)
 	})
+	return nil
 }
 
 // swaggerAsset reports whether Swagger UI embeds a file called name (its

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/commands/identity"
 )
 
@@ -19,6 +20,17 @@ const (
 	verifyEmailPagePath   = identity.VerifyEmailPath
 	resetPasswordPagePath = identity.ResetPasswordPath
 )
+
+// pageRateLimits declares the per-IP limits of the pages, which are served
+// outside the OpenAPI document: showing a form is a cheap read, and
+// submitting one does the work of the API operation it stands for, so it
+// spends the same policy.
+var pageRateLimits = ownRouteRateLimits{
+	http.MethodGet + " " + verifyEmailPagePath:    ratelimit.PublicReads,
+	http.MethodPost + " " + verifyEmailPagePath:   ratelimit.EmailVerification,
+	http.MethodGet + " " + resetPasswordPagePath:  ratelimit.PublicReads,
+	http.MethodPost + " " + resetPasswordPagePath: ratelimit.PasswordResetCompletion,
+}
 
 // pageTemplate renders every identity page; html/template escapes the
 // token and messages, which come from the query string.
