@@ -72,11 +72,15 @@ func problemFor(c echo.Context, e *Error) api.Problem {
 		p.Detail = &detail
 	}
 	if len(e.Fields) > 0 && status < http.StatusInternalServerError {
-		fields := make([]api.FieldError, len(e.Fields))
-		for i, f := range e.Fields {
+		shown := e.Fields[:min(len(e.Fields), maxFieldErrors)]
+		fields := make([]api.FieldError, len(shown))
+		for i, f := range shown {
 			fields[i] = api.FieldError{Field: f.Field, Message: f.Message}
 		}
 		p.Errors = &fields
+		if omitted := len(e.Fields) - len(shown); omitted > 0 {
+			p.ErrorsOmitted = &omitted
+		}
 	}
 	return p
 }

@@ -133,7 +133,9 @@ type problem struct {
 	TraceID  string  `json:"trace_id"`
 	Code     string  `json:"code"`
 	Errors   []field `json:"errors"`
-	Checks   []check `json:"checks"`
+	// ErrorsOmitted counts the field errors left out of Errors.
+	ErrorsOmitted *int    `json:"errors_omitted"`
+	Checks        []check `json:"checks"`
 }
 
 type field struct {
