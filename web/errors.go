@@ -95,6 +95,8 @@ type Error struct {
 	// retryAt, when set, becomes Retry-After relative to the server's clock,
 	// which tests pin; a mapping has no clock of its own.
 	retryAt time.Time
+	// retryAfter, when set, is sent as Retry-After as it is.
+	retryAfter time.Duration
 }
 
 // FieldError names one invalid input and says what is wrong with it.
@@ -145,6 +147,11 @@ func (e *Error) Status() int {
 //	as[*commands.NotFoundError](CodeNotFound, "no such resource"),
 var errorMappings = []errorMapping{
 	as[*http.MaxBytesError](CodeTooLarge, "request body too large"),
+	// The database being down, or a stream too busy to write to, is a 503
+	// with Retry-After (unavailable.go), before anything reads the cause
+	// more closely: whatever the handler was doing, it could not finish.
+	databaseDown,
+	conflictExhausted,
 	is(context.DeadlineExceeded, CodeUnavailable, "the request timed out"),
 	is(context.Canceled, CodeUnavailable, "the request was cancelled"),
 

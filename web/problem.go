@@ -129,9 +129,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	for k, vs := range e.header {
 		c.Response().Header()[k] = vs
 	}
-	if !e.retryAt.IsZero() {
+	switch {
+	case !e.retryAt.IsZero():
 		// At least 1: "Retry-After: 0" invites an immediate retry loop.
 		c.Response().Header().Set(headerRetryAfter, strconv.FormatInt(ceilSeconds(e.retryAt.Sub(s.now()), 1), 10))
+	case e.retryAfter > 0:
+		c.Response().Header().Set(headerRetryAfter, strconv.FormatInt(ceilSeconds(e.retryAfter, 1), 10))
 	}
 	if e.Code == CodeTooLarge {
 		// The unread rest of the body cannot be trusted to be drained cheaply.
