@@ -121,7 +121,7 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 	e.IPExtractor = echo.IPExtractor(clientAddr)
 	// Pre-routing middleware wraps everything, 404 and 405 included; the
 	// order is outermost first.
-	e.Pre(traceRequests, s.observeRequests, s.recoverPanics, noStoreAPI)
+	e.Pre(traceRequests, s.observeRequests, s.recoverPanics, noStoreAPI, noSniff)
 	// Authentication, rate limits and permissions run after routing (all
 	// are per route) and before the body is read or validated, so refused
 	// requests cost little and malformed ones still spend tokens.
