@@ -35,6 +35,10 @@ const (
 	CodeTooLarge Code = "too_large"
 	// CodeUnsupportedMediaType means the body's Content-Type is not accepted (415).
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
+	// CodeUnprocessable means the request matches the contract but a value
+	// is refused: text with invalid UTF-8 or control characters, an email
+	// that is not one deliverable mailbox (422).
+	CodeUnprocessable Code = "unprocessable"
 	// CodeRateLimited means the caller sent too many requests (429).
 	CodeRateLimited Code = "rate_limited"
 	// CodeUnavailable means a dependency is down or the request timed out (503).
@@ -58,6 +62,7 @@ var codeStatus = map[Code]int{
 	CodeConflict:             http.StatusConflict,
 	CodeTooLarge:             http.StatusRequestEntityTooLarge,
 	CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	CodeUnprocessable:        http.StatusUnprocessableEntity,
 	CodeRateLimited:          http.StatusTooManyRequests,
 	CodeUnavailable:          http.StatusServiceUnavailable,
 	CodeInternal:             http.StatusInternalServerError,
@@ -90,6 +95,8 @@ type Error struct {
 	// retryAt, when set, becomes Retry-After relative to the server's clock,
 	// which tests pin; a mapping has no clock of its own.
 	retryAt time.Time
+	// retryAfter, when set, is sent as Retry-After as it is.
+	retryAfter time.Duration
 }
 
 // FieldError names one invalid input and says what is wrong with it.
@@ -140,14 +147,21 @@ func (e *Error) Status() int {
 //	as[*commands.NotFoundError](CodeNotFound, "no such resource"),
 var errorMappings = []errorMapping{
 	as[*http.MaxBytesError](CodeTooLarge, "request body too large"),
+	// The database being down, or a stream too busy to write to, is a 503
+	// with Retry-After (unavailable.go), before anything reads the cause
+	// more closely: whatever the handler was doing, it could not finish.
+	databaseDown,
+	conflictExhausted,
 	is(context.DeadlineExceeded, CodeUnavailable, "the request timed out"),
 	is(context.Canceled, CodeUnavailable, "the request was cancelled"),
 
 	// Identity (issue 3). Inputs that fail the service's checks are field
 	// errors, so a form can show the message beside the field.
 	is(identity.ErrEmailTaken, CodeConflict, "the email is already registered"),
-	isField(identity.ErrInvalidEmail, "email", "must be a single valid email address"),
-	isField(user.ErrInvalidEmail, "email", "must be a single valid email address"),
+	// An email is refused by its content, not its JSON shape: 422, like
+	// any text the API does not accept.
+	isFieldCode(CodeUnprocessable, identity.ErrInvalidEmail, "email", "must be a single valid email address"),
+	isFieldCode(CodeUnprocessable, user.ErrInvalidEmail, "email", "must be a single valid email address"),
 	isField(commands.ErrPasswordTooShort, "password", "must be at least 12 characters"),
 	isField(commands.ErrPasswordTooLong, "password", "must be at most 128 characters"),
 	isField(commands.ErrPasswordCommon, "password", "is too common; choose another"),
@@ -191,12 +205,17 @@ func is(target error, code Code, detail string) errorMapping {
 
 // isField maps errors matching target to a 400 naming the field at fault.
 func isField(target error, field, message string) errorMapping {
+	return isFieldCode(CodeInvalid, target, field, message)
+}
+
+// isFieldCode maps errors matching target to code, naming the field at fault.
+func isFieldCode(code Code, target error, field, message string) errorMapping {
 	return func(err error) (*Error, bool) {
 		if !errors.Is(err, target) {
 			return nil, false
 		}
 		return &Error{
-			Code: CodeInvalid, Detail: "the request has invalid fields",
+			Code: code, Detail: "the request has invalid fields",
 			Fields: []FieldError{{Field: field, Message: message}}, Err: err,
 		}, true
 	}

@@ -55,6 +55,11 @@ type Policy struct {
 	Burst int
 	// Per is the refill interval of one token; the sustained rate is 1/Per.
 	Per time.Duration
+	// Local keeps the policy's buckets in each server's memory (Memory)
+	// instead of the shared database: for routes cheaper to answer than a
+	// database round trip, where a shared bucket would cost more than the
+	// request it guards. Each instance then grants the allowance on its own.
+	Local bool
 }
 
 // Validate reports why p cannot describe a bucket, or nil.

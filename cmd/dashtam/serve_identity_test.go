@@ -110,8 +110,14 @@ type identityServer struct {
 // server's environment first.
 func startIdentityServer(t *testing.T, change ...func(env map[string]string)) *identityServer {
 	t.Helper()
+	return startIdentityServerAt(t, testdb.NewEmptyURL(t), change...)
+}
+
+// startIdentityServerAt is startIdentityServer over the database at databaseURL.
+func startIdentityServerAt(t *testing.T, databaseURL string, change ...func(env map[string]string)) *identityServer {
+	t.Helper()
 	mailDir := t.TempDir()
-	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: databaseURL}
 	env := map[string]string{
 		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
 		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",

@@ -41,7 +41,7 @@ type newUser struct {
 }
 
 func (h *Handler) createUser(ctx context.Context, n newUser) (UserView, error) {
-	email, err := user.NormalizeEmail(n.email)
+	email, err := commands.NormalizeEmail(n.email)
 	if err != nil {
 		return UserView{}, fmt.Errorf("%s: %w", n.command, ErrInvalidEmail)
 	}
