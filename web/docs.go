@@ -17,7 +17,7 @@ import (
 	"github.com/swaggest/swgui/v5/static"
 	"github.com/swaggest/swgui/v5emb"
 
-	"github.com/dashtam/dashtam/adapters/ratelimit"
+	"github.com/dashtam/dashtam/commands/ratelimit"
 )
 
 // Documentation routes; the pages fetch the spec from specPath and every

@@ -4,8 +4,9 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/dashtam/dashtam/commands"
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/dashtam/dashtam/commands"
 )
 
 // OnShutdown lets tests learn when graceful shutdown has begun, so they can

@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/dashtam/dashtam/adapters/ratelimit"
+	"github.com/dashtam/dashtam/commands/ratelimit"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
 )

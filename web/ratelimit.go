@@ -16,8 +16,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands/ratelimit"
 )
 
 // rateLimitTimeout bounds one limiter check. The limiter fails open, and a
@@ -39,7 +39,7 @@ const (
 )
 
 // RateLimiter is the token-bucket store the rate-limit middleware charges;
-// *ratelimit.Limiter implements it over PostgreSQL. Allow returns an error
+// adapters/ratelimit's Limiter implements it over PostgreSQL. Allow returns an error
 // only when the store fails, and the middleware then lets the request pass.
 type RateLimiter interface {
 	Allow(ctx context.Context, policy ratelimit.Policy, key string, now time.Time) (ratelimit.Decision, error)
@@ -50,8 +50,8 @@ type RateLimiter interface {
 type RateLimitOptions struct {
 	// Limiter holds the buckets; the PostgreSQL one shares them across instances.
 	Limiter RateLimiter
-	// Local holds the buckets of policies marked Local; nil means an
-	// in-memory ratelimit.Memory of ratelimit.DefaultMemoryKeys buckets.
+	// Local holds the buckets of policies marked Local, in this process's
+	// memory (adapters/ratelimit's Memory); nil keeps them in Limiter.
 	Local RateLimiter
 	// Now is the clock buckets refill by; nil means time.Now. Tests pin it.
 	Now func() time.Time
@@ -128,11 +128,7 @@ func newRateLimits(opts RateLimitOptions, decl rateDeclarations, own ownRouteRat
 		rl.now = time.Now
 	}
 	if rl.local == nil {
-		m, err := ratelimit.NewMemory(ratelimit.DefaultMemoryKeys)
-		if err != nil {
-			return nil, err
-		}
-		rl.local = m
+		rl.local = rl.limiter
 	}
 	for _, c := range []prometheus.Collector{rl.denied, rl.failures} {
 		if err := reg.Register(c); err != nil {

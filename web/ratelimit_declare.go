@@ -9,7 +9,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
-	"github.com/dashtam/dashtam/adapters/ratelimit"
+	"github.com/dashtam/dashtam/commands/ratelimit"
 )
 
 // RateLimitExtension is the OpenAPI extension in which every operation

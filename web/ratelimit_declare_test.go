@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dashtam/dashtam/adapters/ratelimit"
+	policy "github.com/dashtam/dashtam/commands/ratelimit"
 	"github.com/dashtam/dashtam/migrations/testdb"
 	"github.com/dashtam/dashtam/web"
 )
@@ -36,7 +37,7 @@ func perIPPolicy(tb testing.TB, op *openapi3.Operation) ratelimit.Policy {
 	case map[string]any:
 		name, _ = v["ip"].(string)
 	}
-	p, ok := ratelimit.ByName(name)
+	p, ok := policy.ByName(name)
 	require.True(tb, ok, "%s: no per-IP policy in %v", op.OperationID, raw)
 	return p
 }
@@ -103,12 +104,12 @@ func TestEveryPublicRouteIsLimitedPerIPBeforeAnyWork(t *testing.T) {
 		method, path string
 		policy       ratelimit.Policy
 	}{
-		{http.MethodGet, "/docs/swagger-ui.css", ratelimit.PublicReads},
-		{http.MethodGet, "/redoc/redoc.standalone.js", ratelimit.PublicReads},
-		{http.MethodGet, "/verify-email", ratelimit.PublicReads},
-		{http.MethodPost, "/verify-email", ratelimit.EmailVerification},
-		{http.MethodGet, "/reset-password", ratelimit.PublicReads},
-		{http.MethodPost, "/reset-password", ratelimit.PasswordResetCompletion},
+		{http.MethodGet, "/docs/swagger-ui.css", policy.PublicReads},
+		{http.MethodGet, "/redoc/redoc.standalone.js", policy.PublicReads},
+		{http.MethodGet, "/verify-email", policy.PublicReads},
+		{http.MethodPost, "/verify-email", policy.EmailVerification},
+		{http.MethodGet, "/reset-password", policy.PublicReads},
+		{http.MethodPost, "/reset-password", policy.PasswordResetCompletion},
 	} {
 		header := from()
 		MustExhaust(t, rt.method+" "+rt.path, rt.policy, func() response {
@@ -132,11 +133,13 @@ func TestLocalPoliciesNeverTouchTheDatabase(t *testing.T) {
 	l, err := ratelimit.New(pool)
 	require.NoError(t, err)
 	pool.Close()
-	s := MustLimitedServer(t, web.RateLimitOptions{Limiter: l})
-	MustExhaust(t, "GET /health", ratelimit.PublicReads, func() response { return MustGet(t, s.URL+"/health") })
-	assert.Zero(t, counter(t, s.Registry, "dashtam_rate_limit_errors_total", ratelimit.PublicReads.Name))
+	local, err := ratelimit.NewMemory(ratelimit.DefaultMemoryKeys)
+	require.NoError(t, err)
+	s := MustLimitedServer(t, web.RateLimitOptions{Limiter: l, Local: local})
+	MustExhaust(t, "GET /health", policy.PublicReads, func() response { return MustGet(t, s.URL+"/health") })
+	assert.Zero(t, counter(t, s.Registry, "dashtam_rate_limit_errors_total", policy.PublicReads.Name))
 	assert.Equal(t, http.StatusCreated, MustLogin(t, s.URL, nil).Status, "a shared policy still fails open")
-	assert.Equal(t, 1.0, counter(t, s.Registry, "dashtam_rate_limit_errors_total", ratelimit.Login.Name))
+	assert.Equal(t, 1.0, counter(t, s.Registry, "dashtam_rate_limit_errors_total", policy.Login.Name))
 }
 
 // A document whose rate-limit declarations are missing, unsound or not

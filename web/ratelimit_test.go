@@ -16,6 +16,7 @@ import (
 
 	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/aggregates/user"
+	policy "github.com/dashtam/dashtam/commands/ratelimit"
 	"github.com/dashtam/dashtam/migrations/testdb"
 	"github.com/dashtam/dashtam/web"
 )
@@ -347,7 +348,7 @@ func TestForbiddenRequestsAreRateLimited(t *testing.T) {
 	token, _ := s.Identity.MustToken(t, user.RoleReadonly)
 	rotations := s.URL + "/api/v1/admin/security/rotations"
 	body := `{"reason":"probe"}`
-	for i := range ratelimit.Writes.Burst {
+	for i := range policy.Writes.Burst {
 		r := MustCall(t, http.MethodPost, rotations, body, token)
 		require.Equal(t, http.StatusForbidden, r.Status, "request %d: %s", i+1, r.Body)
 	}
@@ -357,7 +358,7 @@ func TestForbiddenRequestsAreRateLimited(t *testing.T) {
 	for range 5 {
 		require.Equal(t, http.StatusTooManyRequests, MustCall(t, http.MethodPost, rotations, body, token).Status)
 	}
-	assert.Len(t, s.Identity.Denied(), ratelimit.Writes.Burst, "only the requests within the allowance are recorded")
+	assert.Len(t, s.Identity.Denied(), policy.Writes.Burst, "only the requests within the allowance are recorded")
 }
 
 // Behind a trusted proxy, the access log, the rate limits and the event

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dashtam/dashtam/adapters/ratelimit"
+	policy "github.com/dashtam/dashtam/commands/ratelimit"
 	"github.com/dashtam/dashtam/migrations/testdb"
 )
 
@@ -87,7 +88,7 @@ func TestAllowRefillHasNoRoundingLoss(t *testing.T) {
 			for _, c := range []struct {
 				p     ratelimit.Policy
 				steps int
-			}{{ratelimit.Reads, 10}, {ratelimit.Login, 5}, {ratelimit.Login, 6}} {
+			}{{policy.Reads, 10}, {policy.Login, 5}, {policy.Login, 6}} {
 				l := newStore(t)
 				for range c.p.Burst {
 					MustAllow(t, l, c.p, "u", t0)
@@ -210,7 +211,7 @@ func TestLimitersOnOneDatabaseShareBuckets(t *testing.T) {
 		return l
 	}
 	a, b := limiter(), limiter()
-	p := ratelimit.Login
+	p := policy.Login
 	for i := range p.Burst {
 		l := a
 		if i%2 == 1 {
@@ -260,35 +261,35 @@ func TestPolicies(t *testing.T) {
 		local       bool
 		description string
 	}{
-		{ratelimit.Login, 5, 5, false, "login 5/min"},
-		{ratelimit.Register, 3, 3, false, "register 3/min"},
-		{ratelimit.PasswordReset, 3, 3, false, "password reset 3/min"},
-		{ratelimit.VerificationResend, 3, 3, false, "verification resend 3/min"},
-		{ratelimit.EmailVerification, 10, 10, false, "email verification 10/min"},
-		{ratelimit.PasswordResetCompletion, 5, 5, false, "password reset completion 5/min"},
-		{ratelimit.TokenRefreshIP, 30, 30, false, "token refresh per IP 30/min"},
-		{ratelimit.TokenRefresh, 10, 10, false, "token refresh 10/min"},
-		{ratelimit.ProviderConnect, 5, 5, false, "provider connect 5/min"},
-		{ratelimit.Sync, 10, 5, false, "sync burst 10 then 5/min"},
-		{ratelimit.Reads, 100, 100, false, "reads 100/min"},
-		{ratelimit.Writes, 50, 50, false, "writes 50/min"},
-		{ratelimit.PublicReads, 120, 120, true, "public reads burst 120 then 2/s, in memory"},
+		{policy.Login, 5, 5, false, "login 5/min"},
+		{policy.Register, 3, 3, false, "register 3/min"},
+		{policy.PasswordReset, 3, 3, false, "password reset 3/min"},
+		{policy.VerificationResend, 3, 3, false, "verification resend 3/min"},
+		{policy.EmailVerification, 10, 10, false, "email verification 10/min"},
+		{policy.PasswordResetCompletion, 5, 5, false, "password reset completion 5/min"},
+		{policy.TokenRefreshIP, 30, 30, false, "token refresh per IP 30/min"},
+		{policy.TokenRefresh, 10, 10, false, "token refresh 10/min"},
+		{policy.ProviderConnect, 5, 5, false, "provider connect 5/min"},
+		{policy.Sync, 10, 5, false, "sync burst 10 then 5/min"},
+		{policy.Reads, 100, 100, false, "reads 100/min"},
+		{policy.Writes, 50, 50, false, "writes 50/min"},
+		{policy.PublicReads, 120, 120, true, "public reads burst 120 then 2/s, in memory"},
 	} {
 		assert.NoError(t, c.p.Validate(), c.description)
 		assert.Equal(t, c.burst, c.p.Burst, c.description)
 		assert.InDelta(t, c.ratePerMin, perMinute(c.p), 1e-9, c.description)
 		assert.Equal(t, c.local, c.p.Local, c.description)
-		got, ok := ratelimit.ByName(c.p.Name)
+		got, ok := policy.ByName(c.p.Name)
 		assert.True(t, ok, c.description)
 		assert.Equal(t, c.p, got, c.description)
 	}
 	names := map[string]bool{}
-	for _, p := range ratelimit.All {
+	for _, p := range policy.All {
 		assert.False(t, names[p.Name], "policy name %s is used twice", p.Name)
 		names[p.Name] = true
 	}
 	assert.Len(t, names, 13)
-	_, ok := ratelimit.ByName("no_such_policy")
+	_, ok := policy.ByName("no_such_policy")
 	assert.False(t, ok)
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
+	policy "github.com/dashtam/dashtam/commands/ratelimit"
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/projections"
 	"github.com/dashtam/dashtam/web"
@@ -120,6 +121,12 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 	if s.limiter, err = ratelimit.New(s.pool); err != nil {
 		return err
 	}
+	// Cheap public reads are limited in memory: a shared bucket would cost
+	// a database round trip per probe.
+	local, err := ratelimit.NewMemory(ratelimit.DefaultMemoryKeys)
+	if err != nil {
+		return err
+	}
 	if s.identity, err = newIdentityService(cfg, s.store, s.pool, s.logger); err != nil {
 		return err
 	}
@@ -135,7 +142,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		Providers:      providers,
 		Identity:       s.identity,
 		TrustedProxies: cfg.TrustedProxies,
-		RateLimit:      web.RateLimitOptions{Limiter: s.limiter},
+		RateLimit:      web.RateLimitOptions{Limiter: s.limiter, Local: local},
 	}); err != nil {
 		return err
 	}
@@ -227,7 +234,7 @@ const identitySweepPeriod = time.Hour
 // again, when it answers exactly as a missing bucket does.
 func rateLimitIdle() time.Duration {
 	var idle time.Duration
-	for _, p := range ratelimit.All {
+	for _, p := range policy.All {
 		idle = max(idle, p.FullAfter())
 	}
 	return idle
