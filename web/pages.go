@@ -9,9 +9,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/dashtam/dashtam/commands/ratelimit"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands/ratelimit"
 )
 
 // Paths of the pages the identity mails link to: commands/identity builds
