@@ -29,18 +29,22 @@ func newDevDBCommand(opts *globalOptions) *cobra.Command {
 		Short: "Manage the private PostgreSQL cluster under the data dir",
 		Long: `The private cluster lives in <data dir>/pg, runs the machine's PostgreSQL
 server binaries (as the "postgres" user when invoked as root), listens on
-127.0.0.1 only, and has a "dashtam" role (CREATEROLE, CREATEDB, not superuser)
-owning a "dashtam" database.`,
+127.0.0.1 only, and has the two roles of a production set-up:
+"dashtam_owner" (CREATEDB) owns the "dashtam" database and runs migrations,
+"dashtam" (the application: no CREATEROLE, no CREATEDB, owns nothing) gets
+only the privileges migrations grant it.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: requireSubcommand,
 	}
 	var throwaway bool
 	start := &cobra.Command{
 		Use:   "start",
-		Short: "Create (once) and start the cluster, then print its URL",
+		Short: "Create (once) and start the cluster, then print the application role's URL",
 		Long: `Create the cluster on first use, start it unless it is running, wait until it
-accepts connections and print the URL to stdout (progress goes to stderr), so
-scripts can run: export DATABASE_URL=$(dashtam dev db start)`,
+accepts connections and print the application role's URL to stdout (progress
+goes to stderr), so scripts can run:
+  export DATABASE_URL=$(dashtam dev db start)
+  export DATABASE_MIGRATE_URL=$(dashtam dev db url --owner)`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := opts.absDataDir()
@@ -69,16 +73,21 @@ scripts can run: export DATABASE_URL=$(dashtam dev db start)`,
 			return devdb.Stop(cmd.Context(), dir)
 		},
 	}
+	var owner bool
 	url := &cobra.Command{
 		Use:   "url",
-		Short: "Print the cluster's connection URL without starting it",
+		Short: "Print the application role's (or with --owner the owner's) URL without starting the cluster",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := opts.absDataDir()
 			if err != nil {
 				return err
 			}
-			u, err := devdb.URL(dir)
+			get := devdb.URL
+			if owner {
+				get = devdb.OwnerURL
+			}
+			u, err := get(dir)
 			if err != nil {
 				return err
 			}
@@ -86,6 +95,7 @@ scripts can run: export DATABASE_URL=$(dashtam dev db start)`,
 			return nil
 		},
 	}
+	url.Flags().BoolVar(&owner, "owner", false, "print the owner role's URL, for DATABASE_MIGRATE_URL")
 	db.AddCommand(start, stop, url)
 	return db
 }

@@ -107,7 +107,8 @@ type identityServer struct {
 func startIdentityServer(t *testing.T) *identityServer {
 	t.Helper()
 	mailDir := t.TempDir()
-	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
+	appURL, ownerURL := testdb.NewEmptyURLs(t)
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL, databaseMigrateURL: ownerURL}
 	env := map[string]string{
 		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
 		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
@@ -223,7 +224,7 @@ func TestIdentityJourneyEndToEnd(t *testing.T) {
 		t.Setenv(k, srv.env[k])
 	}
 	code, stdout, stderr := runWithStdin(t, password+"\n", "users", "create", "--email", "root@example.com",
-		"--role", "admin", "--verified", "--database-url", o.databaseURL, "--data-dir", o.dataDir)
+		"--role", "admin", "--verified", "--database-url", o.databaseURL, "--database-migrate-url", o.databaseMigrateURL, "--data-dir", o.dataDir)
 	require.Equal(t, 0, code, "users create: %s", stderr)
 	assert.Contains(t, stdout, "<root@example.com> role=admin verified=true")
 	assert.NotContains(t, stdout+stderr, password)

@@ -15,9 +15,11 @@ import (
 )
 
 // TestServeEndToEnd opens the real server on 127.0.0.1:0 against a fresh
-// database, talks to it over HTTP and shuts it down gracefully.
+// database, migrating as the owner and serving as the application role,
+// talks to it over HTTP and shuts it down gracefully.
 func TestServeEndToEnd(t *testing.T) {
-	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
+	appURL, ownerURL := testdb.NewEmptyURLs(t)
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL, databaseMigrateURL: ownerURL}
 	env := map[string]string{
 		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
 		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
@@ -72,6 +74,41 @@ func TestServeEndToEnd(t *testing.T) {
 	require.NoError(t, <-done)
 	assert.Contains(t, logs.String(), `"dashtam listening"`)
 	assert.NotContains(t, logs.String(), env["DASHTAM_JWT_SECRET"])
+	if appURL != ownerURL {
+		assert.NotContains(t, logs.String(), "can rewrite the event log")
+	}
+}
+
+// TestServeWarnsWhenOneRoleDoesBoth: with no migrate URL the database URL's
+// role migrates, so owns the log, and serves; serve says so once.
+func TestServeWarnsWhenOneRoleDoesBoth(t *testing.T) {
+	t.Setenv("DATABASE_MIGRATE_URL", "")
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
+	env := map[string]string{
+		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
+		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+	}
+	var logs strings.Builder
+	app, err := openServer(context.Background(), o, func(k string) string { return env[k] }, &logs)
+	require.NoError(t, err)
+	app.Close()
+	assert.Equal(t, 1, strings.Count(logs.String(), "can rewrite the event log"), logs.String())
+	assert.Contains(t, logs.String(), `"level":"WARN"`)
+}
+
+// TestServeRefusesMismatchedURLs: an owner URL of another database than the
+// application's would migrate one and serve the other.
+func TestServeRefusesMismatchedURLs(t *testing.T) {
+	appURL, _ := testdb.NewEmptyURLs(t)
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL, databaseMigrateURL: testdb.NewEmptyURL(t)}
+	env := map[string]string{
+		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+	}
+	_, err := openServer(context.Background(), o, func(k string) string { return env[k] }, io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "must name the same one")
 }
 
 func TestServeRefusesMissingSecret(t *testing.T) {

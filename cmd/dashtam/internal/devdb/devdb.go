@@ -1,7 +1,8 @@
 // Package devdb owns the private PostgreSQL cluster behind `make run` and
 // `make test`: a cluster under the data directory, created on first use from
-// the machine's server binaries, listening on loopback only, with a "dashtam"
-// role and database so a fresh checkout needs no database set-up at all.
+// the machine's server binaries, listening on loopback only, with the two
+// roles of a production set-up and a "dashtam" database, so a fresh checkout
+// needs no database set-up at all.
 package devdb
 
 import (
@@ -21,12 +22,18 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Role and Database name what the returned URL connects as and to; the role is
-// deliberately not a superuser so that the application meets the same
-// privilege checks in development as in production.
+// Role, OwnerRole and Database name what the URLs connect as and to. As in
+// production (docs/event-store.md), OwnerRole runs migrations and owns the
+// database and every table, and Role, the application, owns nothing and may
+// only what migrations.GrantApp grants it: no CREATEROLE (on PostgreSQL 15 it
+// would let the role grant itself pg_execute_server_program), no CREATEDB.
+// OwnerRole has CREATEDB, for the test helper's database per test, and is a
+// member of Role so that dropping a test database may end the application's
+// leftover sessions; the reverse membership would undo the point of it all.
 const (
-	Role     = "dashtam"
-	Database = "dashtam"
+	Role      = "dashtam"
+	OwnerRole = "dashtam_owner"
+	Database  = "dashtam"
 )
 
 // superuser is the bootstrap account initdb creates; only devdb itself uses it.
@@ -75,9 +82,9 @@ func Start(ctx context.Context, dataDir string, out io.Writer) (string, error) {
 }
 
 // StartWith creates the cluster under dataDir on first use, starts it unless it
-// is running, makes sure the dashtam role and database exist and returns the URL
-// that connects as that role. Calling it again on a running cluster only
-// returns the URL. Progress lines go to out.
+// is running, makes sure both roles and the database exist and returns the
+// application role's URL (OwnerURL gives the owner's). Calling it again on a
+// running cluster only returns the URL. Progress lines go to out.
 func StartWith(ctx context.Context, dataDir string, out io.Writer, opts Options) (string, error) {
 	if out == nil {
 		out = io.Discard
@@ -126,7 +133,7 @@ func StartWith(ctx context.Context, dataDir string, out io.Writer, opts Options)
 	if err := bootstrap(ctx, port); err != nil {
 		return "", err
 	}
-	return urlFor(port), nil
+	return urlFor(Role, port), nil
 }
 
 // Stop shuts the cluster down if it runs. A cluster that was never created, or
@@ -157,9 +164,19 @@ func Stop(ctx context.Context, dataDir string) error {
 	return nil
 }
 
-// URL returns the connection URL of the cluster under dataDir without starting
-// it; it fails when the cluster was never created there.
+// URL returns the application role's connection URL of the cluster under
+// dataDir without starting it; it fails when the cluster was never created
+// there.
 func URL(dataDir string) (string, error) {
+	return existingURL(dataDir, Role)
+}
+
+// OwnerURL is URL for the owner role, which migrations run as.
+func OwnerURL(dataDir string) (string, error) {
+	return existingURL(dataDir, OwnerRole)
+}
+
+func existingURL(dataDir, role string) (string, error) {
 	l, err := layoutOf(dataDir)
 	if err != nil {
 		return "", err
@@ -171,11 +188,11 @@ func URL(dataDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return urlFor(port), nil
+	return urlFor(role, port), nil
 }
 
-func urlFor(port int) string {
-	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", Role, port, Database)
+func urlFor(role string, port int) string {
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", role, port, Database)
 }
 
 // initialised is true once initdb finished and the port was recorded; initCluster
@@ -324,34 +341,68 @@ func superuserURL(port int) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", superuser, port)
 }
 
-// bootstrap creates the dashtam role and database if missing. It runs on every
-// start, so a cluster interrupted between initdb and here heals itself.
-// CREATEROLE lets migrations create the application's narrower roles and
-// CREATEDB lets the test helper create a database per test, without handing
-// the application a superuser.
+// bootstrap creates the roles and the database if missing and puts their
+// attributes and ownership right. It runs on every start, so a cluster
+// interrupted between initdb and here heals itself, and a cluster made before
+// the two roles existed (the application role owned everything and had
+// CREATEROLE and CREATEDB) is brought to the same state as a new one; the
+// next migration run grants the application role its privileges.
 func bootstrap(ctx context.Context, port int) error {
 	conn, err := pgx.Connect(ctx, superuserURL(port))
 	if err != nil {
 		return fmt.Errorf("connect as %s: %w", superuser, err)
 	}
 	defer conn.Close(ctx)
-	role := pgx.Identifier{Role}.Sanitize()
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", Role).Scan(&exists); err != nil {
-		return fmt.Errorf("look up role %s: %w", Role, err)
-	}
-	if !exists {
-		if _, err := conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN CREATEROLE CREATEDB"); err != nil {
-			return fmt.Errorf("create role %s: %w", Role, err)
+	app, owner := pgx.Identifier{Role}.Sanitize(), pgx.Identifier{OwnerRole}.Sanitize()
+	for _, r := range []struct{ name, attrs string }{
+		{OwnerRole, "LOGIN CREATEDB NOCREATEROLE NOSUPERUSER NOREPLICATION NOBYPASSRLS"},
+		{Role, "LOGIN NOCREATEDB NOCREATEROLE NOSUPERUSER NOREPLICATION NOBYPASSRLS"},
+	} {
+		if err := ensureRole(ctx, conn, r.name, r.attrs); err != nil {
+			return err
 		}
 	}
+	if _, err := conn.Exec(ctx, "GRANT "+app+" TO "+owner); err != nil {
+		return fmt.Errorf("make %s a member of %s: %w", OwnerRole, Role, err)
+	}
+	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", Database).Scan(&exists); err != nil {
 		return fmt.Errorf("look up database %s: %w", Database, err)
 	}
+	db := pgx.Identifier{Database}.Sanitize()
 	if !exists {
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{Database}.Sanitize()+" OWNER "+role); err != nil {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+db+" OWNER "+owner); err != nil {
 			return fmt.Errorf("create database %s: %w", Database, err)
 		}
+	} else if _, err := conn.Exec(ctx, "ALTER DATABASE "+db+" OWNER TO "+owner); err != nil {
+		return fmt.Errorf("hand database %s to %s: %w", Database, OwnerRole, err)
+	}
+	// Whatever the application role owns in the database (only a cluster
+	// from before the split has anything) goes to the owner: REASSIGN
+	// OWNED works per database, hence a connection to it.
+	dbConn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", superuser, port, Database))
+	if err != nil {
+		return fmt.Errorf("connect to %s as %s: %w", Database, superuser, err)
+	}
+	defer dbConn.Close(ctx)
+	if _, err := dbConn.Exec(ctx, "REASSIGN OWNED BY "+app+" TO "+owner); err != nil {
+		return fmt.Errorf("hand what %s owns to %s: %w", Role, OwnerRole, err)
+	}
+	return nil
+}
+
+// ensureRole creates role with attrs, or sets attrs on it when it exists.
+func ensureRole(ctx context.Context, conn *pgx.Conn, role, attrs string) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role).Scan(&exists); err != nil {
+		return fmt.Errorf("look up role %s: %w", role, err)
+	}
+	stmt := "ALTER ROLE " + pgx.Identifier{role}.Sanitize() + " " + attrs
+	if !exists {
+		stmt = "CREATE ROLE " + pgx.Identifier{role}.Sanitize() + " " + attrs
+	}
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("set up role %s: %w", role, err)
 	}
 	return nil
 }

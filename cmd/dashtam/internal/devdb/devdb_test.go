@@ -59,7 +59,7 @@ func TestStartStopLifecycle(t *testing.T) {
 	if !strings.Contains(progress.String(), "creating PostgreSQL cluster") {
 		t.Errorf("progress %q does not mention creation", progress.String())
 	}
-	assertRole(ctx, t, url)
+	assertRoles(ctx, t, dataDir, url)
 
 	again, err := Start(ctx, dataDir, nil)
 	if err != nil {
@@ -89,27 +89,54 @@ func TestStartStopLifecycle(t *testing.T) {
 	if restarted != url {
 		t.Errorf("restart URL = %q, want the remembered %q", restarted, url)
 	}
-	assertRole(ctx, t, url)
+	assertRoles(ctx, t, dataDir, url)
 }
 
-// assertRole checks the URL's role can do what migrations and the test helper
-// need, without being a superuser.
-func assertRole(ctx context.Context, t *testing.T, url string) {
+// assertRoles checks the two roles: the application's URL connects as a role
+// that may create neither roles nor databases and owns nothing, the owner's
+// as the role that owns the database and may create the test helper's.
+func assertRoles(ctx context.Context, t *testing.T, dataDir, url string) {
 	t.Helper()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("connect as dashtam: %v", err)
-	}
-	defer conn.Close(ctx)
-	var super, createRole, createDB bool
-	var db string
-	err = conn.QueryRow(ctx, `SELECT rolsuper, rolcreaterole, rolcreatedb, current_database()
-		FROM pg_roles WHERE rolname = current_user`).Scan(&super, &createRole, &createDB, &db)
+	ownerURL, err := OwnerURL(dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if super || !createRole || !createDB || db != Database {
-		t.Errorf("role: super=%v createrole=%v createdb=%v db=%q; want false true true %q", super, createRole, createDB, db, Database)
+	if want := strings.Replace(url, "://"+Role+"@", "://"+OwnerRole+"@", 1); ownerURL != want {
+		t.Errorf("OwnerURL = %q, want %q", ownerURL, want)
+	}
+	for _, c := range []struct {
+		url, role            string
+		createRole, createDB bool
+	}{{url, Role, false, false}, {ownerURL, OwnerRole, false, true}} {
+		conn, err := pgx.Connect(ctx, c.url)
+		if err != nil {
+			t.Fatalf("connect as %s: %v", c.role, err)
+		}
+		defer conn.Close(ctx)
+		var user string
+		var super, createRole, createDB bool
+		err = conn.QueryRow(ctx, `SELECT current_user, rolsuper, rolcreaterole, rolcreatedb
+			FROM pg_roles WHERE rolname = current_user`).Scan(&user, &super, &createRole, &createDB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user != c.role || super || createRole != c.createRole || createDB != c.createDB {
+			t.Errorf("%s: user=%s super=%v createrole=%v createdb=%v; want %s false %v %v",
+				c.url, user, super, createRole, createDB, c.role, c.createRole, c.createDB)
+		}
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var db, dbOwner string
+	if err := conn.QueryRow(ctx, `SELECT current_database(), pg_get_userbyid(datdba) FROM pg_database
+		WHERE datname = current_database()`).Scan(&db, &dbOwner); err != nil {
+		t.Fatal(err)
+	}
+	if db != Database || dbOwner != OwnerRole {
+		t.Errorf("database %q owned by %q, want %q owned by %q", db, dbOwner, Database, OwnerRole)
 	}
 	var fsync string
 	if err := conn.QueryRow(ctx, "SHOW fsync").Scan(&fsync); err != nil {
@@ -118,6 +145,61 @@ func assertRole(ctx context.Context, t *testing.T, url string) {
 	if fsync != "off" {
 		t.Errorf("throwaway cluster fsync = %q, want off", fsync)
 	}
+}
+
+// TestBootstrapSplitsAnOldCluster starts from the state a cluster made
+// before the two roles had (the application role owning the database and
+// its tables, with CREATEROLE and CREATEDB) and checks a start hands
+// everything to the owner and strips the application role.
+func TestBootstrapSplitsAnOldCluster(t *testing.T) {
+	skipWithoutServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dataDir := newDataDir(t)
+	t.Cleanup(func() { _ = Stop(context.Background(), dataDir) })
+	url, err := StartWith(ctx, dataDir, nil, Options{Throwaway: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := readPort(mustLayout(t, dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	super, err := pgx.Connect(ctx, strings.Replace(url, "://"+Role+"@", "://"+superuser+"@", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer super.Close(ctx)
+	for _, stmt := range []string{
+		"ALTER ROLE " + Role + " CREATEROLE CREATEDB",
+		"ALTER DATABASE " + Database + " OWNER TO " + Role,
+		"CREATE TABLE old_events (id int)",
+		"ALTER TABLE old_events OWNER TO " + Role,
+	} {
+		if _, err := super.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := bootstrap(ctx, port); err != nil {
+		t.Fatal(err)
+	}
+	assertRoles(ctx, t, dataDir, url)
+	var tableOwner string
+	if err := super.QueryRow(ctx, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'old_events'::regclass").Scan(&tableOwner); err != nil {
+		t.Fatal(err)
+	}
+	if tableOwner != OwnerRole {
+		t.Errorf("old_events owned by %q after bootstrap, want %q", tableOwner, OwnerRole)
+	}
+}
+
+func mustLayout(t *testing.T, dataDir string) layout {
+	t.Helper()
+	l, err := layoutOf(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 func TestStopNeverStarted(t *testing.T) {
