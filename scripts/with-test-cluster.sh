@@ -17,7 +17,7 @@ fi
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/dashtam-test.XXXXXX")
 cleanup() {
-	"$bin" --data-dir "$dir" dev db stop || echo "warning: could not stop the test cluster in $dir" >&2
+	"$bin" --data-dir "$dir" dev db stop --delete || echo "warning: could not stop the test cluster in $dir" >&2
 	rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -28,11 +28,12 @@ func newDevDBCommand(opts *globalOptions) *cobra.Command {
 		Use:   "db",
 		Short: "Manage the private PostgreSQL cluster under the data dir",
 		Long: `The private cluster lives in <data dir>/pg, runs the machine's PostgreSQL
-server binaries (as the "postgres" user when invoked as root), listens on
-127.0.0.1 only, and has the two roles of a production set-up:
-"dashtam_owner" (CREATEDB) owns the "dashtam" database and runs migrations,
-"dashtam" (the application: no CREATEROLE, no CREATEDB, owns nothing) gets
-only the privileges migrations grant it.`,
+server binaries (as the "postgres" user when invoked as root; when that user
+cannot enter the data dir's folder, the files go to a directory of its home
+and <data dir>/pg points there), listens on 127.0.0.1 only, and has the two
+roles of a production set-up: "dashtam_owner" (CREATEDB) owns the "dashtam"
+database and runs migrations, "dashtam" (the application: no CREATEROLE, no
+CREATEDB, owns nothing) gets only the privileges migrations grant it.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: requireSubcommand,
 	}
@@ -61,18 +62,24 @@ goes to stderr), so scripts can run:
 	}
 	start.Flags().BoolVar(&throwaway, "throwaway", false,
 		"when creating, trade durability for speed (fsync off): for clusters deleted after use, like make test's")
+	var deleteFiles bool
 	stop := &cobra.Command{
 		Use:   "stop",
-		Short: "Stop the cluster if it runs (its data stays)",
+		Short: "Stop the cluster if it runs (its data stays unless --delete)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := opts.absDataDir()
 			if err != nil {
 				return err
 			}
+			if deleteFiles {
+				return devdb.Destroy(cmd.Context(), dir)
+			}
 			return devdb.Stop(cmd.Context(), dir)
 		},
 	}
+	stop.Flags().BoolVar(&deleteFiles, "delete", false,
+		"also delete the cluster's files, wherever they live (the rest of the data dir stays)")
 	var owner bool
 	url := &cobra.Command{
 		Use:   "url",

@@ -8,8 +8,10 @@ package devdb
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -55,9 +57,13 @@ type Options struct {
 	Throwaway bool
 }
 
-// layout is where a cluster's pieces live under <data dir>/pg.
+// layout is where a cluster's pieces live: under <data dir>/pg, or where that
+// symlink points when the cluster had to be placed elsewhere (see relocate).
 type layout struct {
-	root, data, run, log, portFile, lockFile string
+	dataDir                        string // absolute
+	link                           string // <data dir>/pg
+	lockFile                       string
+	root, data, run, log, portFile string
 }
 
 func layoutOf(dataDir string) (layout, error) {
@@ -65,15 +71,25 @@ func layoutOf(dataDir string) (layout, error) {
 	if err != nil {
 		return layout{}, fmt.Errorf("resolve data dir %s: %w", dataDir, err)
 	}
-	root := filepath.Join(abs, "pg")
-	return layout{
-		root:     root,
-		data:     filepath.Join(root, "data"),
-		run:      filepath.Join(root, "run"),
-		log:      filepath.Join(root, "log"),
-		portFile: filepath.Join(root, "port"),
-		lockFile: filepath.Join(abs, "pg.lock"),
-	}, nil
+	l := layout{dataDir: abs, link: filepath.Join(abs, "pg"), lockFile: filepath.Join(abs, "pg.lock")}
+	root := l.link
+	if target, err := os.Readlink(l.link); err == nil {
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(abs, target)
+		}
+		root = target
+	}
+	return l.at(root), nil
+}
+
+// at returns l with the cluster's files in root.
+func (l layout) at(root string) layout {
+	l.root = root
+	l.data = filepath.Join(root, "data")
+	l.run = filepath.Join(root, "run")
+	l.log = filepath.Join(root, "log")
+	l.portFile = filepath.Join(root, "port")
+	return l
 }
 
 // Start is StartWith with default (durable) options.
@@ -97,7 +113,7 @@ func StartWith(ctx context.Context, dataDir string, out io.Writer, opts Options)
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(filepath.Dir(l.root), 0o755); err != nil {
+	if err := os.MkdirAll(l.dataDir, 0o755); err != nil {
 		return "", fmt.Errorf("create data dir: %w", err)
 	}
 	unlock, err := lockDir(l.lockFile)
@@ -105,7 +121,7 @@ func StartWith(ctx context.Context, dataDir string, out io.Writer, opts Options)
 		return "", err
 	}
 	defer unlock()
-	if err := owner.ensureTraversable(filepath.Dir(l.root)); err != nil {
+	if l, err = place(ctx, l, owner, out); err != nil {
 		return "", err
 	}
 	bin, err := findBinDir(l.data)
@@ -150,6 +166,46 @@ func Stop(ctx context.Context, dataDir string) error {
 	if err != nil {
 		return err
 	}
+	return stopAt(ctx, l, owner)
+}
+
+// Destroy stops the cluster under dataDir and deletes its files, wherever
+// they live, so that a relocated cluster leaves nothing behind when a
+// throwaway data dir is removed. The rest of the data dir stays.
+func Destroy(ctx context.Context, dataDir string) error {
+	l, err := layoutOf(dataDir)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(l.link); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	unlock, err := lockDir(l.lockFile)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	owner, err := currentOwner()
+	if err != nil {
+		return err
+	}
+	if err := stopAt(ctx, l, owner); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(l.root); err != nil {
+		return fmt.Errorf("delete cluster files in %s: %w", l.root, err)
+	}
+	if err := os.Remove(l.link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", l.link, err)
+	}
+	return nil
+}
+
+// stopAt is Stop for a layout.
+func stopAt(ctx context.Context, l layout, owner clusterOwner) error {
+	if !initialised(l) {
+		return nil
+	}
 	bin, err := findBinDir(l.data)
 	if err != nil {
 		return err
@@ -182,7 +238,7 @@ func existingURL(dataDir, role string) (string, error) {
 		return "", err
 	}
 	if !initialised(l) {
-		return "", fmt.Errorf("no private PostgreSQL cluster in %s: run `dashtam dev db start` or `make run` first, or set DATABASE_URL", filepath.Dir(l.root))
+		return "", fmt.Errorf("no private PostgreSQL cluster in %s: run `dashtam dev db start` or `make run` first, or set DATABASE_URL", l.dataDir)
 	}
 	port, err := readPort(l)
 	if err != nil {

@@ -202,6 +202,148 @@ func mustLayout(t *testing.T, dataDir string) layout {
 	return l
 }
 
+// TestPrivateParentRelocates is a root user's checkout in a folder the
+// postgres account cannot enter (like /root): the cluster's files go to a
+// directory postgres can reach, found again through <data dir>/pg across
+// stops and restarts, the private folder keeps its mode, and Destroy leaves
+// nothing behind.
+func TestPrivateParentRelocates(t *testing.T) {
+	skipWithoutServer(t)
+	if os.Geteuid() != 0 {
+		t.Skip("relocation is for root, whose cluster runs as the postgres user")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	base := newDataDir(t) // reachable, like the postgres account's home
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base = filepath.Join(base, "dashtam")
+	defer func(old func(clusterOwner) (string, error)) { relocationBase = old }(relocationBase)
+	relocationBase = func(clusterOwner) (string, error) { return base, nil }
+
+	private := t.TempDir()
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(private, "repo", ".dashtam")
+	t.Cleanup(func() {
+		if err := Destroy(context.Background(), dataDir); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+
+	var progress strings.Builder
+	url, err := StartWith(ctx, dataDir, &progress, Options{Throwaway: true})
+	if err != nil {
+		t.Fatalf("Start in a private folder: %v", err)
+	}
+	if !strings.Contains(progress.String(), "cannot enter "+private) {
+		t.Errorf("progress %q does not say why the cluster moved", progress.String())
+	}
+	link := filepath.Join(dataDir, "pg")
+	target, err := os.Readlink(link)
+	if err != nil {
+		t.Fatalf("%s is not a symlink: %v", link, err)
+	}
+	if filepath.Dir(target) != base {
+		t.Errorf("cluster files in %s, want a directory of %s", target, base)
+	}
+	if fi, err := os.Stat(private); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("private folder mode = %v (%v), want it left at 0700", fi.Mode().Perm(), err)
+	}
+	note, err := os.ReadFile(filepath.Join(target, relocatedNote))
+	if err != nil || strings.TrimSpace(string(note)) != dataDir {
+		t.Errorf("%s = %q, %v; want the data dir", relocatedNote, note, err)
+	}
+	assertRoles(ctx, t, dataDir, url)
+
+	if err := Stop(ctx, dataDir); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	progress.Reset()
+	again, err := StartWith(ctx, dataDir, &progress, Options{Throwaway: true})
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if again != url || strings.Contains(progress.String(), "creating") {
+		t.Errorf("restart: URL %q (want %q), progress %q: want the same cluster reused", again, url, progress.String())
+	}
+	if got, err := URL(dataDir); err != nil || got != url {
+		t.Errorf("URL() = %q, %v; want %q", got, err, url)
+	}
+
+	// Deleting the data dir without Destroy, then starting again at the same
+	// path, starts over: the leftover is stopped and replaced.
+	if err := os.RemoveAll(filepath.Join(private, "repo")); err != nil {
+		t.Fatal(err)
+	}
+	progress.Reset()
+	if _, err := StartWith(ctx, dataDir, &progress, Options{Throwaway: true}); err != nil {
+		t.Fatalf("start after deleting the data dir: %v", err)
+	}
+	if !strings.Contains(progress.String(), "creating PostgreSQL cluster") {
+		t.Errorf("progress %q: want a new cluster after the data dir was deleted", progress.String())
+	}
+
+	if err := Destroy(ctx, dataDir); err != nil {
+		t.Fatalf("Destroy: %v", err)
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after Destroy, %s: %v; want it gone", target, err)
+	}
+	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after Destroy, %s: %v; want it gone", link, err)
+	}
+}
+
+// TestRelocatedRefusesStrangersDirectory checks a directory someone else
+// could have prepared or could change is never used for a cluster.
+func TestRelocatedRefusesStrangersDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a directory of another owner")
+	}
+	o := clusterOwner{name: "postgres", uid: 70001, gid: 70001, switched: true}
+	dir := t.TempDir()
+	if err := o.checkRelocated(dir); err != nil {
+		t.Errorf("root's own 0700 directory refused: %v", err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.checkRelocated(dir); err == nil || !strings.Contains(err.Error(), "writable by others") {
+		t.Errorf("world-writable directory: err = %v", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 70002, 70002); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.checkRelocated(dir); err == nil || !strings.Contains(err.Error(), "neither root nor") {
+		t.Errorf("a stranger's directory: err = %v", err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.checkRelocated(link); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("a symlink: err = %v", err)
+	}
+}
+
+func TestDefaultRelocationBase(t *testing.T) {
+	got, err := relocationBase(clusterOwner{name: "postgres", home: "/var/lib/postgresql"})
+	if err != nil || got != "/var/lib/postgresql/dashtam" {
+		t.Errorf("relocationBase = %q, %v; want /var/lib/postgresql/dashtam", got, err)
+	}
+	for _, home := range []string{"", "/", "relative"} {
+		if _, err := relocationBase(clusterOwner{name: "postgres", home: home}); err == nil {
+			t.Errorf("home %q accepted", home)
+		}
+	}
+}
+
 func TestStopNeverStarted(t *testing.T) {
 	if err := Stop(context.Background(), t.TempDir()); err != nil {
 		t.Errorf("Stop on an empty data dir: %v", err)
