@@ -35,8 +35,15 @@ var narrowTables = []narrowTable{
 	// The log: read it, append to it, never choose a position or a
 	// transaction id (that would forge commit order) and never change it.
 	{name: "events", grant: grantEvents},
-	// goose's bookkeeping: only the migrating role reads or writes it.
-	{name: "goose_db_version"},
+	// goose's bookkeeping: only the owner writes it; reading it lets a
+	// process holding only the application role's credentials find the
+	// schema up to date (serve after a release job migrated) or report it.
+	{name: "goose_db_version", grant: grantSelect},
+}
+
+// grantSelect grants SELECT only.
+func grantSelect(_ context.Context, _ *sql.Tx, table, role string) ([]string, error) {
+	return []string{"GRANT SELECT ON TABLE " + pgx.Identifier{table}.Sanitize() + " TO " + pgx.Identifier{role}.Sanitize()}, nil
 }
 
 // AssignedEventColumns are the events columns the database assigns at

@@ -186,11 +186,15 @@ func migrateUp(ctx context.Context, owner *pgxpool.Pool, appRole string) error {
 		err = migrations.GrantApp(ctx, db, appRole)
 	}
 	db.Close()
+	if err == nil {
+		err = projections.Ensure(ctx, owner, projections.All()...)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		return fmt.Errorf("migrate: %w (migrations and projection tables need the owner role: set DATABASE_MIGRATE_URL or --database-migrate-url)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
-	}
-	if err := projections.Ensure(ctx, owner, projections.All()...); err != nil {
-		return fmt.Errorf("migrate: prepare projections: %w", err)
 	}
 	return nil
 }

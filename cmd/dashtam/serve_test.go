@@ -97,6 +97,37 @@ func TestServeWarnsWhenOneRoleDoesBoth(t *testing.T) {
 	assert.Contains(t, logs.String(), `"level":"WARN"`)
 }
 
+// TestServeAsApplicationRoleOnly: a release job migrated as the owner; serve
+// holding only the application role's credentials finds nothing to do and
+// serves, with no warning. Were a migration pending, it would say which
+// role it needs.
+func TestServeAsApplicationRoleOnly(t *testing.T) {
+	t.Setenv("DATABASE_MIGRATE_URL", "")
+	appURL, ownerURL := testdb.NewEmptyURLs(t)
+	if appURL == ownerURL {
+		t.Skip("DATABASE_MIGRATE_URL is unset: one role does both (make test sets both)")
+	}
+	env := map[string]string{
+		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
+		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+	}
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL}
+	_, err := openServer(context.Background(), o, func(k string) string { return env[k] }, io.Discard)
+	require.Error(t, err, "migrating as the application role")
+	assert.Contains(t, err.Error(), "need the owner role: set DATABASE_MIGRATE_URL")
+
+	var stderr strings.Builder
+	code := runWith(context.Background(), []string{"--database-url", appURL, "--database-migrate-url", ownerURL, "migrate"}, io.Discard, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	var logs strings.Builder
+	app, err := openServer(context.Background(), o, func(k string) string { return env[k] }, &logs)
+	require.NoError(t, err)
+	app.Close()
+	assert.Contains(t, logs.String(), "dashtam listening")
+	assert.NotContains(t, logs.String(), "can rewrite the event log")
+}
+
 // TestServeRefusesMismatchedURLs: an owner URL of another database than the
 // application's would migrate one and serve the other.
 func TestServeRefusesMismatchedURLs(t *testing.T) {
