@@ -166,6 +166,11 @@ func Stop(ctx context.Context, dataDir string) error {
 	if err != nil {
 		return err
 	}
+	if l.root != l.link {
+		if err := owner.checkLink(l); err != nil {
+			return err
+		}
+	}
 	return stopAt(ctx, l, owner)
 }
 
@@ -188,6 +193,13 @@ func Destroy(ctx context.Context, dataDir string) error {
 	owner, err := currentOwner()
 	if err != nil {
 		return err
+	}
+	if l.root != l.link {
+		if err := owner.checkLink(l); errors.Is(err, fs.ErrNotExist) {
+			return os.Remove(l.link)
+		} else if err != nil {
+			return err
+		}
 	}
 	if err := stopAt(ctx, l, owner); err != nil {
 		return err

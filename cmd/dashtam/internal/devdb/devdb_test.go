@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -294,6 +295,38 @@ func TestPrivateParentRelocates(t *testing.T) {
 	}
 	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after Destroy, %s: %v; want it gone", link, err)
+	}
+}
+
+// TestForeignSymlinkRefused: a <data dir>/pg symlink relocate did not make
+// (shipped in an archive, pointing at a system directory) is neither used,
+// stopped through, nor deleted.
+func TestForeignSymlinkRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("symlinks are followed only for root's relocated clusters")
+	}
+	defer func(old func(clusterOwner) (string, error)) { relocationBase = old }(relocationBase)
+	base := t.TempDir()
+	relocationBase = func(clusterOwner) (string, error) { return base, nil }
+	victim := t.TempDir()
+	if err := os.WriteFile(filepath.Join(victim, "precious"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	if err := os.Symlink(victim, filepath.Join(dataDir, "pg")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := StartWith(context.Background(), dataDir, nil, Options{Throwaway: true}); err == nil || !strings.Contains(err.Error(), "not a cluster directory dashtam made") {
+		t.Errorf("Start through a foreign symlink: err = %v", err)
+	}
+	if err := Destroy(context.Background(), dataDir); err == nil {
+		t.Error("Destroy through a foreign symlink succeeded")
+	}
+	if fi, err := os.Stat(filepath.Join(victim, "precious")); err != nil || fi.Size() != 1 {
+		t.Errorf("the symlink's target was touched: %v", err)
+	}
+	if fi, err := os.Stat(victim); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("the symlink's target changed owner: %v", err)
 	}
 }
 

@@ -43,7 +43,7 @@ func place(ctx context.Context, l layout, o clusterOwner, out io.Writer) (layout
 	fi, err := os.Lstat(l.link)
 	switch {
 	case err == nil && fi.Mode()&fs.ModeSymlink != 0:
-		err := o.checkRelocated(l.root)
+		err := o.checkLink(l)
 		if err == nil {
 			return l, nil
 		}
@@ -116,6 +116,29 @@ func relocate(ctx context.Context, l layout, o clusterOwner, out io.Writer) (lay
 		return l, fmt.Errorf("point %s at %s: %w", l.link, root, err)
 	}
 	return moved, nil
+}
+
+// checkLink refuses a <data dir>/pg symlink that relocate did not make: one
+// pointing anywhere but a directory of relocationBase (a symlink shipped in
+// an archive, say, pointing at /etc) would have root hand that place to the
+// postgres account, or delete it. An error wrapping fs.ErrNotExist means
+// the link is right but its directory is gone.
+func (o clusterOwner) checkLink(l layout) error {
+	refuse := fmt.Errorf("%s points to %s, which is not a cluster directory dashtam made: remove the symlink", l.link, l.root)
+	if !o.switched {
+		return refuse
+	}
+	base, err := relocationBase(o)
+	if err != nil {
+		return err
+	}
+	if filepath.Dir(l.root) != base || filepath.Base(l.root) == ".." {
+		return refuse
+	}
+	if err := o.checkRelocated(base); err != nil {
+		return err
+	}
+	return o.checkRelocated(l.root)
 }
 
 // checkRelocated refuses a directory that someone other than root or the
