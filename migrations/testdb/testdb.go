@@ -17,7 +17,10 @@
 // too, for tests that need DDL (projections.Ensure, tampering with the log).
 // `make test` sets both variables. With DATABASE_MIGRATE_URL unset,
 // DATABASE_URL plays both roles (and needs CREATEDB), and a line on stderr
-// says the application role's privileges are not being tested.
+// says the application role's privileges are not being tested. Dropping a
+// test database ends the connections a test leaked, which the owner may do
+// to the application role's only as a member of it (the private cluster's
+// owner is); elsewhere a leaked connection fails the test's clean-up.
 package testdb
 
 import (
@@ -326,7 +329,8 @@ func ensureTemplate(ctx context.Context, admin *pgxpool.Pool, ownerURL, appRole,
 		return fmt.Errorf("look up template %s: %w", name, err)
 	}
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident+" TEMPLATE template0"); err != nil {
-		return fmt.Errorf("create template %s: %w (the DATABASE_MIGRATE_URL role, or DATABASE_URL's when it is unset, needs CREATEDB)", name, err)
+		return fmt.Errorf("create template %s: %w (the DATABASE_MIGRATE_URL role, or DATABASE_URL's when it is unset, needs CREATEDB; "+
+			"with a private cluster: export DATABASE_MIGRATE_URL=$(bin/dashtam --data-dir DIR dev db url --owner))", name, err)
 	}
 	tmplURL, err := withDatabase(ownerURL, name)
 	if err != nil {
