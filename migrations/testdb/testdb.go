@@ -28,6 +28,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -38,6 +39,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dashtam/dashtam/migrations"
@@ -175,9 +177,7 @@ func create(tb testing.TB, clause string) (appURL, ownerURL string) {
 		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 		defer cancel()
 		waitForDisconnects(ctx, name)
-		// FORCE ends connections the test leaked, so one forgotten pool
-		// cannot make every later test's cleanup fail.
-		if _, err := shared.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		if err := drop(ctx, name); err != nil {
 			tb.Errorf("testdb: drop database %s: %v", name, err)
 		}
 	})
@@ -190,6 +190,36 @@ func create(tb testing.TB, clause string) (appURL, ownerURL string) {
 		tb.Fatalf("testdb: %v", err)
 	}
 	return appURL, ownerURL
+}
+
+// dropAttempts bounds the plain DROP DATABASE retries of drop; each waits up
+// to five seconds for other sessions inside the server.
+const dropAttempts = 5
+
+// drop drops the test database. FORCE ends connections the test leaked, so
+// one forgotten pool cannot make every later test's cleanup fail. But
+// PostgreSQL refuses FORCE to a role that is not a superuser when any process
+// in the database is one it may not signal, which an autovacuum worker on a
+// freshly cloned database often is (its role is none). Then the sessions it
+// may end are ended, and a plain DROP, which asks autovacuum workers to leave
+// and waits for them, is tried instead.
+func drop(ctx context.Context, name string) error {
+	ident := pgx.Identifier{name}.Sanitize()
+	_, err := shared.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)")
+	for attempt := 0; attempt < dropAttempts && (hasCode(err, "42501") || hasCode(err, "55006")); attempt++ {
+		if _, err = shared.admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = $1 AND pid <> pg_backend_pid() AND usesysid IS NOT NULL AND pg_has_role(usesysid, 'USAGE')`, name); err != nil {
+			return err
+		}
+		_, err = shared.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident)
+	}
+	return err
+}
+
+// hasCode reports whether err is a PostgreSQL error with SQLSTATE code.
+func hasCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
 }
 
 // waitForDisconnects gives the backends of connections the test closed a moment
