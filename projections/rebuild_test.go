@@ -89,7 +89,7 @@ func TestRebuildWhileLive(t *testing.T) {
 		streams = append(streams, s)
 	}
 
-	m, err := projections.NewManager(store, projections.All(), opts(projections.WithBatchSize(64))...)
+	m, err := projections.NewManager(store, projections.All(), opts(projections.WithBatchSize(64), ownerOf(t, store))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestRebuildWithoutLiveConsumer(t *testing.T) {
 	for range 10 {
 		mustAppend(t, store, newStream(), 0, 3)
 	}
-	m, err := projections.NewManager(store, projections.All())
+	m, err := projections.NewManager(store, projections.All(), ownerOf(t, store))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestSwapDoesNotQueueReadersBehindALongReader(t *testing.T) {
 	for range 20 {
 		mustAppend(t, store, newStream(), 0, 3)
 	}
-	m, err := projections.NewManager(store, projections.All(), opts()...)
+	m, err := projections.NewManager(store, projections.All(), opts(ownerOf(t, store))...)
 	if err != nil {
 		t.Fatal(err)
 	}

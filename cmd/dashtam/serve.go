@@ -68,7 +68,8 @@ func overrideEnv(getenv func(string) string, name, value string) func(string) st
 // End-to-end tests open one on 127.0.0.1:0 exactly as `dashtam serve` does.
 type server struct {
 	logger   *slog.Logger
-	pool     *pgxpool.Pool
+	pool     *pgxpool.Pool // the application role
+	owner    *pgxpool.Pool // the owner role, for projection DDL; pool when one role does both
 	store    *eventstore.Store
 	manager  *projections.Manager
 	notifier *projections.Notifier
@@ -90,11 +91,15 @@ func openServer(ctx context.Context, o *globalOptions, getenv func(string) strin
 		return nil, err
 	}
 	logger := slog.New(slog.NewJSONHandler(logw, nil))
-	pool, store, err := openMigratedStore(ctx, o)
+	pool, owner, store, err := openMigratedStore(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{logger: logger, pool: pool, store: store}
+	s := &server{logger: logger, pool: pool, owner: owner, store: store}
+	if err := s.warnIfLogRewritable(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.open(ctx, cfg); err != nil {
 		s.Close()
 		return nil, err
@@ -108,7 +113,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 	var err error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if s.manager, err = projections.NewManager(s.store, projections.All(),
+	if s.manager, err = projections.NewManager(s.store, projections.All(), projections.WithOwnerPool(s.owner),
 		projections.WithLogger(s.logger), projections.WithRegisterer(reg)); err != nil {
 		return err
 	}
@@ -151,6 +156,22 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 	}
 	s.logger.Info("dashtam listening", "addr", s.ln.Addr().String(), "public_url", cfg.PublicURL,
 		"providers", cfg.Providers)
+	return nil
+}
+
+// warnIfLogRewritable logs one warning when the application role could
+// rewrite the event log, which is what happens when DATABASE_MIGRATE_URL is
+// unset and DATABASE_URL's role both migrates (so owns events) and serves.
+func (s *server) warnIfLogRewritable(ctx context.Context) error {
+	can, err := s.store.CanRewriteLog(ctx)
+	if err != nil {
+		return err
+	}
+	if can {
+		s.logger.Warn("the application role can rewrite the event log: set DATABASE_MIGRATE_URL to the owner role "+
+			"and DATABASE_URL to a role that owns nothing (README, production set-up)",
+			"role", s.pool.Config().ConnConfig.User, "database_migrate_url_set", s.owner != s.pool)
+	}
 	return nil
 }
 
@@ -275,10 +296,13 @@ func (s *server) sweepEvery(ctx context.Context, period time.Duration, what stri
 	}
 }
 
-// Close releases the database pool.
+// Close releases the database pools.
 func (s *server) Close() {
 	if s.pool != nil {
 		s.pool.Close()
+	}
+	if s.owner != nil && s.owner != s.pool {
+		s.owner.Close()
 	}
 }
 

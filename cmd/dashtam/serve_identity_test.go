@@ -110,14 +110,16 @@ type identityServer struct {
 // server's environment first.
 func startIdentityServer(t *testing.T, change ...func(env map[string]string)) *identityServer {
 	t.Helper()
-	return startIdentityServerAt(t, testdb.NewEmptyURL(t), change...)
+	appURL, ownerURL := testdb.NewEmptyURLs(t)
+	return startIdentityServerAt(t, appURL, ownerURL, change...)
 }
 
-// startIdentityServerAt is startIdentityServer over the database at databaseURL.
-func startIdentityServerAt(t *testing.T, databaseURL string, change ...func(env map[string]string)) *identityServer {
+// startIdentityServerAt is startIdentityServer over the database that
+// appURL (the application role) and ownerURL (the owner) reach.
+func startIdentityServerAt(t *testing.T, appURL, ownerURL string, change ...func(env map[string]string)) *identityServer {
 	t.Helper()
 	mailDir := t.TempDir()
-	o := &globalOptions{dataDir: t.TempDir(), databaseURL: databaseURL}
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL, databaseMigrateURL: ownerURL}
 	env := map[string]string{
 		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
 		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
@@ -236,7 +238,7 @@ func TestIdentityJourneyEndToEnd(t *testing.T) {
 		t.Setenv(k, srv.env[k])
 	}
 	code, stdout, stderr := runWithStdin(t, password+"\n", "users", "create", "--email", "root@example.com",
-		"--role", "admin", "--verified", "--database-url", o.databaseURL, "--data-dir", o.dataDir)
+		"--role", "admin", "--verified", "--database-url", o.databaseURL, "--database-migrate-url", o.databaseMigrateURL, "--data-dir", o.dataDir)
 	require.Equal(t, 0, code, "users create: %s", stderr)
 	assert.Contains(t, stdout, "<root@example.com> role=admin verified=true")
 	assert.NotContains(t, stdout+stderr, password)

@@ -33,7 +33,9 @@ func TestDatabaseOutageAnswers503AndRecovers(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = devdb.Stop(context.Background(), dataDir) })
 
-	srv := startIdentityServerAt(t, url)
+	ownerURL, err := devdb.OwnerURL(dataDir)
+	require.NoError(t, err)
+	srv := startIdentityServerAt(t, url, ownerURL)
 	c := srv.client
 	const password = "a long and unusual passphrase"
 	alice := "alice@example.com"

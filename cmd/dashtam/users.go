@@ -128,9 +128,13 @@ func openIdentity(ctx context.Context, o *globalOptions, getenv func(string) str
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, store, err := openMigratedStore(ctx, o)
+	pool, owner, store, err := openMigratedStore(ctx, o)
 	if err != nil {
 		return nil, nil, err
+	}
+	// Only the migration needed the owner.
+	if owner != pool {
+		owner.Close()
 	}
 	svc, err := newIdentityService(cfg, store, pool, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
