@@ -389,7 +389,7 @@ type lot struct {
 }
 
 // lotOn returns the lot a's owner buys on day d, if any: on about one
-// business day in twelve, one to ten units of one of a.trades.
+// business day in twelve, one to five units of one of a.trades.
 func (p *profile) lotOn(a *account, d int) (lot, bool) {
 	if len(a.trades) == 0 || d < 0 || d%7 >= 5 { // the epoch is a Monday
 		return lot{}, false
@@ -398,7 +398,7 @@ func (p *profile) lotOn(a *account, d int) (lot, bool) {
 	if h%12 != 0 {
 		return lot{}, false
 	}
-	return lot{sym: a.trades[(h>>8)%uint64(len(a.trades))], milli: int64(1+(h>>16)%10) * 1000}, true
+	return lot{sym: a.trades[(h>>8)%uint64(len(a.trades))], milli: int64(1+(h>>16)%5) * 1000}, true
 }
 
 // instruments lists every instrument a may hold, without duplicates.

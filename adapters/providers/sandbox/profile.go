@@ -118,7 +118,8 @@ func newProfile(seed uint64, persona Persona) *profile {
 	}
 	add(roleChecking, "Everyday Checking", "checking", r.between(6000, 10000)*100)
 	add(roleSavings, "High-Yield Savings", "savings", r.between(8000, 20000)*100)
-	b := add(roleBrokerage, "Individual Brokerage", "brokerage", r.between(1500, 3000)*100)
+	// Enough cash for the few lots bought by hand that are open at once.
+	b := add(roleBrokerage, "Individual Brokerage", "brokerage", r.between(15000, 25000)*100)
 	for _, s := range []int{symAAPL, symMSFT, symVTI, symSCHD, symBND} {
 		b.holdings = append(b.holdings, position{sym: s, milli: r.between(10, 60) * 1000})
 	}
