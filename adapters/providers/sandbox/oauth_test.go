@@ -267,6 +267,30 @@ func TestTokensSurviveARestart(t *testing.T) {
 	wantErr(t, err, commands.ErrProviderAuth)
 }
 
+// Browsers reach the authorize page at the public URL while the adapter
+// may call the institution elsewhere (the server on its listen address).
+func TestAPIBaseURLSeparatesServerCalls(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	p, err := sandbox.NewProvider(sandbox.ProviderConfig{BaseURL: "https://public.example/sandbox",
+		APIBaseURL: e.srv.URL + sandbox.Prefix, ClientID: testClientID, ClientSecret: testClientSecret,
+		RedirectURI: testRedirect, HTTPClient: e.srv.Client(), Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authURL := p.AuthorizationURL("s", testChallenge)
+	if !strings.HasPrefix(authURL, "https://public.example/sandbox/oauth/authorize?") {
+		t.Fatalf("authorization URL %s", authURL)
+	}
+	q := e.fake.Approve(t, e.srv.URL+strings.TrimPrefix(authURL, "https://public.example"))
+	creds, err := p.Exchange(context.Background(), q.Get("code"), testVerifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Accounts(context.Background(), creds); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestNewInstitutionRefusesBadConfig(t *testing.T) {
 	good := sandbox.Config{Key: testKey, ClientID: "c", ClientSecret: "s", RedirectURIs: []string{testRedirect}}
 	for name, change := range map[string]func(*sandbox.Config){

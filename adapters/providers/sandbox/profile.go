@@ -163,5 +163,3 @@ func civilOf(d int) civil {
 	last := time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 	return civil{year: y, month: m, dom: dom, lastDOM: last, weekday: t.Weekday(), monthIndex: (y-epoch.Year())*12 + int(m) - 1}
 }
-
-func (c civil) businessDay() bool { return c.weekday != time.Saturday && c.weekday != time.Sunday }

@@ -23,9 +23,15 @@ const Slug = "sandbox"
 
 // ProviderConfig configures the adapter.
 type ProviderConfig struct {
-	// BaseURL is where the institution is mounted: the server's public URL
-	// followed by Prefix, e.g. http://127.0.0.1:8080/sandbox.
+	// BaseURL is where the institution is mounted as browsers reach it:
+	// the server's public URL followed by Prefix, e.g.
+	// http://127.0.0.1:8080/sandbox. The authorize page is under it.
 	BaseURL string
+	// APIBaseURL is where the adapter itself reaches the institution for
+	// the token, revoke and data calls, when that differs from BaseURL
+	// (a server behind a proxy calling itself on its listen address);
+	// BaseURL when empty.
+	APIBaseURL string
 	// ClientID and ClientSecret authenticate to the token and revoke
 	// endpoints; RedirectURI is the callback registered with the institution.
 	ClientID     string
@@ -58,10 +64,16 @@ const maxBody = 16 << 20
 
 // NewProvider returns the adapter cfg describes.
 func NewProvider(cfg ProviderConfig) (*Provider, error) {
-	base, err := url.Parse(strings.TrimSuffix(cfg.BaseURL, "/"))
+	if cfg.APIBaseURL == "" {
+		cfg.APIBaseURL = cfg.BaseURL
+	}
+	for _, u := range []string{cfg.BaseURL, cfg.APIBaseURL} {
+		parsed, err := url.Parse(u)
+		if err != nil || !parsed.IsAbs() || (parsed.Scheme != "http" && parsed.Scheme != "https") {
+			return nil, fmt.Errorf("sandbox: base URL %q must be an absolute http(s) URL", u)
+		}
+	}
 	switch {
-	case err != nil || !base.IsAbs() || (base.Scheme != "http" && base.Scheme != "https"):
-		return nil, fmt.Errorf("sandbox: base URL %q must be an absolute http(s) URL", cfg.BaseURL)
 	case cfg.ClientID == "" || cfg.ClientSecret == "":
 		return nil, errors.New("sandbox: client id and secret are required")
 	case cfg.RedirectURI == "":
@@ -69,14 +81,14 @@ func NewProvider(cfg ProviderConfig) (*Provider, error) {
 	case cfg.PageSize < 0 || cfg.PageSize > maxPageSize:
 		return nil, fmt.Errorf("sandbox: page size %d outside 1 to %d", cfg.PageSize, maxPageSize)
 	}
-	b := base.String()
+	browser, server := strings.TrimSuffix(cfg.BaseURL, "/"), strings.TrimSuffix(cfg.APIBaseURL, "/")
 	p := &Provider{
 		oauth: oauth2.Config{
 			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, RedirectURL: cfg.RedirectURI,
-			Endpoint: oauth2.Endpoint{AuthURL: b + AuthorizePath, TokenURL: b + TokenPath, AuthStyle: oauth2.AuthStyleInHeader},
+			Endpoint: oauth2.Endpoint{AuthURL: browser + AuthorizePath, TokenURL: server + TokenPath, AuthStyle: oauth2.AuthStyleInHeader},
 			Scopes:   []string{grantedScope},
 		},
-		api: b + APIPath, revoke: b + RevokePath, client: cfg.HTTPClient, now: cfg.Now, pageSize: cfg.PageSize,
+		api: server + APIPath, revoke: server + RevokePath, client: cfg.HTTPClient, now: cfg.Now, pageSize: cfg.PageSize,
 	}
 	if p.client == nil {
 		p.client = &http.Client{Timeout: 30 * time.Second}
