@@ -14,7 +14,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/migrations"
@@ -180,12 +179,7 @@ func sameDatabase(ctx context.Context, app, owner *pgxpool.Pool) error {
 // projector's missing tables: all of it as the owner, since the application
 // role owns nothing and may create nothing.
 func migrateUp(ctx context.Context, owner *pgxpool.Pool, appRole string) error {
-	db := stdlib.OpenDBFromPool(owner)
-	err := migrations.Up(ctx, db)
-	if err == nil {
-		err = migrations.GrantApp(ctx, db, appRole)
-	}
-	db.Close()
+	err := migrations.Apply(ctx, owner, appRole)
 	if err == nil {
 		err = projections.Ensure(ctx, owner, projections.All()...)
 	}

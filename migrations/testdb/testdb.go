@@ -308,7 +308,7 @@ func initShared() error {
 // name the application role the tests connect as.
 func templateName(fsys fs.FS, ownerRole, appRole string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "owner\x00%s\x00app\x00%s\x00", ownerRole, appRole)
+	fmt.Fprintf(h, "owner\x00%s\x00app\x00%s\x00jobs\x00%d\x00", ownerRole, appRole, migrations.JobsVersion())
 	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -366,18 +366,13 @@ func ensureTemplate(ctx context.Context, admin *pgxpool.Pool, ownerURL, appRole,
 	if err != nil {
 		return err
 	}
-	db, err := migrations.Open(tmplURL)
+	tmpl, err := pgxpool.New(ctx, tmplURL)
 	if err != nil {
 		return err
 	}
-	err = migrations.Up(ctx, db)
-	if err == nil {
-		err = migrations.GrantApp(ctx, db, appRole)
-	}
+	err = migrations.Apply(ctx, tmpl, appRole)
 	// Cloning refuses a template with open sessions: close them all now.
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
+	tmpl.Close()
 	if err != nil {
 		return fmt.Errorf("migrate template %s: %w", name, err)
 	}
