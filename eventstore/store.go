@@ -96,12 +96,13 @@ func (s *Store) Committed() { s.appended.Raise() }
 // previous hash (32 zero bytes for a new stream) or no row when the stream is
 // not at the expected version, in which case nothing is inserted. A stream
 // that moved past the expected version hits UNIQUE(stream_id, version).
+// The rows say digest_version 2 (digestCurrent).
 // One plain statement, not a PL/pgSQL function: measured on 2 cores with 16
 // writers it runs at the speed of a plain INSERT, the function at ~80%.
 const appendOneSQL = `INSERT INTO events (stream_type, stream_id, version, event_id, event_type, schema_version,
-		owner_id, payload, metadata, recorded_at, prev_hash, hash)
+		owner_id, payload, metadata, recorded_at, prev_hash, hash, digest_version)
 	SELECT $1::text, $2::uuid, $3::bigint + 1, $6::uuid, $7::text, $8::int,
-		$4::uuid, $9::json, $10::jsonb, $5::timestamptz, h.hash, sha256(h.hash || $11::bytea)
+		$4::uuid, $9::json, $10::jsonb, $5::timestamptz, h.hash, sha256(h.hash || $11::bytea), 2
 	FROM (SELECT $12::bytea AS hash WHERE $3::bigint = 0
 	      UNION ALL
 	      SELECT hash FROM events
@@ -130,9 +131,9 @@ const appendBatchSQL = `WITH RECURSIVE
 		  FROM chain c WHERE c.ord < cardinality($11::bytea[])
 	)
 	INSERT INTO events (stream_type, stream_id, version, event_id, event_type, schema_version,
-		owner_id, payload, metadata, recorded_at, prev_hash, hash)
+		owner_id, payload, metadata, recorded_at, prev_hash, hash, digest_version)
 	SELECT $1::text, $2::uuid, $3::bigint + i.ord, i.event_id, i.event_type, i.schema_version,
-		$4::uuid, i.payload, $10::jsonb, $5::timestamptz, c.prev, c.hash
+		$4::uuid, i.payload, $10::jsonb, $5::timestamptz, c.prev, c.hash, 2
 	FROM input i JOIN chain c ON c.ord = i.ord
 	ORDER BY i.ord
 	RETURNING global_position`
@@ -173,8 +174,9 @@ func (s *Store) append(ctx context.Context, q Querier, stream Stream, expectedVe
 			return AppendResult{}, fmt.Errorf("append to %s: event id: %w", stream, err)
 		}
 		d := digestInput{
-			streamType: stream.Type, streamID: stream.ID, version: expectedVersion + int64(i) + 1,
-			eventID: id, eventType: name, schemaVersion: sv, ownerID: md.OwnerID, recordedAt: at,
+			digestVersion: digestCurrent, streamType: stream.Type, streamID: stream.ID,
+			version: expectedVersion + int64(i) + 1, eventID: id, eventType: name, schemaVersion: sv,
+			ownerID: md.OwnerID, ownerSet: md.OwnerID != uuid.Nil, recordedAt: at,
 			payload: payload, metadata: mdJSON,
 		}.digest()
 		eventIDs[i] = id
