@@ -119,6 +119,18 @@ const appendOneSQL = `INSERT INTO events (stream_type, stream_id, version, event
 	         AND transaction_id <= pg_current_xact_id()) h
 	RETURNING global_position`
 
+// appendFirstSQL starts a stream with one event, the shape of a sync storing
+// the transactions it fetched (many new streams in one transaction). With no
+// head to look up, the writer links the event to the zero hash itself and the
+// statement is a plain INSERT: 20-30% faster than appendOneSQL's head
+// sub-select, measured interleaved on 1,000 new streams per transaction. A
+// writer that started the stream first hits UNIQUE(stream_id, version).
+const appendFirstSQL = `INSERT INTO events (stream_type, stream_id, version, event_id, event_type, schema_version,
+		owner_id, payload, metadata, recorded_at, prev_hash, hash, digest_version)
+	VALUES ($1::text, $2::uuid, 1, $5::uuid, $6::text, $7::int,
+		$3::uuid, $8::json, $9::jsonb, $4::timestamptz, $10::bytea, $11::bytea, 2)
+	RETURNING global_position`
+
 // appendBatchSQL appends several events, linking each into the chain with a
 // recursive CTE: hash_k = sha256(hash_{k-1} || digest_k), starting from the
 // head as in appendOneSQL, under the same order rule. The recursion indexes
@@ -201,11 +213,16 @@ func (s *Store) append(ctx context.Context, q Querier, stream Stream, expectedVe
 	}
 	// One event goes as scalars: cheaper to encode and decode than arrays.
 	var rows pgx.Rows
-	if n == 1 {
+	switch {
+	case n == 1 && expectedVersion == 0:
+		rows, err = q.Query(ctx, appendFirstSQL,
+			string(stream.Type), [16]byte(stream.ID), owner, at,
+			ids[0], types[0], versions[0], payloads[0], string(mdJSON), ZeroHash, chainHash(ZeroHash, digests[0]))
+	case n == 1:
 		rows, err = q.Query(ctx, appendOneSQL,
 			string(stream.Type), [16]byte(stream.ID), expectedVersion, owner, at,
 			ids[0], types[0], versions[0], payloads[0], string(mdJSON), digests[0], ZeroHash)
-	} else {
+	default:
 		rows, err = q.Query(ctx, appendBatchSQL,
 			string(stream.Type), [16]byte(stream.ID), expectedVersion, owner, at,
 			ids, types, versions, payloads, string(mdJSON), digests, ZeroHash)
