@@ -11,19 +11,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dashtam/dashtam/eventstore"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/eventstore"
+	"github.com/dashtam/dashtam/migrations/testdb"
 )
 
 // sideTable creates a table outside the log for transactions to write to
 // before they append, which fixes their transaction id early.
 func sideTable(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
-	_, err := pool.Exec(context.Background(), `CREATE TABLE side_writes (note text NOT NULL)`)
+	// Created by the owner, whose default privileges give the application
+	// role, which may create nothing, the right to write it.
+	_, err := testdb.Owner(t, pool).Exec(context.Background(), `CREATE TABLE side_writes (note text NOT NULL)`)
 	require.NoError(t, err)
 }
 
