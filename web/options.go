@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 )
 
@@ -72,6 +74,26 @@ type Options struct {
 	// pages, test-only handlers); they get the same trace ids, logs,
 	// metrics, body limit and problem responses as every other route.
 	Routes func(e *echo.Echo)
+
+	// Connections serves the provider-connection routes and the OAuth
+	// callback pages; nil leaves them unserved.
+	Connections connections.Service
+
+	// Mounts are handlers served under a path prefix, outside the OpenAPI
+	// document (the sandbox institution at /sandbox), each charged a
+	// declared rate-limit policy per client IP.
+	Mounts []Mount
+}
+
+// Mount is one handler served under a path prefix.
+type Mount struct {
+	// Prefix is where the handler is served, e.g. "/sandbox"; the handler
+	// sees full paths, the prefix included.
+	Prefix string
+	// Handler answers every GET and POST under Prefix.
+	Handler http.Handler
+	// RateLimit names the policy (commands/ratelimit) charged per client IP.
+	RateLimit string
 }
 
 // withDefaults checks o and fills in defaults, naming the first bad field.

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands/ratelimit"
 	"github.com/dashtam/dashtam/web/api"
 )
 
@@ -83,6 +85,16 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 			ownLimits[route] = p
 		}
 	}
+	for _, m := range opts.Mounts {
+		p, ok := ratelimit.ByName(m.RateLimit)
+		if !ok || m.Handler == nil || !strings.HasPrefix(m.Prefix, "/") || strings.HasSuffix(m.Prefix, "/") {
+			return nil, fmt.Errorf("web: mount %q: want a /prefix without a trailing slash, a handler and a known rate-limit policy", m.Prefix)
+		}
+		for _, method := range mountMethods {
+			ownLimits[method+" "+m.Prefix] = p
+			ownLimits[method+" "+m.Prefix+"/*"] = p
+		}
+	}
 	providers, err := newProviderCatalog(opts.Providers)
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
@@ -142,6 +154,13 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 		return nil, fmt.Errorf("web: %w", err)
 	}
 	s.registerPages(e)
+	for _, m := range opts.Mounts {
+		h := echo.WrapHandler(m.Handler)
+		for _, method := range mountMethods {
+			e.Add(method, m.Prefix, h)
+			e.Add(method, m.Prefix+"/*", h)
+		}
+	}
 	ownRoutes := e.Routes()
 	if opts.Routes != nil {
 		opts.Routes(e)
@@ -156,6 +175,9 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 	}
 	return s, nil
 }
+
+// mountMethods are the methods a Mount answers: pages, forms and API calls.
+var mountMethods = []string{http.MethodGet, http.MethodPost}
 
 // Handler returns the server's routes as an http.Handler, for tests and
 // for embedding behind another server.
