@@ -28,7 +28,9 @@ func newJobsCommand(opts *globalOptions) *cobra.Command {
 	}
 	cmd.AddCommand(newJobsListCommand(opts), newJobsActionCommand(opts, "retry",
 		"Run a job again now (a discarded, cancelled or completed one included)",
-		func(ctx context.Context, c *jobs.Client, id int64) (*rivertype.JobRow, error) { return c.River().JobRetry(ctx, id) }),
+		func(ctx context.Context, c *jobs.Client, id int64) (*rivertype.JobRow, error) {
+			return c.River().JobRetry(ctx, id)
+		}),
 		newJobsActionCommand(opts, "cancel",
 			"Cancel a job: a waiting one never runs; a running one is asked to stop",
 			func(ctx context.Context, c *jobs.Client, id int64) (*rivertype.JobRow, error) {
