@@ -98,7 +98,13 @@ type Connection struct {
 	// syncing is the sync in progress (uuid.Nil: none), started at syncStartedAt.
 	syncing       uuid.UUID
 	syncStartedAt time.Time
+	syncPickedUp  bool
+	syncTrigger   SyncTrigger
+	syncFrom      string
+	syncTo        string
 	lastSyncAt    time.Time
+	// latestPosted is the latest posted transaction date a sync saw.
+	latestPosted string
 }
 
 // New returns the state of stream id before any event: no connection.
@@ -152,15 +158,23 @@ func (c *Connection) apply(e Event) {
 		c.disconnect(e.At)
 		c.lastFailure, c.lastFailureAt = e.Reason, e.At
 	case SyncStarted:
-		c.syncing, c.syncStartedAt = e.SyncID, e.At
+		c.syncing, c.syncStartedAt, c.syncPickedUp = e.SyncID, e.At, false
+		c.syncTrigger, c.syncFrom, c.syncTo = e.Trigger, e.From, e.To
+	case SyncPickedUp:
+		if c.syncing == e.SyncID {
+			c.syncPickedUp = true
+		}
 	case SyncCompleted:
 		if c.syncing == e.SyncID {
-			c.syncing = uuid.Nil
+			c.syncing, c.syncPickedUp = uuid.Nil, false
 		}
 		c.lastSyncAt = e.At
+		if e.LatestPosted != "" {
+			c.latestPosted = e.LatestPosted
+		}
 	case SyncFailed:
 		if c.syncing == e.SyncID {
-			c.syncing = uuid.Nil
+			c.syncing, c.syncPickedUp = uuid.Nil, false
 		}
 		c.lastFailure, c.lastFailureAt = e.Reason, e.At
 	}

@@ -236,13 +236,15 @@ func TestSync(t *testing.T) {
 	started := func(sid uuid.UUID, when time.Time) Event {
 		return SyncStarted{ConnectionID: cid, SyncID: sid, Trigger: SyncManual, From: "2025-03-01", To: "2026-03-01", At: when}
 	}
-	completed := SyncCompleted{ConnectionID: cid, SyncID: s1, Accounts: 1, Counts: SyncCounts{Created: 2}, At: at.Add(time.Minute)}
+	completed := SyncCompleted{ConnectionID: cid, SyncID: s1, Accounts: 1, Counts: SyncCounts{Created: 2}, LatestPosted: "2026-02-27", At: at.Add(time.Minute)}
 	running := append(clone(active), started(s1, at))
+	picked := append(clone(running), SyncPickedUp{ConnectionID: cid, SyncID: s1, At: at})
 	done := append(clone(running), completed)
 	run(t, []scenario{
 		{name: "start", given: active, when: req(s1, at, false), then: []Event{started(s1, at)}},
 		{name: "one at a time", given: running, when: req(s2, at.Add(time.Minute), true), err: ErrSyncRunning},
-		{name: "a stale sync no longer blocks", given: running, when: req(s2, at.Add(SyncStale), false), then: []Event{started(s2, at.Add(SyncStale))}},
+		{name: "a stale sync no longer blocks and is abandoned", given: running, when: req(s2, at.Add(SyncStale), false), then: []Event{
+			SyncFailed{ConnectionID: cid, SyncID: s1, Reason: FailedSyncAbandoned, At: at.Add(SyncStale)}, started(s2, at.Add(SyncStale))}},
 		{name: "too soon after the last", given: done, when: req(s2, at.Add(2*time.Minute), false), err: ErrSyncTooSoon},
 		{name: "forced", given: done, when: req(s2, at.Add(2*time.Minute), true), then: []Event{
 			SyncStarted{ConnectionID: cid, SyncID: s2, Trigger: SyncManual, Force: true, From: "2025-03-01", To: "2026-03-01", At: at.Add(2 * time.Minute)}}},
@@ -251,18 +253,66 @@ func TestSync(t *testing.T) {
 		{name: "window backwards", given: active, when: func(c *Connection) ([]Event, error) {
 			return c.StartSync(SyncRequest{SyncID: s1, Trigger: SyncManual, From: "2026-03-01", To: "2025-03-01", At: at})
 		}, err: ErrInvalidInput},
-		{name: "complete", given: running, when: func(c *Connection) ([]Event, error) {
-			return c.CompleteSync(s1, 1, SyncCounts{Created: 2}, nil, at.Add(time.Minute))
+		{name: "not a date", given: active, when: func(c *Connection) ([]Event, error) {
+			return c.StartSync(SyncRequest{SyncID: s1, Trigger: SyncManual, From: "2026-3-1", To: "2026-03-02", At: at})
+		}, err: ErrInvalidInput},
+		{name: "unknown trigger", given: active, when: func(c *Connection) ([]Event, error) {
+			return c.StartSync(SyncRequest{SyncID: s1, Trigger: "cron", From: "2026-03-01", To: "2026-03-02", At: at})
+		}, err: ErrInvalidInput},
+		{name: "picked up", given: running, when: func(c *Connection) ([]Event, error) { return c.PickUpSync(s1, at) },
+			then: []Event{SyncPickedUp{ConnectionID: cid, SyncID: s1, At: at}}},
+		{name: "picked up once", given: picked, when: func(c *Connection) ([]Event, error) { return c.PickUpSync(s1, at) }},
+		{name: "pick up another", given: running, when: func(c *Connection) ([]Event, error) { return c.PickUpSync(s2, at) }, err: ErrNoSuchSync},
+		{name: "complete", given: picked, when: func(c *Connection) ([]Event, error) {
+			return c.CompleteSync(s1, SyncResult{Accounts: 1, Counts: SyncCounts{Created: 2}, LatestPosted: "2026-02-27"}, at.Add(time.Minute))
 		}, then: []Event{completed}},
+		{name: "an account failed: the window does not move", given: running, when: func(c *Connection) ([]Event, error) {
+			errs := []AccountError{{AccountID: s2, Reason: FailedProviderUnavailable}}
+			return c.CompleteSync(s1, SyncResult{Accounts: 2, AccountErrors: errs, LatestPosted: "2026-02-27"}, at)
+		}, then: []Event{SyncCompleted{ConnectionID: cid, SyncID: s1, Accounts: 2,
+			AccountErrors: []AccountError{{AccountID: s2, Reason: FailedProviderUnavailable}}, At: at}}},
 		{name: "complete another", given: running, when: func(c *Connection) ([]Event, error) {
-			return c.CompleteSync(s2, 1, SyncCounts{}, nil, at)
+			return c.CompleteSync(s2, SyncResult{Accounts: 1}, at)
 		}, err: ErrNoSuchSync},
 		{name: "fail", given: running, when: func(c *Connection) ([]Event, error) { return c.FailSync(s1, FailedAuthentication, at) },
 			then: []Event{SyncFailed{ConnectionID: cid, SyncID: s1, Reason: FailedAuthentication, At: at}}},
 	})
 	c := New(cid)
 	c.Apply(done...)
-	if sid, _ := c.Syncing(); sid != uuid.Nil || c.LastSyncAt() != completed.At {
-		t.Fatalf("after completion: syncing %s, last %s", sid, c.LastSyncAt())
+	if sid, _ := c.Syncing(); sid != uuid.Nil || c.LastSyncAt() != completed.At || c.LatestPosted() != "2026-02-27" {
+		t.Fatalf("after completion: syncing %s, last %s, latest posted %q", sid, c.LastSyncAt(), c.LatestPosted())
+	}
+}
+
+func TestSyncWindow(t *testing.T) {
+	today := time.Date(2026, 3, 10, 15, 4, 5, 0, time.UTC)
+	synced := func(latest string) []Event {
+		return append(clone(active),
+			SyncStarted{ConnectionID: cid, SyncID: id(0x51), Trigger: SyncScheduled, From: "2025-03-10", To: "2026-03-01", At: t0},
+			SyncCompleted{ConnectionID: cid, SyncID: id(0x51), LatestPosted: latest, At: t0})
+	}
+	for _, c := range []struct {
+		name          string
+		given         []Event
+		oldestPending string
+		from, to      string
+	}{
+		{name: "first sync reaches a year back", given: active, from: "2025-03-10", to: "2026-03-10"},
+		{name: "a pending date alone does not shorten the first", given: active, oldestPending: "2026-03-01", from: "2025-03-10", to: "2026-03-10"},
+		{name: "later: latest posted less the overlap", given: synced("2026-03-08"), from: "2026-02-26", to: "2026-03-10"},
+		{name: "an older pending transaction widens it", given: synced("2026-03-08"), oldestPending: "2026-02-01", from: "2026-02-01", to: "2026-03-10"},
+		{name: "never beyond a year", given: synced("2026-03-08"), oldestPending: "2024-01-01", from: "2025-03-10", to: "2026-03-10"},
+		{name: "a sync that saw nothing posted keeps the window", given: append(synced("2026-03-08"),
+			SyncCompleted{ConnectionID: cid, SyncID: id(0x52), At: t0}), from: "2026-02-26", to: "2026-03-10"},
+		{name: "a posted date in the future starts today", given: synced("2026-04-30"), from: "2026-03-10", to: "2026-03-10"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn := New(cid)
+			conn.Apply(c.given...)
+			from, to := conn.Window(today, 10, c.oldestPending)
+			if from != c.from || to != c.to {
+				t.Fatalf("window %s..%s, want %s..%s", from, to, c.from, c.to)
+			}
+		})
 	}
 }

@@ -198,6 +198,6 @@ func AllEvents() []Event {
 		ProviderTokenRefreshAttempted{}, ProviderTokenRefreshSucceeded{}, ProviderTokenRefreshFailed{},
 		ProviderReauthenticationRequired{}, ProviderConnectionRenamed{},
 		ProviderDisconnectionAttempted{}, ProviderDisconnectionSucceeded{}, ProviderDisconnectionFailed{},
-		SyncStarted{}, SyncCompleted{}, SyncFailed{},
+		SyncStarted{}, SyncPickedUp{}, SyncCompleted{}, SyncFailed{},
 	}
 }

@@ -7,6 +7,8 @@
 package transaction
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -241,6 +243,9 @@ func (t *Transaction) ID() uuid.UUID { return t.id }
 // AccountID returns the account the transaction belongs to.
 func (t *Transaction) AccountID() uuid.UUID { return t.accountID }
 
+// ConnectionID returns the connection the transaction was synced through.
+func (t *Transaction) ConnectionID() uuid.UUID { return t.connectionID }
+
 // Recorded reports whether the stream holds a transaction.
 func (t *Transaction) Recorded() bool { return t.recorded }
 
@@ -257,3 +262,45 @@ func (t *Transaction) Status() Status {
 
 // Data returns the latest data recorded.
 func (t *Transaction) Data() Data { return t.data }
+
+// Fingerprint digests exactly the fields Observe compares (amounts as
+// numbers, so 1.50 and 1.5 agree; the raw record left out), so that data
+// whose fingerprint equals the recorded data's decides nothing: a sync
+// keeps it beside each transaction to pass over unchanged ones without
+// loading their streams.
+func (d Data) Fingerprint() [sha256.Size]byte {
+	h := sha256.New()
+	field := func(s string) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	num := func(p *decimal.Decimal) {
+		if p == nil {
+			field("\x00nil")
+			return
+		}
+		field(p.String())
+	}
+	pending := "posted"
+	if d.Pending {
+		pending = "pending"
+	}
+	field(pending)
+	field(d.Amount.String())
+	field(d.Currency)
+	field(d.Type)
+	field(d.Subtype)
+	field(d.Description)
+	field(d.Date)
+	field(d.SettlementDate)
+	field(d.Symbol)
+	num(d.Quantity)
+	num(d.UnitPrice)
+	num(d.Commission)
+	num(d.Fees)
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
+}

@@ -113,3 +113,53 @@ func TestRemove(t *testing.T) {
 		t.Fatalf("status %s", p.Status())
 	}
 }
+
+// TestFingerprintAgreesWithObserve proves the promise a sync relies on
+// when it passes over a transaction without loading it: equal fingerprints
+// mean Observe decides nothing, and every field Observe compares changes
+// the fingerprint.
+func TestFingerprintAgreesWithObserve(t *testing.T) {
+	q := decimal.RequireFromString("3")
+	q2 := decimal.RequireFromString("3.000")
+	q3 := decimal.RequireFromString("-3")
+	variants := map[string]func(d *Data){
+		"same":                 func(*Data) {},
+		"amount spelled again": func(d *Data) { d.Amount = decimal.RequireFromString("-12.5000") },
+		"raw only":             func(d *Data) { d.Raw = []byte(`{"new":"field"}`) },
+		"posted":               func(d *Data) { d.Pending = false },
+		"amount":               func(d *Data) { d.Amount = decimal.RequireFromString("-12.51") },
+		"currency":             func(d *Data) { d.Currency = "EUR" },
+		"type":                 func(d *Data) { d.Type = "fee" },
+		"subtype":              func(d *Data) { d.Subtype = "ATM" },
+		"description":          func(d *Data) { d.Description = "Tea" },
+		"date":                 func(d *Data) { d.Date = "2026-02-28" },
+		"settlement":           func(d *Data) { d.SettlementDate = "2026-03-02" },
+		"symbol":               func(d *Data) { d.Symbol = "VTI" },
+		"quantity":             func(d *Data) { d.Quantity = &q },
+		"quantity spelled":     func(d *Data) { d.Quantity = &q2 },
+		"quantity sign":        func(d *Data) { d.Quantity = &q3 },
+		"unit price":           func(d *Data) { d.UnitPrice = &q },
+		"commission":           func(d *Data) { d.Commission = &fee },
+		"fees":                 func(d *Data) { d.Fees = &fee },
+		// Fields that differ only in where a value sits must not collide.
+		"description into subtype": func(d *Data) { d.Subtype, d.Description = "CARDCoffee", "" },
+	}
+	base := pend
+	base.Quantity = &q
+	for name, change := range variants {
+		t.Run(name, func(t *testing.T) {
+			d := base
+			change(&d)
+			tx := New(tid)
+			tx.Apply(recorded(base)...)
+			events, err := tx.Observe(obs(d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			same := d.Fingerprint() == base.Fingerprint()
+			if same != (len(events) == 0) {
+				t.Fatalf("fingerprints equal: %v, but Observe decided %v", same, events)
+			}
+		})
+	}
+}
