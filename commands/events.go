@@ -53,6 +53,7 @@ func registerConnectionEvents(r *eventstore.Registry) {
 	eventstore.Register[connection.ProviderDisconnectionSucceeded](r, 1)
 	eventstore.Register[connection.ProviderDisconnectionFailed](r, 1)
 	eventstore.Register[connection.SyncStarted](r, 1)
+	eventstore.Register[connection.SyncPickedUp](r, 1)
 	eventstore.Register[connection.SyncCompleted](r, 1)
 	eventstore.Register[connection.SyncFailed](r, 1)
 }

@@ -115,8 +115,9 @@ func TestRegisteredConnectionEventsRoundTrip(t *testing.T) {
 		connection.ProviderDisconnectionSucceeded{ConnectionID: cid, RevokedAtProvider: true, At: at},
 		connection.ProviderDisconnectionFailed{ConnectionID: cid, Reason: connection.FailedProviderUnavailable, At: at},
 		connection.SyncStarted{ConnectionID: cid, SyncID: uid, Trigger: connection.SyncManual, From: "2025-03-01", To: "2026-03-01", At: at},
-		connection.SyncCompleted{ConnectionID: cid, SyncID: uid, Accounts: 2, Counts: connection.SyncCounts{Created: 3, Updated: 1},
-			AccountErrors: []connection.AccountError{{AccountID: cid, Reason: connection.FailedProviderUnavailable}}, At: at},
+		connection.SyncPickedUp{ConnectionID: cid, SyncID: uid, At: at},
+		connection.SyncCompleted{ConnectionID: cid, SyncID: uid, Accounts: 2, Counts: connection.SyncCounts{Created: 3, Updated: 1, Unchanged: 7, Removed: 2},
+			AccountErrors: []connection.AccountError{{AccountID: cid, Reason: connection.FailedProviderUnavailable}}, LatestPosted: "2026-02-27", At: at},
 		connection.SyncFailed{ConnectionID: cid, SyncID: uid, Reason: connection.FailedAuthentication, At: at},
 	}
 	var covered, all []string

@@ -39,6 +39,7 @@ func NewWorkers() *Workers { return &Workers{river: river.NewWorkers()} }
 // any other — retry with river's exponential backoff until MaxAttempts.
 func Handle[A commands.Job](w *Workers, fn func(ctx context.Context, args A) error) {
 	river.AddWorker(w.river, river.WorkFunc(func(ctx context.Context, j *river.Job[A]) error {
+		ctx = commands.WithJobAttempt(ctx, commands.JobAttempt{Attempt: j.Attempt, MaxAttempts: j.MaxAttempts})
 		return riverError(fn(ctx, j.Args))
 	}))
 	var zero A
@@ -82,6 +83,18 @@ type Config struct {
 	FetchPollInterval time.Duration
 	// Logger receives river's own log lines.
 	Logger *slog.Logger
+	// Periodic are jobs enqueued on a fixed period by whichever working
+	// instance river elected leader (one across the cluster); each needs
+	// its worker registered.
+	Periodic []Periodic
+}
+
+// Periodic is one job enqueued every Every.
+type Periodic struct {
+	Every time.Duration
+	Job   commands.Job
+	// Options tune each enqueued job (Unique keeps one waiting at a time).
+	Options commands.JobOptions
 }
 
 // Client enqueues jobs and, when configured to, runs them.
@@ -117,6 +130,14 @@ func New(pool *pgxpool.Pool, workers *Workers, cfg Config) (*Client, error) {
 		rc.JobTimeout = 10 * time.Minute
 		// A job left running by a crashed instance is retried after this.
 		rc.RescueStuckJobsAfter = 15 * time.Minute
+		for _, p := range cfg.Periodic {
+			if p.Every < time.Second || p.Job == nil {
+				return nil, fmt.Errorf("jobs: periodic job %T: want a job and a period of at least a second", p.Job)
+			}
+			job, opts := p.Job, insertOpts(p.Job, p.Options)
+			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(p.Every),
+				func() (river.JobArgs, *river.InsertOpts) { return job, opts }, &river.PeriodicJobOpts{RunOnStart: true}))
+		}
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {
@@ -132,8 +153,8 @@ var uniqueStates = []rivertype.JobState{
 	rivertype.JobStateRunning, rivertype.JobStateScheduled,
 }
 
-// EnqueueTx inserts job in tx; see commands.Jobs.
-func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, job commands.Job, opts commands.JobOptions) error {
+// insertOpts translates opts for river.
+func insertOpts(job commands.Job, opts commands.JobOptions) *river.InsertOpts {
 	io := &river.InsertOpts{ScheduledAt: opts.RunAt, MaxAttempts: opts.MaxAttempts, Queue: opts.Queue}
 	if _, ok := job.(commands.UserMail); ok && io.Queue == "" {
 		io.Queue = QueueMail
@@ -141,7 +162,12 @@ func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, job commands.Job, opt
 	if opts.Unique {
 		io.UniqueOpts = river.UniqueOpts{ByArgs: true, ByState: uniqueStates}
 	}
-	if _, err := c.river.InsertTx(ctx, tx, job, io); err != nil {
+	return io
+}
+
+// EnqueueTx inserts job in tx; see commands.Jobs.
+func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, job commands.Job, opts commands.JobOptions) error {
+	if _, err := c.river.InsertTx(ctx, tx, job, insertOpts(job, opts)); err != nil {
 		return fmt.Errorf("enqueue %s: %w", job.Kind(), err)
 	}
 	return nil
