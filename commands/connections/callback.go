@@ -90,6 +90,9 @@ func (h *Handler) Callback(ctx context.Context, providerSlug string, query url.V
 		if err := h.scheduleCredentialJobs(ctx, tx, row.connectionID, sealed, at); err != nil {
 			return decision{}, err
 		}
+		if err := h.hooks.run(ctx, tx, row.connectionID, h.hooks.connected); err != nil {
+			return decision{}, fmt.Errorf("after connect: %w", err)
+		}
 		alias = c.Alias()
 		return decision{Events: events}, nil
 	})

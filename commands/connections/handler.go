@@ -1,12 +1,14 @@
 package connections
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dashtam/dashtam/aggregates/connection"
@@ -33,6 +35,14 @@ type Deps struct {
 	Now func() time.Time
 	// Logger receives failures; never tokens, codes or secrets.
 	Logger *slog.Logger
+	// OnConnected, when set, runs in the unit of work that completes an
+	// authorisation; the wiring enqueues the sync that follows there
+	// (commands/syncs AfterConnected).
+	OnConnected func(ctx context.Context, tx *eventstore.Tx, connectionID uuid.UUID) error
+	// OnDisconnected, when set, runs in the unit of work that ends a
+	// connection; the wiring enqueues the closing of its accounts there
+	// (commands/syncs AfterDisconnected).
+	OnDisconnected func(ctx context.Context, tx *eventstore.Tx, connectionID uuid.UUID) error
 }
 
 // Handler implements Service and the connection jobs.
@@ -46,6 +56,20 @@ type Handler struct {
 	clock       commands.Clock
 	log         *slog.Logger
 	connections *eventstore.Repository[*connection.Connection, connection.Event]
+	hooks       hooks
+}
+
+// hooks are the optional Deps hooks; a nil one does nothing.
+type hooks struct {
+	connected, disconnected func(ctx context.Context, tx *eventstore.Tx, connectionID uuid.UUID) error
+}
+
+// run calls hook, if set.
+func (hooks) run(ctx context.Context, tx *eventstore.Tx, id uuid.UUID, hook func(context.Context, *eventstore.Tx, uuid.UUID) error) error {
+	if hook == nil {
+		return nil
+	}
+	return hook(ctx, tx, id)
 }
 
 var _ Service = (*Handler)(nil)
@@ -71,6 +95,7 @@ func NewHandler(d Deps) (*Handler, error) {
 	return &Handler{
 		store: d.Store, pool: d.Pool, providers: d.Providers, vault: d.Vault, jobs: d.Jobs, pacer: d.Pacer,
 		clock: commands.Clock(d.Now), log: d.Logger, connections: repo,
+		hooks: hooks{connected: d.OnConnected, disconnected: d.OnDisconnected},
 	}, nil
 }
 

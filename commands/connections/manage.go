@@ -123,6 +123,9 @@ func (h *Handler) finishDisconnect(ctx context.Context, id uuid.UUID) error {
 		if err := releaseAlias(ctx, tx, id); err != nil {
 			return decision{}, err
 		}
+		if err := h.hooks.run(ctx, tx, id, h.hooks.disconnected); err != nil {
+			return decision{}, fmt.Errorf("after disconnect: %w", err)
+		}
 		return decision{Events: events}, nil
 	})
 	return err
