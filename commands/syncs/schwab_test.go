@@ -76,7 +76,9 @@ func TestSchwabEndToEnd(t *testing.T) {
 		return p.String()
 	}
 
-	optionBuy := one("an option bought", marginAcct, func(d transaction.Data) bool { return d.Subtype == "TRADE" && d.Type == "buy" && strings.HasPrefix(d.Symbol, "SPY") })
+	optionBuy := one("an option bought", marginAcct, func(d transaction.Data) bool {
+		return d.Subtype == "TRADE" && d.Type == "buy" && strings.HasPrefix(d.Symbol, "SPY")
+	})
 	assert.Equal(t, "-525.66", optionBuy.Data.Amount.String(), "1 contract x 5.25 x 100, commission 0.65, fees 0.01")
 	assert.Equal(t, "1", dec(optionBuy.Data.Quantity))
 	assert.Equal(t, "5.25", dec(optionBuy.Data.UnitPrice))
