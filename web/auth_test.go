@@ -72,6 +72,7 @@ var sampleBodies = map[string]string{
 	"rotateAllTokens":          `{"reason":"matrix test"}`,
 	"rotateUserTokens":         `{"reason":"matrix test"}`,
 	"setUserRoles":             `{"roles":["user"]}`,
+	"requestSync":              `{"force":false}`,
 }
 
 // TestRoleMatrix walks every operation of the served OpenAPI document and
@@ -91,7 +92,7 @@ func TestRoleMatrix(t *testing.T) {
 			raw, ok := op.Extensions[web.PermissionExtension]
 			require.True(t, ok, "%s %s declares no permission", method, path)
 			perm, _ := raw.(string)
-			url := s.URL + strings.ReplaceAll(path, "{id}", uuid.NewString())
+			url := s.URL + strings.NewReplacer("{id}", uuid.NewString(), "{sync_id}", uuid.NewString()).Replace(path)
 			body := sampleBodies[op.OperationID]
 			if op.RequestBody != nil {
 				require.NotEmpty(t, body, "%s has a request body but no sample in sampleBodies", op.OperationID)
@@ -123,7 +124,7 @@ func TestRoleMatrix(t *testing.T) {
 				p := MustProblem(t, r, http.StatusForbidden, strings.TrimPrefix(url, s.URL))
 				assert.Equal(t, "forbidden", p.Code, "%s as %s", name, role)
 				// The route is Echo's template, so other users' ids stay out of the event.
-				want := user.AccessDenial{Method: method, Route: strings.ReplaceAll(path, "{id}", ":id"), Permission: user.Permission(perm)}
+				want := user.AccessDenial{Method: method, Route: strings.NewReplacer("{id}", ":id", "{sync_id}", ":sync_id").Replace(path), Permission: user.Permission(perm)}
 				assert.Equal(t, []user.AccessDenial{want}, s.Identity.Denied()[denied:],
 					"%s as %s: the refusal is recorded with its method and route", name, role)
 			}

@@ -79,6 +79,11 @@ type Options struct {
 	// callback pages; nil leaves them unserved.
 	Connections connections.Service
 
+	// Syncs starts syncs and SyncReader reads them (the sync routes);
+	// either nil leaves the routes answering 503.
+	Syncs      SyncService
+	SyncReader SyncReader
+
 	// Mounts are handlers served under a path prefix, outside the OpenAPI
 	// document (the sandbox institution at /sandbox), each charged a
 	// declared rate-limit policy per client IP.

@@ -252,8 +252,9 @@ func TestRefreshRateLimitFailsOpenWhenTheStoreFails(t *testing.T) {
 }
 
 // syncOperation is an operation charged per user and per user and path
-// parameter, as a connection's syncs will be.
-const syncOperation = `  /api/v1/connections/{id}/syncs:
+// parameter, as a connection's syncs are (under a test path, since the
+// shipped document serves the real one).
+const syncOperation = `  /api/v1/test/connections/{id}/syncs:
     post:
       operationId: testSync
       x-dashtam-permission: data:write
@@ -268,13 +269,13 @@ const syncOperation = `  /api/v1/connections/{id}/syncs:
 // alongside, and no bucket is shared between users.
 func TestRateLimitPerUserAndConnection(t *testing.T) {
 	s := MustLimitedServerWith(t, web.RateLimitOptions{}, syncOperation, func(e *echo.Echo) {
-		e.POST("/api/v1/connections/:id/syncs", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
+		e.POST("/api/v1/test/connections/:id/syncs", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
 	})
 	aliceToken, _ := s.Identity.MustToken(t, user.RoleUser)
 	bobToken, _ := s.Identity.MustToken(t, user.RoleUser)
 	alice := map[string]string{"Authorization": "Bearer " + aliceToken}
 	bob := map[string]string{"Authorization": "Bearer " + bobToken}
-	sync := func(conn string) string { return s.URL + "/api/v1/connections/" + conn + "/syncs" }
+	sync := func(conn string) string { return s.URL + "/api/v1/test/connections/" + conn + "/syncs" }
 
 	for i := range 10 {
 		r := MustSend(t, http.MethodPost, sync("c1"), alice)
@@ -282,7 +283,7 @@ func TestRateLimitPerUserAndConnection(t *testing.T) {
 		assertRateHeaders(t, r.Header, 10, 9-i, 12*(i+1), "sync "+strconv.Itoa(i+1))
 	}
 	r := MustSend(t, http.MethodPost, sync("c1"), alice)
-	MustProblem(t, r, http.StatusTooManyRequests, "/api/v1/connections/c1/syncs")
+	MustProblem(t, r, http.StatusTooManyRequests, "/api/v1/test/connections/c1/syncs")
 	assert.Equal(t, "12", r.Header.Get("Retry-After"))
 
 	r = MustSend(t, http.MethodPost, sync("c2"), alice)

@@ -41,6 +41,8 @@ type Server struct {
 	readyPolicy     readinessPolicy
 	providers       providerCatalog
 	identity        identity.Service
+	syncs           SyncService
+	syncReader      SyncReader
 	permissions     operationPermissions
 	clientAddr      func(*http.Request) string
 	now             func() time.Time
@@ -119,6 +121,8 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 		readyPolicy:     readinessPolicy{maxEvents: opts.MaxProjectionLag, maxAge: opts.MaxCheckpointAge},
 		providers:       providers,
 		identity:        opts.Identity,
+		syncs:           opts.Syncs,
+		syncReader:      opts.SyncReader,
 		permissions:     permissions,
 		clientAddr:      clientAddr,
 		now:             opts.Now,

@@ -83,6 +83,10 @@ func MustServerWith(tb testing.TB, opts web.Options, extraPaths string) *testSer
 	if opts.Identity == nil {
 		opts.Identity = newFakeIdentity(tb, &fakeClock{now: testEpoch})
 	}
+	if opts.Syncs == nil && opts.SyncReader == nil {
+		f := newFakeSyncs()
+		opts.Syncs, opts.SyncReader = f, f
+	}
 	var (
 		s   *web.Server
 		err error

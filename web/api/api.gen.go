@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -109,6 +111,51 @@ func (e Role) Valid() bool {
 	case RoleReadonly:
 		return true
 	case RoleUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SyncStatus.
+const (
+	SyncStatusCompleted SyncStatus = "completed"
+	SyncStatusFailed    SyncStatus = "failed"
+	SyncStatusQueued    SyncStatus = "queued"
+	SyncStatusRunning   SyncStatus = "running"
+)
+
+// Valid indicates whether the value is a known member of the SyncStatus enum.
+func (e SyncStatus) Valid() bool {
+	switch e {
+	case SyncStatusCompleted:
+		return true
+	case SyncStatusFailed:
+		return true
+	case SyncStatusQueued:
+		return true
+	case SyncStatusRunning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SyncTrigger.
+const (
+	SyncTriggerFirst     SyncTrigger = "first"
+	SyncTriggerManual    SyncTrigger = "manual"
+	SyncTriggerScheduled SyncTrigger = "scheduled"
+)
+
+// Valid indicates whether the value is a known member of the SyncTrigger enum.
+func (e SyncTrigger) Valid() bool {
+	switch e {
+	case SyncTriggerFirst:
+		return true
+	case SyncTriggerManual:
+		return true
+	case SyncTriggerScheduled:
 		return true
 	default:
 		return false
@@ -455,6 +502,89 @@ type SessionList struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
+// Sync defines model for Sync.
+type Sync struct {
+	// AccountErrors Accounts the sync could not bring up to date; the others were.
+	AccountErrors []SyncAccountError `json:"account_errors"`
+
+	// Accounts Accounts the provider listed; 0 until the sync completes.
+	Accounts     int                `json:"accounts"`
+	ConnectionId openapi_types.UUID `json:"connection_id"`
+
+	// Counts What the sync did to the transactions it saw: recorded for the first
+	// time, updated (posted, amount or description corrected), unchanged,
+	// and removed (pending ones the provider no longer lists: cancelled).
+	// A sync whose job was retried counts what its last attempt did.
+	Counts SyncCounts `json:"counts"`
+
+	// FailureReason Why a failed sync failed: `authentication` (the connection needs re-authorisation), `provider_unavailable`, `invalid_response`, `disconnected`, `connection_not_active`, `abandoned` (its worker stopped; a later sync replaced it).
+	FailureReason *string            `json:"failure_reason"`
+	FinishedAt    *time.Time         `json:"finished_at"`
+	Force         bool               `json:"force"`
+	Id            openapi_types.UUID `json:"id"`
+
+	// PickedUpAt When a worker began it.
+	PickedUpAt *time.Time `json:"picked_up_at"`
+
+	// StartedAt When the sync was requested.
+	StartedAt time.Time  `json:"started_at"`
+	Status    SyncStatus `json:"status"`
+
+	// Trigger `first` follows an authorisation, `manual` is a request, `scheduled` the periodic sync.
+	Trigger SyncTrigger `json:"trigger"`
+
+	// Window The transaction dates the sync fetches, both inclusive.
+	Window SyncWindow `json:"window"`
+}
+
+// SyncStatus defines model for Sync.Status.
+type SyncStatus string
+
+// SyncTrigger `first` follows an authorisation, `manual` is a request, `scheduled` the periodic sync.
+type SyncTrigger string
+
+// SyncAccountError defines model for SyncAccountError.
+type SyncAccountError struct {
+	AccountId openapi_types.UUID `json:"account_id"`
+
+	// Reason `provider_unavailable`, `provider_error` (e.g. the account is unknown to the provider), `invalid_response`, `rate_limited`.
+	Reason string `json:"reason"`
+}
+
+// SyncCounts What the sync did to the transactions it saw: recorded for the first
+// time, updated (posted, amount or description corrected), unchanged,
+// and removed (pending ones the provider no longer lists: cancelled).
+// A sync whose job was retried counts what its last attempt did.
+type SyncCounts struct {
+	Created   int `json:"created"`
+	Removed   int `json:"removed"`
+	Unchanged int `json:"unchanged"`
+	Updated   int `json:"updated"`
+}
+
+// SyncList defines model for SyncList.
+type SyncList struct {
+	Items []Sync `json:"items"`
+
+	// NextCursor Cursor of the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// SyncRequest defines model for SyncRequest.
+type SyncRequest struct {
+	// Force Sync even if the last sync started less than 5 minutes ago.
+	Force *bool `json:"force,omitempty"`
+}
+
+// SyncWindow The transaction dates the sync fetches, both inclusive.
+type SyncWindow struct {
+	// From Example: 2026-02-17
+	From openapi_types.Date `json:"from"`
+
+	// To Example: 2026-03-10
+	To openapi_types.Date `json:"to"`
+}
+
 // TokenRequest defines model for TokenRequest.
 type TokenRequest struct {
 	// Token An opaque token as the API handed it out.
@@ -524,6 +654,15 @@ type Unauthorized = Problem
 // Unprocessable RFC 9457 problem details.
 type Unprocessable = Problem
 
+// ListSyncsParams defines parameters for ListSyncs.
+type ListSyncsParams struct {
+	// Limit Maximum number of items on the page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // ListProvidersParams defines parameters for ListProviders.
 type ListProvidersParams struct {
 	// Limit Maximum number of items on the page.
@@ -550,6 +689,9 @@ type SetUserRolesJSONRequestBody = RolesRequest
 
 // RotateUserTokensJSONRequestBody defines body for RotateUserTokens for application/json ContentType.
 type RotateUserTokensJSONRequestBody = RotationRequest
+
+// RequestSyncJSONRequestBody defines body for RequestSync for application/json ContentType.
+type RequestSyncJSONRequestBody = SyncRequest
 
 // RequestEmailVerificationJSONRequestBody defines body for RequestEmailVerification for application/json ContentType.
 type RequestEmailVerificationJSONRequestBody = EmailVerificationTokenRequest
@@ -586,6 +728,15 @@ type ServerInterface interface {
 	// RotateUserTokens Rotate one user's tokens
 	// (POST /api/v1/admin/users/{id}/rotations)
 	RotateUserTokens(ctx echo.Context, id ID) error
+	// ListSyncs List a connection's syncs
+	// (GET /api/v1/connections/{id}/syncs)
+	ListSyncs(ctx echo.Context, id ID, params ListSyncsParams) error
+	// RequestSync Sync a connection now
+	// (POST /api/v1/connections/{id}/syncs)
+	RequestSync(ctx echo.Context, id ID) error
+	// GetSync One sync of a connection
+	// (GET /api/v1/connections/{id}/syncs/{sync_id})
+	GetSync(ctx echo.Context, id ID, syncId openapi_types.UUID) error
 	// RequestEmailVerification Resend the verification mail
 	// (POST /api/v1/email-verification-tokens)
 	RequestEmailVerification(ctx echo.Context) error
@@ -688,6 +839,78 @@ func (w *ServerInterfaceWrapper) RotateUserTokens(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RotateUserTokens(ctx, id)
+	return err
+}
+
+// ListSyncs converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSyncs(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSyncsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSyncs(ctx, id, params)
+	return err
+}
+
+// RequestSync converts echo context to params.
+func (w *ServerInterfaceWrapper) RequestSync(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RequestSync(ctx, id)
+	return err
+}
+
+// GetSync converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSync(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "sync_id" -------------
+	var syncId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "sync_id", ctx.Param("sync_id"), &syncId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sync_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSync(ctx, id, syncId)
 	return err
 }
 
@@ -931,6 +1154,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/health", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
 	router.GET(options.BaseURL+"/ready", wrapper.GetReady, options.OperationMiddlewares["getReady"]...)
 	router.GET(options.BaseURL+"/api/v1/providers", wrapper.ListProviders, options.OperationMiddlewares["listProviders"]...)
+	router.GET(options.BaseURL+"/api/v1/connections/:id/syncs", wrapper.ListSyncs, options.OperationMiddlewares["listSyncs"]...)
+	router.POST(options.BaseURL+"/api/v1/connections/:id/syncs", wrapper.RequestSync, options.OperationMiddlewares["requestSync"]...)
+	router.GET(options.BaseURL+"/api/v1/connections/:id/syncs/:sync_id", wrapper.GetSync, options.OperationMiddlewares["getSync"]...)
 	router.POST(options.BaseURL+"/api/v1/users", wrapper.RegisterUser, options.OperationMiddlewares["registerUser"]...)
 	router.GET(options.BaseURL+"/api/v1/users/me", wrapper.GetCurrentUser, options.OperationMiddlewares["getCurrentUser"]...)
 	router.POST(options.BaseURL+"/api/v1/email-verifications", wrapper.VerifyEmail, options.OperationMiddlewares["verifyEmail"]...)
@@ -1375,6 +1601,357 @@ type RotateUserTokens500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RotateUserTokens500ApplicationProblemPlusJSONResponse) VisitRotateUserTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSyncsRequestObject struct {
+	Id     ID `json:"id"`
+	Params ListSyncsParams
+}
+
+type ListSyncsResponseObject interface {
+	VisitListSyncsResponse(w http.ResponseWriter) error
+}
+
+type ListSyncs200JSONResponse SyncList
+
+func (response ListSyncs200JSONResponse) VisitListSyncsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSyncs400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListSyncs400ApplicationProblemPlusJSONResponse) VisitListSyncsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSyncs401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListSyncs401ApplicationProblemPlusJSONResponse) VisitListSyncsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSyncs403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListSyncs403ApplicationProblemPlusJSONResponse) VisitListSyncsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSyncs404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListSyncs404ApplicationProblemPlusJSONResponse) VisitListSyncsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSyncs500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListSyncs500ApplicationProblemPlusJSONResponse) VisitListSyncsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestSyncRequestObject struct {
+	Id   ID `json:"id"`
+	Body *RequestSyncJSONRequestBody
+}
+
+type RequestSyncResponseObject interface {
+	VisitRequestSyncResponse(w http.ResponseWriter) error
+}
+
+type RequestSync202ResponseHeaders struct {
+	Location *string
+}
+
+type RequestSync202JSONResponse struct {
+	Body    Sync
+	Headers RequestSync202ResponseHeaders
+}
+
+func (response RequestSync202JSONResponse) VisitRequestSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestSync400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RequestSync400ApplicationProblemPlusJSONResponse) VisitRequestSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestSync401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RequestSync401ApplicationProblemPlusJSONResponse) VisitRequestSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestSync403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RequestSync403ApplicationProblemPlusJSONResponse) VisitRequestSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestSync404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RequestSync404ApplicationProblemPlusJSONResponse) VisitRequestSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestSync409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RequestSync409ApplicationProblemPlusJSONResponse) VisitRequestSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestSync429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RequestSync429ApplicationProblemPlusJSONResponse) VisitRequestSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestSync500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RequestSync500ApplicationProblemPlusJSONResponse) VisitRequestSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSyncRequestObject struct {
+	Id     ID                 `json:"id"`
+	SyncId openapi_types.UUID `json:"sync_id"`
+}
+
+type GetSyncResponseObject interface {
+	VisitGetSyncResponse(w http.ResponseWriter) error
+}
+
+type GetSync200JSONResponse Sync
+
+func (response GetSync200JSONResponse) VisitGetSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSync400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetSync400ApplicationProblemPlusJSONResponse) VisitGetSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSync401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetSync401ApplicationProblemPlusJSONResponse) VisitGetSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSync403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetSync403ApplicationProblemPlusJSONResponse) VisitGetSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSync404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetSync404ApplicationProblemPlusJSONResponse) VisitGetSyncResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSync500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetSync500ApplicationProblemPlusJSONResponse) VisitGetSyncResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2599,6 +3176,15 @@ type StrictServerInterface interface {
 	// RotateUserTokens Rotate one user's tokens
 	// (POST /api/v1/admin/users/{id}/rotations)
 	RotateUserTokens(ctx context.Context, request RotateUserTokensRequestObject) (RotateUserTokensResponseObject, error)
+	// ListSyncs List a connection's syncs
+	// (GET /api/v1/connections/{id}/syncs)
+	ListSyncs(ctx context.Context, request ListSyncsRequestObject) (ListSyncsResponseObject, error)
+	// RequestSync Sync a connection now
+	// (POST /api/v1/connections/{id}/syncs)
+	RequestSync(ctx context.Context, request RequestSyncRequestObject) (RequestSyncResponseObject, error)
+	// GetSync One sync of a connection
+	// (GET /api/v1/connections/{id}/syncs/{sync_id})
+	GetSync(ctx context.Context, request GetSyncRequestObject) (GetSyncResponseObject, error)
 	// RequestEmailVerification Resend the verification mail
 	// (POST /api/v1/email-verification-tokens)
 	RequestEmailVerification(ctx context.Context, request RequestEmailVerificationRequestObject) (RequestEmailVerificationResponseObject, error)
@@ -2820,6 +3406,109 @@ func (sh *strictHandler) RotateUserTokens(ctx echo.Context, id ID) error {
 		return err
 	} else if validResponse, ok := response.(RotateUserTokensResponseObject); ok {
 		return validResponse.VisitRotateUserTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListSyncs operation middleware
+func (sh *strictHandler) ListSyncs(ctx echo.Context, id ID, params ListSyncsParams) error {
+	var request ListSyncsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSyncs(ctx.Request().Context(), request.(ListSyncsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSyncs")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListSyncsResponseObject); ok {
+		return validResponse.VisitListSyncsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RequestSync operation middleware
+func (sh *strictHandler) RequestSync(ctx echo.Context, id ID) error {
+	var request RequestSyncRequestObject
+
+	request.Id = id
+
+	var body RequestSyncJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RequestSync(ctx.Request().Context(), request.(RequestSyncRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RequestSync")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RequestSyncResponseObject); ok {
+		return validResponse.VisitRequestSyncResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSync operation middleware
+func (sh *strictHandler) GetSync(ctx echo.Context, id ID, syncId openapi_types.UUID) error {
+	var request GetSyncRequestObject
+
+	request.Id = id
+	request.SyncId = syncId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSync(ctx.Request().Context(), request.(GetSyncRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSync")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSyncResponseObject); ok {
+		return validResponse.VisitGetSyncResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
