@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/dashtam/dashtam/adapters/vault"
+	"github.com/dashtam/dashtam/aggregates/connection"
+	"github.com/dashtam/dashtam/commands/syncs"
 )
 
 // serveConfig is the validated configuration of `dashtam serve` (README,
@@ -39,6 +41,8 @@ type serveConfig struct {
 	RotationGrace time.Duration
 	// Role says what this process runs: "api", "worker" or "all".
 	Role string
+	// SyncInterval is how often every active connection is synced.
+	SyncInterval time.Duration
 }
 
 // schwabConfig is the SCHWAB_* variables.
@@ -181,6 +185,15 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 	c.Role = orDefault(strings.TrimSpace(getenv("DASHTAM_ROLE")), roleAll)
 	if c.Role != roleAPI && c.Role != roleWorker && c.Role != roleAll {
 		return c, fmt.Errorf("DASHTAM_ROLE %q is not api, worker or all", c.Role)
+	}
+
+	c.SyncInterval = syncs.DefaultInterval
+	if raw := strings.TrimSpace(getenv("DASHTAM_SYNC_INTERVAL")); raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < connection.MinSyncInterval {
+			return c, fmt.Errorf("DASHTAM_SYNC_INTERVAL %q is not a duration of at least 5m, such as 6h", raw)
+		}
+		c.SyncInterval = d
 	}
 
 	if raw := strings.TrimSpace(getenv("DASHTAM_TOKEN_ROTATION_GRACE")); raw != "" {

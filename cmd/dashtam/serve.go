@@ -26,6 +26,7 @@ import (
 	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 	policy "github.com/dashtam/dashtam/commands/ratelimit"
+	"github.com/dashtam/dashtam/commands/syncs"
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/projections"
 	"github.com/dashtam/dashtam/web"
@@ -85,6 +86,7 @@ type server struct {
 	// jobs enqueues background work, and runs it in the worker role.
 	jobs        *jobs.Client
 	connections *connections.Handler
+	syncs       *syncs.Handler
 	http        *web.Server
 	ln          net.Listener
 }
@@ -143,7 +145,8 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		return err
 	}
 	workers := jobs.NewWorkers()
-	if s.jobs, err = jobs.New(s.pool, workers, jobs.Config{Work: cfg.Works(), Logger: s.logger}); err != nil {
+	if s.jobs, err = jobs.New(s.pool, workers, jobs.Config{Work: cfg.Works(), Logger: s.logger,
+		Periodic: []jobs.Periodic{syncSchedule(cfg)}}); err != nil {
 		return err
 	}
 	if s.identity, err = newIdentityService(cfg, s.store, s.pool, s.jobs, s.logger); err != nil {
@@ -164,6 +167,10 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		return err
 	}
 	connectionJobs(workers, s.connections)
+	if s.syncs, err = newSyncs(cfg, s.store, s.pool, s.connections, s.jobs, time.Now, s.logger); err != nil {
+		return err
+	}
+	syncJobs(workers, s.syncs)
 	catalog := make([]web.ProviderInfo, 0, len(cfg.Providers))
 	for _, p := range providers.registry.List() {
 		catalog = append(catalog, web.ProviderInfo{Slug: p.Slug, Name: p.Name, AuthType: p.AuthType})
@@ -175,6 +182,8 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		Providers:      catalog,
 		Identity:       s.identity,
 		Connections:    s.connections,
+		Syncs:          s.syncs,
+		SyncReader:     projections.SyncReader{Pool: s.pool},
 		Mounts:         providers.mounts,
 		TrustedProxies: cfg.TrustedProxies,
 		RateLimit:      web.RateLimitOptions{Limiter: s.limiter, Local: local},

@@ -16,7 +16,9 @@ import (
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands/syncs"
 	"github.com/dashtam/dashtam/eventstore"
+	"github.com/dashtam/dashtam/projections"
 	"github.com/dashtam/dashtam/web"
 )
 
@@ -111,5 +113,31 @@ func newConnections(cfg serveConfig, store *eventstore.Store, pool *pgxpool.Pool
 	}
 	return connections.NewHandler(connections.Deps{
 		Store: store, Pool: pool, Providers: providers, Vault: cfg.Keyring, Jobs: j, Pacer: pacer, Now: now, Logger: logger,
+		OnConnected: syncs.AfterConnected(j), OnDisconnected: syncs.AfterDisconnected(j),
+	})
+}
+
+// syncJobs registers the sync use cases' jobs with workers.
+func syncJobs(w *jobs.Workers, h *syncs.Handler) {
+	jobs.Handle(w, h.RunSync)
+	jobs.Handle(w, h.RunRequest)
+	jobs.Handle(w, h.Schedule)
+	jobs.Handle(w, h.CloseAccounts)
+}
+
+// syncSchedule is the scheduler's periodic pass, enqueued by the elected
+// leader among the working instances.
+func syncSchedule(cfg serveConfig) jobs.Periodic {
+	return jobs.Periodic{Every: syncs.SchedulePeriod(cfg.SyncInterval), Job: syncs.ScheduleJob{},
+		Options: commands.JobOptions{Unique: true}}
+}
+
+// newSyncs wires the sync use cases over the connections' provider calls
+// and the syncs read model.
+func newSyncs(cfg serveConfig, store *eventstore.Store, pool *pgxpool.Pool, conns *connections.Handler,
+	j commands.Jobs, now func() time.Time, logger *slog.Logger) (*syncs.Handler, error) {
+	return syncs.NewHandler(syncs.Deps{
+		Store: store, Pool: pool, Caller: conns, Jobs: j, Due: projections.SyncReader{Pool: pool},
+		Now: now, Logger: logger, Interval: cfg.SyncInterval,
 	})
 }
