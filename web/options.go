@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 )
 
@@ -41,6 +42,17 @@ type Options struct {
 	// Identity authenticates bearer tokens and serves the user, session and
 	// security-administration routes.
 	Identity identity.Service
+	// Connections serves the provider-connection routes and the OAuth
+	// callback page; nil makes them answer 503 (connections not
+	// configured on this server).
+	Connections connections.Service
+	// ConnectionList reads the connections read model behind GET
+	// /api/v1/connections (projections.ConnectionReader); nil makes that
+	// route answer 503.
+	ConnectionList ConnectionLister
+	// Mounts are handlers served under a path prefix beside the API (the
+	// sandbox institution under /sandbox), each limited per client IP.
+	Mounts []Mount
 	// Now is the clock Retry-After of a lockout is counted from; nil means
 	// time.Now. Tests pin it.
 	Now func() time.Time

@@ -12,6 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
+	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/web/api"
 )
@@ -39,6 +40,8 @@ type Server struct {
 	readyPolicy     readinessPolicy
 	providers       providerCatalog
 	identity        identity.Service
+	connections     connections.Service // nil: not configured
+	connectionList  ConnectionLister    // nil: not configured
 	permissions     operationPermissions
 	clientAddr      func(*http.Request) string
 	now             func() time.Time
@@ -77,8 +80,12 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
+	mountLimits, err := mountRateLimits(opts.Mounts)
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
 	ownLimits := ownRouteRateLimits{}
-	for _, m := range []ownRouteRateLimits{pageRateLimits, docsRateLimits} {
+	for _, m := range []ownRouteRateLimits{pageRateLimits, docsRateLimits, callbackRateLimits, mountLimits} {
 		for route, p := range m {
 			ownLimits[route] = p
 		}
@@ -107,6 +114,8 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 		readyPolicy:     readinessPolicy{maxEvents: opts.MaxProjectionLag, maxAge: opts.MaxCheckpointAge},
 		providers:       providers,
 		identity:        opts.Identity,
+		connections:     opts.Connections,
+		connectionList:  opts.ConnectionList,
 		permissions:     permissions,
 		clientAddr:      clientAddr,
 		now:             opts.Now,
@@ -142,6 +151,8 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 		return nil, fmt.Errorf("web: %w", err)
 	}
 	s.registerPages(e)
+	s.registerCallbackPage(e)
+	registerMounts(e, opts.Mounts)
 	ownRoutes := e.Routes()
 	if opts.Routes != nil {
 		opts.Routes(e)
