@@ -115,6 +115,9 @@ func (s *Store) verifyChains(ctx context.Context, progress VerifyProgress, limit
 }
 
 // checkLink verifies one record against its predecessor in the same stream.
+// A stream may start with version 1 digests (written before migration 00008)
+// and move on to version 2, never back: a version 1 row after a version 2 row
+// would reopen the blind spot version 2 closed, so it is a break.
 func checkLink(prev Record, havePrev bool, r Record) *ChainBreak {
 	brk := func(reason string, args ...any) *ChainBreak {
 		return &ChainBreak{Stream: r.Stream, Version: r.Version, EventID: r.EventID.String(), Reason: fmt.Sprintf(reason, args...)}
@@ -129,18 +132,24 @@ func checkLink(prev Record, havePrev bool, r Record) *ChainBreak {
 	case r.Version != 1:
 		return brk("stream starts at version %d, not 1", r.Version)
 	}
+	switch {
+	case r.DigestVersion < digestV1 || r.DigestVersion > digestCurrent:
+		return brk("unknown digest version %d", r.DigestVersion)
+	case sameStream && r.DigestVersion < prev.DigestVersion:
+		return brk("digest version %d follows version %d: a stream's digest version never goes back", r.DigestVersion, prev.DigestVersion)
+	}
 	if !bytes.Equal(r.PrevHash, expectedPrev) {
 		return brk("prev_hash does not match the previous event's hash")
 	}
-	payload := r.Payload
 	metadata, err := canonicalJSON(r.RawMetadata)
 	if err != nil {
 		return brk("cannot canonicalise stored metadata: %v", err)
 	}
 	d := digestInput{
-		streamType: r.Stream.Type, streamID: r.Stream.ID, version: r.Version, eventID: r.EventID,
-		eventType: r.EventType, schemaVersion: r.SchemaVersion, ownerID: r.OwnerID, recordedAt: r.RecordedAt,
-		payload: payload, metadata: metadata,
+		digestVersion: r.DigestVersion, streamType: r.Stream.Type, streamID: r.Stream.ID, version: r.Version,
+		eventID: r.EventID, eventType: r.EventType, schemaVersion: r.SchemaVersion,
+		ownerID: r.OwnerID, ownerSet: r.ownerSet, recordedAt: r.RecordedAt,
+		payload: r.Payload, metadata: metadata,
 	}.digest()
 	if !bytes.Equal(chainHash(r.PrevHash, d), r.Hash) {
 		return brk("stored hash does not match the event's contents")

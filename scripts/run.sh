@@ -38,6 +38,10 @@ if [ -z "${DASHTAM_JWT_SECRET:-}" ]; then
 	DASHTAM_JWT_SECRET=$(secret "$data_dir/jwt.secret" 48)
 	export DASHTAM_JWT_SECRET
 fi
+if [ -z "${DASHTAM_ID_KEY:-}" ]; then
+	DASHTAM_ID_KEY=$(secret "$data_dir/id.key" 32)
+	export DASHTAM_ID_KEY
+fi
 export DASHTAM_DATA_DIR=$data_dir
 
 # serve applies pending migrations too; doing it here first reports a broken

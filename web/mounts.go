@@ -18,7 +18,7 @@ import (
 type Mount struct {
 	// Prefix is the path it serves, and everything below it: "/sandbox".
 	Prefix string
-	// Handler answers every method under Prefix.
+	// Handler answers every method of mountMethods under Prefix.
 	Handler http.Handler
 	// RateLimit names the policy of commands/ratelimit charged per client
 	// IP on every request, as for the server's other public routes.

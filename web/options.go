@@ -42,17 +42,6 @@ type Options struct {
 	// Identity authenticates bearer tokens and serves the user, session and
 	// security-administration routes.
 	Identity identity.Service
-	// Connections serves the provider-connection routes and the OAuth
-	// callback page; nil makes them answer 503 (connections not
-	// configured on this server).
-	Connections connections.Service
-	// ConnectionList reads the connections read model behind GET
-	// /api/v1/connections (projections.ConnectionReader); nil makes that
-	// route answer 503.
-	ConnectionList ConnectionLister
-	// Mounts are handlers served under a path prefix beside the API (the
-	// sandbox institution under /sandbox), each limited per client IP.
-	Mounts []Mount
 	// Now is the clock Retry-After of a lockout is counted from; nil means
 	// time.Now. Tests pin it.
 	Now func() time.Time
@@ -84,6 +73,21 @@ type Options struct {
 	// pages, test-only handlers); they get the same trace ids, logs,
 	// metrics, body limit and problem responses as every other route.
 	Routes func(e *echo.Echo)
+
+	// Connections serves the provider-connection routes and the OAuth
+	// callback page; nil makes them answer 503 (connections are not
+	// configured on this server): the routes of the document are always
+	// served.
+	Connections connections.Service
+	// ConnectionList reads the connections read model behind GET
+	// /api/v1/connections (projections.ConnectionReader); nil makes that
+	// route answer 503.
+	ConnectionList ConnectionLister
+
+	// Mounts are handlers served under a path prefix, outside the OpenAPI
+	// document (the sandbox institution at /sandbox), each charged a
+	// declared rate-limit policy per client IP (see Mount, mounts.go).
+	Mounts []Mount
 }
 
 // withDefaults checks o and fills in defaults, naming the first bad field.

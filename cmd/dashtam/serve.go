@@ -18,10 +18,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dashtam/dashtam/adapters/authtoken"
+	"github.com/dashtam/dashtam/adapters/jobs"
 	"github.com/dashtam/dashtam/adapters/mail"
 	"github.com/dashtam/dashtam/adapters/password"
 	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 	policy "github.com/dashtam/dashtam/commands/ratelimit"
 	"github.com/dashtam/dashtam/eventstore"
@@ -32,15 +34,18 @@ import (
 func init() { subcommands = append(subcommands, newServeCommand) }
 
 func newServeCommand(o *globalOptions) *cobra.Command {
-	var httpAddr string
+	var httpAddr, role string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the API and the projectors; applies pending migrations first",
+		Short: "Run the API, the projectors and the background workers; applies pending migrations first",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			getenv := osGetenv
 			if httpAddr != "" {
 				getenv = overrideEnv(getenv, "DASHTAM_HTTP_ADDR", httpAddr)
+			}
+			if role != "" {
+				getenv = overrideEnv(getenv, "DASHTAM_ROLE", role)
 			}
 			app, err := openServer(cmd.Context(), o, getenv, cmd.ErrOrStderr())
 			if err != nil {
@@ -51,6 +56,7 @@ func newServeCommand(o *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&httpAddr, "http-addr", "", "listen address ($DASHTAM_HTTP_ADDR, default 127.0.0.1:8080)")
+	cmd.Flags().StringVar(&role, "role", "", "what to run: api (HTTP and projectors), worker (background jobs) or all ($DASHTAM_ROLE, default all)")
 	return cmd
 }
 
@@ -67,6 +73,7 @@ func overrideEnv(getenv func(string) string, name, value string) func(string) st
 // server is the running Dashtam process: database, projectors and HTTP API.
 // End-to-end tests open one on 127.0.0.1:0 exactly as `dashtam serve` does.
 type server struct {
+	cfg      serveConfig
 	logger   *slog.Logger
 	pool     *pgxpool.Pool // the application role
 	owner    *pgxpool.Pool // the owner role, for projection DDL; pool when one role does both
@@ -75,8 +82,11 @@ type server struct {
 	notifier *projections.Notifier
 	limiter  *ratelimit.Limiter
 	identity *identity.Handler
-	http     *web.Server
-	ln       net.Listener
+	// jobs enqueues background work, and runs it in the worker role.
+	jobs        *jobs.Client
+	connections *connections.Handler
+	http        *web.Server
+	ln          net.Listener
 }
 
 // openServer validates configuration, connects, migrates, prepares the
@@ -95,7 +105,7 @@ func openServer(ctx context.Context, o *globalOptions, getenv func(string) strin
 	if err != nil {
 		return nil, err
 	}
-	s := &server{logger: logger, pool: pool, owner: owner, store: store}
+	s := &server{cfg: cfg, logger: logger, pool: pool, owner: owner, store: store}
 	if err := s.warnIfLogRewritable(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -136,26 +146,43 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		return err
 	}
 	registerSessionCacheMetrics(reg, s.identity)
-	providers := make([]web.ProviderInfo, 0, len(cfg.Providers))
-	for _, slug := range cfg.Providers {
-		providers = append(providers, web.ProviderInfo{Slug: slug, Name: knownProviders[slug], AuthType: "oauth2"})
+	// Bound before the providers are built: the sandbox's adapter calls the
+	// institution this server mounts on the address it listens on.
+	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	providers, err := newProviders(cfg, s.ln.Addr().String(), time.Now)
+	if err != nil {
+		return err
+	}
+	workers := jobs.NewWorkers()
+	if s.jobs, err = jobs.New(s.pool, workers, jobs.Config{Work: cfg.Works(), Logger: s.logger}); err != nil {
+		return err
+	}
+	if s.connections, err = newConnections(cfg, s.store, s.pool, providers.registry, s.jobs, time.Now, s.logger); err != nil {
+		return err
+	}
+	connectionJobs(workers, s.connections)
+	jobs.Handle(workers, s.identity.SendUserMail)
+	catalog := make([]web.ProviderInfo, 0, len(cfg.Providers))
+	for _, p := range providers.registry.List() {
+		catalog = append(catalog, web.ProviderInfo{Slug: p.Slug, Name: p.Name, AuthType: p.AuthType})
 	}
 	if s.http, err = web.New(web.Options{
 		Logger:         s.logger,
 		Registry:       reg,
 		Readiness:      readiness{pool: s.pool, manager: s.manager},
-		Providers:      providers,
+		Providers:      catalog,
 		Identity:       s.identity,
+		Connections:    s.connections,
+		Mounts:         providers.mounts,
 		TrustedProxies: cfg.TrustedProxies,
 		RateLimit:      web.RateLimitOptions{Limiter: s.limiter, Local: local},
 	}); err != nil {
 		return err
 	}
-	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-	}
 	s.logger.Info("dashtam listening", "addr", s.ln.Addr().String(), "public_url", cfg.PublicURL,
-		"providers", cfg.Providers)
+		"providers", cfg.Providers, "role", cfg.Role)
 	return nil
 }
 
@@ -231,10 +258,18 @@ func (s *server) Addr() string { return s.ln.Addr().String() }
 // component's error if one fails.
 func (s *server) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.http.Serve(ctx, s.ln) })
-	g.Go(func() error { return s.manager.Start(ctx) })
-	g.Go(func() error { return s.notifier.Run(ctx) })
-	g.Go(func() error { return s.identity.RunSessionCache(ctx) })
+	if s.cfg.Serves() {
+		g.Go(func() error { return s.http.Serve(ctx, s.ln) })
+		g.Go(func() error { return s.manager.Start(ctx) })
+		g.Go(func() error { return s.notifier.Run(ctx) })
+		g.Go(func() error { return s.identity.RunSessionCache(ctx) })
+	} else {
+		// A worker answers no HTTP: its listener only reserved the address.
+		_ = s.ln.Close()
+	}
+	if s.cfg.Works() {
+		g.Go(func() error { return s.runJobs(ctx) })
+	}
 	g.Go(func() error { s.sweepRateLimits(ctx); return nil })
 	g.Go(func() error { s.sweepIdentity(ctx); return nil })
 	err := g.Wait()
@@ -245,6 +280,25 @@ func (s *server) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// jobsStopTimeout bounds how long a stopping worker waits for running jobs
+// before cancelling them; river hands a cancelled job to another instance.
+const jobsStopTimeout = 20 * time.Second
+
+// runJobs works background jobs until ctx ends, then stops fetching and
+// lets running jobs finish (or cancels them after jobsStopTimeout).
+func (s *server) runJobs(ctx context.Context) error {
+	if err := s.jobs.Start(ctx); err != nil {
+		return fmt.Errorf("start background workers: %w", err)
+	}
+	<-ctx.Done()
+	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobsStopTimeout)
+	defer cancel()
+	if err := s.jobs.Stop(stop); err != nil {
+		s.logger.Warn("background workers stopped uncleanly", "err", err)
+	}
+	return nil
 }
 
 // identitySweepPeriod is how often serve deletes dead identity rows; they
