@@ -307,12 +307,22 @@ func TestConnectionsProjectorToleratesBatchesAgain(t *testing.T) {
 	if err := projections.Ensure(ctx, testdb.Owner(t, store.Pool()), projections.Connections{}); err != nil {
 		t.Fatal(err)
 	}
-	records, err := store.ReadAll(ctx, eventstore.Position{}, 100_000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The log is read behind the cluster-wide horizon, which other tests'
+	// transactions hold back: wait until it has passed every event.
+	var records []eventstore.Record
+	eventually(t, "the horizon passing the log", func() bool {
+		var err error
+		if records, err = store.ReadAll(ctx, eventstore.Position{}, 100_000); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := store.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return len(records) == n
+	})
 	p, tables := projections.Connections{}, projections.LiveTables(projections.Connections{})
-	err = pgx.BeginFunc(ctx, store.Pool(), func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, store.Pool(), func(tx pgx.Tx) error {
 		for i := 0; i < len(records); i += 9 {
 			batch := records[i:min(i+9, len(records))]
 			for range 2 {
