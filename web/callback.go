@@ -2,11 +2,13 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"html/template"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -27,6 +29,10 @@ const callbackPath = "/oauth/:slug/callback"
 var callbackRateLimits = ownRouteRateLimits{
 	http.MethodGet + " " + callbackPath: ratelimit.OAuthCallback,
 }
+
+// callbackTimeout bounds a callback's work once the browser is gone: the
+// code exchange (a provider call of at most 30 s) and the writes after it.
+const callbackTimeout = time.Minute
 
 // callbackStyle is the page's only style, allowed by its hash: the page
 // runs no script and loads nothing.
@@ -78,7 +84,12 @@ func (s *Server) registerCallbackPage(e *echo.Echo) {
 // (code, state, error) goes to the connections service as received,
 // decoded once, and nothing of it is shown or logged.
 func (s *Server) oauthCallback(c echo.Context) error {
-	ctx := c.Request().Context()
+	// The page tells people they may close the window, and some close it
+	// before it loads: the callback then finishes on its own (within a
+	// bound) rather than leave a spent state, an exchanged code and a
+	// connection pending until its authorisation expires.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), callbackTimeout)
+	defer cancel()
 	if s.connections == nil {
 		return renderCallback(c, http.StatusServiceUnavailable, callbackPage{ID: "not-connected",
 			Title: "Connections are not available", Message: "This server does not connect providers."})

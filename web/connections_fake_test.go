@@ -35,6 +35,13 @@ type fakeConnections struct {
 	spent     map[string]bool
 	refreshes map[uuid.UUID]error // what RefreshNow answers, by connection
 	callbacks []url.Values        // every callback query received
+
+	// gate, when set, holds each callback until it is closed; entered
+	// says a callback is waiting there, and callbackErr receives the
+	// context's error the callback sees once released.
+	gate        chan struct{}
+	entered     chan struct{}
+	callbackErr chan error
 }
 
 // fakeConn is one connection of the fake.
@@ -142,7 +149,12 @@ func (f *fakeConnections) Reauthorize(_ context.Context, p commands.Principal, i
 
 // Callback completes an authorisation: code "unreachable" plays a
 // provider that cannot be reached, any other code succeeds.
-func (f *fakeConnections) Callback(_ context.Context, slug string, q url.Values, _ commands.RequestContext) connections.CallbackOutcome {
+func (f *fakeConnections) Callback(ctx context.Context, slug string, q url.Values, _ commands.RequestContext) connections.CallbackOutcome {
+	if f.gate != nil {
+		f.entered <- struct{}{}
+		<-f.gate
+		f.callbackErr <- ctx.Err()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.callbacks = append(f.callbacks, q)

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -406,4 +408,44 @@ func TestMountsServeBesideTheAPI(t *testing.T) {
 			Readiness: &fakeReadiness{}, Identity: newFakeIdentity(t, &fakeClock{now: testEpoch}), Mounts: []web.Mount{m}})
 		assert.Error(t, err, name)
 	}
+}
+
+// TestCallbackOutlivesTheBrowser: a person who closes the window while the
+// callback exchanges the code does not cancel it; the service works on
+// with a context of its own.
+func TestCallbackOutlivesTheBrowser(t *testing.T) {
+	clock := &fakeClock{now: testEpoch}
+	id := newFakeIdentity(t, clock)
+	conns := newFakeConnections(clock)
+	conns.gate, conns.entered, conns.callbackErr = make(chan struct{}), make(chan struct{}, 1), make(chan error, 1)
+	requestDone := make(chan (<-chan struct{}), 1)
+	s := MustServer(t, web.Options{Identity: id, Connections: conns, ConnectionList: conns, Routes: func(e *echo.Echo) {
+		// Hands the test the request's own context, which the server
+		// cancels when the client goes away.
+		e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				if strings.HasPrefix(c.Request().URL.Path, "/oauth/") {
+					requestDone <- c.Request().Context().Done()
+				}
+				return next(c)
+			}
+		})
+	}})
+	ctx, hangUp := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/oauth/sandbox/callback?code=a&state=b", nil)
+	require.NoError(t, err)
+	go func() {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-conns.entered
+	hangUp()
+	select {
+	case <-<-requestDone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server never noticed the client hang up")
+	}
+	close(conns.gate)
+	assert.NoError(t, <-conns.callbackErr, "the callback's context outlives the browser")
 }
