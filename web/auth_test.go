@@ -137,7 +137,7 @@ func TestRoleMatrix(t *testing.T) {
 			}
 		}
 	}
-	assert.GreaterOrEqual(t, operations, 23, "every identity route of ARCHITECTURE §7 plus the system ones")
+	assert.GreaterOrEqual(t, operations, 23, "every identity route of docs/api.md plus the system ones")
 	for id := range sampleBodies {
 		found := false
 		for _, item := range doc.Paths.Map() {

@@ -173,7 +173,7 @@ var errorMappings = []errorMapping{
 	is(context.DeadlineExceeded, CodeUnavailable, "the request timed out"),
 	is(context.Canceled, CodeUnavailable, "the request was cancelled"),
 
-	// Identity (issue 3). Inputs that fail the service's checks are field
+	// Identity (docs/identity.md). Inputs that fail the service's checks are field
 	// errors, so a form can show the message beside the field.
 	is(identity.ErrEmailTaken, CodeConflict, "the email is already registered"),
 	// An email is refused by its content, not its JSON shape: 422, like

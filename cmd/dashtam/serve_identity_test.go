@@ -172,7 +172,7 @@ func startIdentityServerAt(t *testing.T, appURL, ownerURL string, change ...func
 		opts: o, mailDir: mailDir, env: env, logs: logs, stop: stop}
 }
 
-// TestIdentityJourneyEndToEnd walks issue 3's journey against the real
+// TestIdentityJourneyEndToEnd walks the identity journey (docs/identity.md) against the real
 // server, database and file outbox: register, read the mail, verify, log
 // in, call /users/me, refresh, replay the old refresh token (the session is
 // revoked), log in again, log out; another user's session is 404; and the

@@ -17,7 +17,7 @@ import (
 
 // Defaults for the Deps fields that may be left zero.
 const (
-	// DefaultRefreshTTL is the refresh-token (and session) lifetime of issue 3.
+	// DefaultRefreshTTL is the refresh-token (and session) lifetime (docs/identity.md).
 	DefaultRefreshTTL = 30 * 24 * time.Hour
 	// DefaultAccessTTL is the access-token lifetime SecurityConfig reports
 	// when Deps.AccessTTL is zero; it matches the access-token adapter's default.
