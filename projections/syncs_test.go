@@ -15,8 +15,8 @@ import (
 	"github.com/dashtam/dashtam/projections"
 )
 
-// connectionStore is a store that knows the connection events.
-func connectionStore(tb testing.TB) *eventstore.Store {
+// syncStore is a store that knows every connection event, syncs included.
+func syncStore(tb testing.TB) *eventstore.Store {
 	tb.Helper()
 	reg := eventstore.NewRegistry()
 	eventstore.Register[ticked](reg, 1)
@@ -69,7 +69,7 @@ func registerConnectionEvent(reg *eventstore.Registry, e connection.Event) {
 // owner; the scheduler's due list; and a rebuild that finds the same rows.
 func TestSyncsProjection(t *testing.T) {
 	ctx := context.Background()
-	store := connectionStore(t)
+	store := syncStore(t)
 	pool := store.Pool()
 	m, err := projections.NewManager(store, projections.All(), ownerOf(t, store), projections.WithBatchSize(3))
 	require.NoError(t, err)
