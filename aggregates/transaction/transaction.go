@@ -191,6 +191,11 @@ func (t *Transaction) Remove(syncID uuid.UUID, at time.Time) ([]Event, error) {
 	return []Event{TransactionRemoved{TransactionID: t.id, SyncID: syncID, Reason: ReasonDisappeared, At: at}}, nil
 }
 
+// Validate reports whether Observe would refuse d as invalid (no id, no
+// date, no type, no currency), so a caller can set such data aside before
+// a batch decides.
+func (d Data) Validate() error { return d.validate() }
+
 func (d Data) validate() error {
 	switch {
 	case strings.TrimSpace(d.ProviderTransactionID) == "", d.Type == "", len(d.Currency) != 3:

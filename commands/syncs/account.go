@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dashtam/dashtam/aggregates/account"
 	"github.com/dashtam/dashtam/aggregates/connection"
@@ -23,7 +24,7 @@ import (
 // then writes the account, the transactions in batches and the removals,
 // each in its own unit of work. An account seen for the first time, or
 // open again, is fetched as far back as a first sync.
-func (r *run) account(ctx context.Context, pa commands.ProviderAccount, open bool) error {
+func (r *run) account(ctx context.Context, pa commands.ProviderAccount, known, open bool) error {
 	id := eventstore.AccountStreamID(r.connectionID, pa.ID)
 	from, to := r.from, r.to
 	if !open {
@@ -66,8 +67,11 @@ func (r *run) account(ctx context.Context, pa commands.ProviderAccount, open boo
 		r.accountFailed(id, txErr)
 		return nil
 	}
-	return r.writeTransactions(ctx, id, txs, from, to)
+	return r.writeTransactions(ctx, id, txs, from, to, !known)
 }
+
+// writers is how many units of work of one account's batches run at once.
+const writers = 2
 
 // firstWindowFrom is where a first sync starts, FirstSyncYears before to.
 func firstWindowFrom(to string) string {
@@ -145,7 +149,10 @@ func transactionData(pt commands.ProviderTransaction) transaction.Data {
 // removes the pending ones of the window the provider no longer lists.
 // Data the aggregate refuses is reported as the account's error, and the
 // transaction it names is neither written nor removed.
-func (r *run) writeTransactions(ctx context.Context, accountID uuid.UUID, txs []commands.ProviderTransaction, from, to string) error {
+//
+// An account the index has never seen (fresh) has no transactions yet, so
+// its batches append without reading the index first.
+func (r *run) writeTransactions(ctx context.Context, accountID uuid.UUID, txs []commands.ProviderTransaction, from, to string, fresh bool) error {
 	seen := make(map[uuid.UUID]bool, len(txs))
 	obs := make([]observed, 0, len(txs))
 	for _, pt := range txs {
@@ -155,7 +162,7 @@ func (r *run) writeTransactions(ctx context.Context, accountID uuid.UUID, txs []
 		}
 		seen[id] = true
 		d := transactionData(pt)
-		if _, err := transaction.New(id).Observe(transaction.Observation{AccountID: accountID, Data: d}); err != nil {
+		if err := d.Validate(); err != nil {
 			r.h.log.InfoContext(ctx, "sync: a transaction refused", "account_id", accountID, "transaction_id", id, "error", err)
 			r.accountFailed(accountID, fmt.Errorf("transaction %s: %w: %w", id, errInvalidData, err))
 			continue
@@ -169,22 +176,36 @@ func (r *run) writeTransactions(ctx context.Context, accountID uuid.UUID, txs []
 	slices.SortFunc(obs, func(a, b observed) int {
 		return cmp.Or(cmp.Compare(a.data.Date, b.data.Date), cmp.Compare(a.data.ProviderTransactionID, b.data.ProviderTransactionID))
 	})
+	// Batches are disjoint sets of streams and index rows, so two units of
+	// work write at once: on two cores, Go encodes one batch while
+	// PostgreSQL inserts the other. Nothing is open while the provider is
+	// called, which happened before.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(writers)
 	for start := 0; start < len(obs); start += r.h.batch {
 		batch := obs[start:min(start+r.h.batch, len(obs))]
-		var (
-			counts connection.SyncCounts
-			tries  int
-		)
-		err := r.unit(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-			tries++
-			var err error
-			counts, err = r.writeBatch(ctx, tx, accountID, batch, tries > 1)
-			return err
+		g.Go(func() error {
+			var (
+				counts connection.SyncCounts
+				tries  int
+			)
+			err := r.unit(gctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				tries++
+				var err error
+				counts, err = r.writeBatch(ctx, tx, accountID, batch, fresh, tries > 1)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			r.mu.Lock()
+			r.counts = r.counts.Add(counts)
+			r.mu.Unlock()
+			return nil
 		})
-		if err != nil {
-			return err
-		}
-		r.counts = r.counts.Add(counts)
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return r.removeGone(ctx, accountID, seen, from, to)
 }
@@ -196,15 +217,18 @@ func (r *run) writeTransactions(ctx context.Context, accountID uuid.UUID, txs []
 // conflict (an index that disagrees with the log) makes Transact run the
 // batch again, and then every transaction is loaded, so the index is
 // trusted only to go faster, never for the outcome.
-func (r *run) writeBatch(ctx context.Context, tx *eventstore.Tx, accountID uuid.UUID, batch []observed, safe bool) (connection.SyncCounts, error) {
+func (r *run) writeBatch(ctx context.Context, tx *eventstore.Tx, accountID uuid.UUID, batch []observed, fresh, safe bool) (connection.SyncCounts, error) {
 	var counts connection.SyncCounts
-	ids := make([]uuid.UUID, len(batch))
-	for i, o := range batch {
-		ids[i] = o.id
-	}
-	index, err := readIndexed(ctx, tx, ids)
-	if err != nil {
-		return counts, err
+	index := map[uuid.UUID]indexed{}
+	if !fresh || safe {
+		ids := make([]uuid.UUID, len(batch))
+		for i, o := range batch {
+			ids[i] = o.id
+		}
+		var err error
+		if index, err = readIndexed(ctx, tx, ids); err != nil {
+			return counts, err
+		}
 	}
 	now := r.h.clock.Now()
 	var (

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,6 +25,9 @@ type run struct {
 	connectionID, userID, syncID uuid.UUID
 	// from and to are the sync's window (YYYY-MM-DD, inclusive).
 	from, to string
+	// mu guards head, units and counts, which concurrent units of work
+	// of one account's batches share.
+	mu sync.Mutex
 	// head is a version of the connection's stream known to hold the sync
 	// in progress; every unit of work checks the stream has not moved, or
 	// that the sync is still the one in progress.
@@ -203,6 +207,8 @@ func (r *run) unit(ctx context.Context, fn func(ctx context.Context, tx *eventst
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.units++
 	if r.h.afterUnit != nil {
 		return r.h.afterUnit(r.units)
@@ -220,7 +226,10 @@ func (r *run) guard(ctx context.Context, tx *eventstore.Tx) error {
 	if err != nil {
 		return err
 	}
-	if head == r.head {
+	r.mu.Lock()
+	known := r.head
+	r.mu.Unlock()
+	if head == known {
 		return nil
 	}
 	l, err := r.h.connections.Load(ctx, tx, r.connectionID)
@@ -234,7 +243,9 @@ func (r *run) guard(ctx context.Context, tx *eventstore.Tx) error {
 	if c.Status() != connection.StatusActive {
 		return statusError(c.Status())
 	}
-	r.head = l.Version
+	r.mu.Lock()
+	r.head = max(r.head, l.Version)
+	r.mu.Unlock()
 	return nil
 }
 
@@ -263,7 +274,7 @@ func (r *run) sync(ctx context.Context) error {
 	r.accounts = len(listed)
 	for _, pa := range listed {
 		k, ok := byProviderID[pa.ID]
-		if err := r.account(ctx, pa, ok && k.active); err != nil {
+		if err := r.account(ctx, pa, ok, ok && k.active); err != nil {
 			return err
 		}
 	}
