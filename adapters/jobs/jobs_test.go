@@ -155,3 +155,41 @@ func TestSnoozeCancelAndRetry(t *testing.T) {
 }
 
 func jsonArgs(j *rivertype.JobRow, v any) error { return json.Unmarshal(j.EncodedArgs, v) }
+
+// periodicJob is the job TestPeriodicJobsRunOnTheLeader schedules.
+type periodicJob struct{}
+
+func (periodicJob) Kind() string { return "jobs_test_periodic" }
+
+// A periodic job is enqueued when the client starts (river elects the
+// one working client leader) and then on its period, and its handler
+// hears which attempt it runs.
+func TestPeriodicJobsRunOnTheLeader(t *testing.T) {
+	pool := testdb.New(t)
+	ran := make(chan commands.JobAttempt, 10)
+	w := jobs.NewWorkers()
+	jobs.Handle(w, func(ctx context.Context, _ periodicJob) error {
+		ran <- commands.JobAttemptFrom(ctx)
+		return nil
+	})
+	_, err := jobs.New(pool, w, jobs.Config{Work: true, Periodic: []jobs.Periodic{{Every: time.Millisecond, Job: periodicJob{}}}})
+	require.Error(t, err, "a period under a second is refused")
+	c, err := jobs.New(pool, w, jobs.Config{Work: true, FetchPollInterval: 100 * time.Millisecond,
+		Periodic: []jobs.Periodic{{Every: time.Second, Job: periodicJob{}, Options: commands.JobOptions{Unique: true}}}})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = c.Stop(ctx)
+	})
+	for range 2 {
+		select {
+		case a := <-ran:
+			require.Equal(t, 1, a.Attempt)
+			require.Positive(t, a.MaxAttempts)
+		case <-time.After(60 * time.Second):
+			t.Fatal("the periodic job did not run")
+		}
+	}
+}

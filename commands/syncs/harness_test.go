@@ -98,6 +98,8 @@ type worldOptions struct {
 	batch int
 	// maxConns sizes the pool, 10 when zero.
 	maxConns int32
+	// schwabRate paces Schwab calls per minute, 60,000 when zero.
+	schwabRate int
 }
 
 func newWorld(tb testing.TB, o worldOptions) *world {
@@ -149,7 +151,10 @@ func newWorld(tb testing.TB, o worldOptions) *world {
 	require.NoError(tb, err)
 	providers, err := commands.NewProviders(sb, sw)
 	require.NoError(tb, err)
-	pacer, err := ratelimit.NewPacer(pool, map[string]int{"schwab": 60_000})
+	if o.schwabRate == 0 {
+		o.schwabRate = 60_000
+	}
+	pacer, err := ratelimit.NewPacer(pool, map[string]int{"schwab": o.schwabRate})
 	require.NoError(tb, err)
 	kr, err := vault.Parse(testKeyring)
 	require.NoError(tb, err)

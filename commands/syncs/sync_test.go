@@ -228,6 +228,19 @@ func TestProviderFailures(t *testing.T) {
 		require.NoError(t, w.run(id))
 		assert.IsType(t, connection.SyncCompleted{}, w.outcome(id, v.ID))
 	})
+	t.Run("no slot of the provider's pace", func(t *testing.T) {
+		// Two calls a minute: the accounts take the first slot, the next
+		// one is further away than a sync waits in process.
+		w := newWorld(t, worldOptions{schwabRate: 2})
+		p := user()
+		id := w.connectSchwab(p, "Paced")
+		v := w.request(p, id)
+		err := w.run(id)
+		var snooze *commands.JobSnoozeError
+		require.ErrorAs(t, err, &snooze)
+		assert.Greater(t, snooze.Delay, 10*time.Second)
+		assert.Nil(t, w.outcome(id, v.ID), "still in progress")
+	})
 	t.Run("unavailable until the last attempt", func(t *testing.T) {
 		w := newWorld(t, worldOptions{})
 		w.household()
