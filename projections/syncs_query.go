@@ -110,13 +110,16 @@ func ListSyncs(ctx context.Context, q eventstore.Querier, userID, connectionID u
 	return out, nil
 }
 
-// DueConnections returns up to limit active connections with no sync
-// running whose last sync started before before (or that never synced),
-// longest waiting first: the scheduler's work list.
-func DueConnections(ctx context.Context, q eventstore.Querier, before time.Time, limit int) ([]uuid.UUID, error) {
+// DueConnections returns up to limit active connections whose last sync
+// started before before (or that never synced), longest waiting first:
+// the scheduler's work list. A connection with a sync in progress is due
+// only once that sync started before stale: its worker is gone, and the
+// next sync abandons it.
+func DueConnections(ctx context.Context, q eventstore.Querier, before, stale time.Time, limit int) ([]uuid.UUID, error) {
 	rows, err := q.Query(ctx, fmt.Sprintf(`SELECT connection_id FROM %s
-		WHERE status = 'active' AND syncing IS NULL AND (last_started_at IS NULL OR last_started_at < $1)
-		ORDER BY last_started_at NULLS FIRST LIMIT $2`, LiveTables(Syncs{}).Of(syncConnectionsTable)), before, limit)
+		WHERE status = 'active' AND (last_started_at IS NULL OR last_started_at < $1)
+		  AND (syncing IS NULL OR last_started_at < $3)
+		ORDER BY last_started_at NULLS FIRST LIMIT $2`, LiveTables(Syncs{}).Of(syncConnectionsTable)), before, limit, stale)
 	if err != nil {
 		return nil, fmt.Errorf("list connections due for a sync: %w", err)
 	}
@@ -145,6 +148,6 @@ func (r SyncReader) ListSyncs(ctx context.Context, userID, connectionID uuid.UUI
 }
 
 // DueConnections is DueConnections on r's pool.
-func (r SyncReader) DueConnections(ctx context.Context, before time.Time, limit int) ([]uuid.UUID, error) {
-	return DueConnections(ctx, r.Pool, before, limit)
+func (r SyncReader) DueConnections(ctx context.Context, before, stale time.Time, limit int) ([]uuid.UUID, error) {
+	return DueConnections(ctx, r.Pool, before, stale, limit)
 }

@@ -121,10 +121,14 @@ func TestSyncsProjection(t *testing.T) {
 	_, err = projections.GetSync(ctx, pool, bob, c1, s1)
 	assert.ErrorIs(t, err, projections.ErrSyncNotFound, "another user's sync")
 
-	// c1 is syncing, c2 never synced: only c2 is due.
-	due, err := projections.DueConnections(ctx, pool, t0.Add(2*time.Hour), 10)
+	// c1 is syncing, c2 never synced: only c2 is due, and c1 once its
+	// sync is stale.
+	due, err := projections.DueConnections(ctx, pool, t0.Add(2*time.Hour), t0.Add(-time.Minute), 10)
 	require.NoError(t, err)
 	assert.Equal(t, []uuid.UUID{c2}, due)
+	due, err = projections.DueConnections(ctx, pool, t0.Add(2*time.Hour), t0.Add(2*time.Hour), 10)
+	require.NoError(t, err)
+	assert.Equal(t, []uuid.UUID{c2, c1}, due)
 
 	// The stale sync is abandoned by the next; the first page holds the newest.
 	emit(c1, ann,
@@ -148,7 +152,7 @@ func TestSyncsProjection(t *testing.T) {
 	none, err := projections.ListSyncs(ctx, pool, bob, c1, nil, 10)
 	require.NoError(t, err)
 	assert.Empty(t, none)
-	due, err = projections.DueConnections(ctx, pool, t0.Add(3*time.Hour), 10)
+	due, err = projections.DueConnections(ctx, pool, t0.Add(3*time.Hour), t0.Add(3*time.Hour), 10)
 	require.NoError(t, err)
 	assert.Equal(t, []uuid.UUID{c2}, due, "a connection needing re-authorisation is not due")
 

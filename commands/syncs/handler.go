@@ -37,9 +37,10 @@ type Caller interface {
 // DueLister finds the connections due for a scheduled sync;
 // projections.SyncReader implements it over the syncs read model.
 type DueLister interface {
-	// DueConnections returns up to limit active connections with no sync
-	// running whose last sync started before before, or never.
-	DueConnections(ctx context.Context, before time.Time, limit int) ([]uuid.UUID, error)
+	// DueConnections returns up to limit active connections whose last
+	// sync started before before, or never, leaving out those with a sync
+	// in progress that started after stale.
+	DueConnections(ctx context.Context, before, stale time.Time, limit int) ([]uuid.UUID, error)
 }
 
 // Defaults of Deps.

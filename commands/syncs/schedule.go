@@ -36,7 +36,7 @@ const scheduleBatch = 1000
 // so the decisions spread over the workers.
 func (h *Handler) Schedule(ctx context.Context, _ ScheduleJob) error {
 	now := h.clock.Now()
-	due, err := h.due.DueConnections(ctx, now.Add(-h.interval), scheduleBatch)
+	due, err := h.due.DueConnections(ctx, now.Add(-h.interval), now.Add(-connection.SyncStale), scheduleBatch)
 	if err != nil {
 		return err
 	}
