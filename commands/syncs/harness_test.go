@@ -108,15 +108,10 @@ func newWorld(tb testing.TB, o worldOptions) *world {
 		o.start = time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
 	}
 	clk := &clock{t: o.start}
-	cfg, err := pgxpool.ParseConfig(testdb.NewURL(tb))
-	require.NoError(tb, err)
-	cfg.MaxConns = 10
-	if o.maxConns > 0 {
-		cfg.MaxConns = o.maxConns
+	if o.maxConns == 0 {
+		o.maxConns = 10
 	}
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	require.NoError(tb, err)
-	tb.Cleanup(pool.Close)
+	pool := testdb.NewWithConns(tb, o.maxConns)
 	reg := eventstore.NewRegistry()
 	commands.RegisterEvents(reg)
 	store, err := eventstore.New(pool, reg, eventstore.WithClock(clk.Now))
