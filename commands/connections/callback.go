@@ -46,7 +46,11 @@ func (h *Handler) Callback(ctx context.Context, providerSlug string, query url.V
 	prov, err := h.providers.Get(row.providerSlug)
 	switch {
 	case row.used:
-		return fail(connection.FailedInvalidState)
+		// A replay (a reloaded page, a callback delivered twice) tells the
+		// browser so and nothing more: the first callback may still be
+		// exchanging the code, and its connection must not fail for this.
+		out.Reason = connection.FailedInvalidState
+		return out
 	case row.providerSlug != providerSlug || err != nil:
 		// A state of one provider's flow brought to another's callback.
 		return fail(connection.FailedInvalidState)
@@ -162,9 +166,13 @@ func (h *Handler) seal(id uuid.UUID, creds commands.Credentials) (vaultRow, erro
 	if err != nil {
 		return vaultRow{}, err
 	}
-	r := vaultRow{keyID: keyID, blob: blob, fingerprint: commands.Fingerprint(creds), accessExpiresAt: creds.AccessExpiresAt.UTC()}
+	// Expiries at PostgreSQL's precision, so that what this refresh
+	// answers, what its events say and what another caller reads back from
+	// the row are the same instants (adapters may stamp nanoseconds).
+	r := vaultRow{keyID: keyID, blob: blob, fingerprint: commands.Fingerprint(creds),
+		accessExpiresAt: creds.AccessExpiresAt.UTC().Truncate(time.Microsecond)}
 	if !creds.RefreshExpiresAt.IsZero() {
-		t := creds.RefreshExpiresAt.UTC()
+		t := creds.RefreshExpiresAt.UTC().Truncate(time.Microsecond)
 		r.refreshExpiresAt = &t
 	}
 	return r, nil

@@ -107,6 +107,14 @@ func sweepStates(ctx context.Context, q querier, cutoff time.Time) (int64, error
 	return tag.RowsAffected(), nil
 }
 
+// deleteStates deletes the authorisations in flight of a connection.
+func deleteStates(ctx context.Context, tx pgx.Tx, connectionID uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM oauth_states WHERE connection_id = $1`, connectionID); err != nil {
+		return fmt.Errorf("delete oauth states: %w", err)
+	}
+	return nil
+}
+
 // vaultRow is a connection's sealed credentials and what is known of them
 // without opening the blob.
 type vaultRow struct {
@@ -116,6 +124,10 @@ type vaultRow struct {
 	accessExpiresAt  time.Time
 	refreshExpiresAt *time.Time
 	generation       int64
+	// updatedAt is when the credentials were stored.
+	updatedAt time.Time
+	// refreshingUntil is the end of the refresh lease in force, if any.
+	refreshingUntil *time.Time
 }
 
 // storeCredentials stores (or replaces) a connection's sealed credentials.
@@ -136,9 +148,10 @@ func storeCredentials(ctx context.Context, tx pgx.Tx, connectionID uuid.UUID, r 
 // readCredentials returns a connection's sealed credentials, or pgx.ErrNoRows.
 func readCredentials(ctx context.Context, q querier, connectionID uuid.UUID) (vaultRow, error) {
 	var r vaultRow
-	err := q.QueryRow(ctx, `SELECT key_id, blob, fingerprint, access_expires_at, refresh_expires_at, generation
+	err := q.QueryRow(ctx, `SELECT key_id, blob, fingerprint, access_expires_at, refresh_expires_at, generation,
+			updated_at, refreshing_until
 		FROM provider_credentials WHERE connection_id = $1`, connectionID).
-		Scan(&r.keyID, &r.blob, &r.fingerprint, &r.accessExpiresAt, &r.refreshExpiresAt, &r.generation)
+		Scan(&r.keyID, &r.blob, &r.fingerprint, &r.accessExpiresAt, &r.refreshExpiresAt, &r.generation, &r.updatedAt, &r.refreshingUntil)
 	if err != nil {
 		return vaultRow{}, err
 	}
@@ -154,8 +167,9 @@ func takeRefreshLease(ctx context.Context, q querier, connectionID uuid.UUID, no
 	var r vaultRow
 	err := q.QueryRow(ctx, `UPDATE provider_credentials SET refreshing_until = $3
 		WHERE connection_id = $1 AND (refreshing_until IS NULL OR refreshing_until <= $2)
-		RETURNING key_id, blob, fingerprint, access_expires_at, refresh_expires_at, generation`,
-		connectionID, now, until).Scan(&r.keyID, &r.blob, &r.fingerprint, &r.accessExpiresAt, &r.refreshExpiresAt, &r.generation)
+		RETURNING key_id, blob, fingerprint, access_expires_at, refresh_expires_at, generation, updated_at, refreshing_until`,
+		connectionID, now, until).Scan(&r.keyID, &r.blob, &r.fingerprint, &r.accessExpiresAt, &r.refreshExpiresAt, &r.generation,
+		&r.updatedAt, &r.refreshingUntil)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Held by another refresh, or no credentials at all: tell which.
 		if _, err := readCredentials(ctx, q, connectionID); err != nil {
@@ -199,11 +213,4 @@ func destroyCredentials(ctx context.Context, tx pgx.Tx, connectionID uuid.UUID) 
 		return fmt.Errorf("destroy credentials: %w", err)
 	}
 	return nil
-}
-
-// readLease returns the end of the refresh lease on a connection (nil: none).
-func readLease(ctx context.Context, q querier, connectionID uuid.UUID) (*time.Time, error) {
-	var until *time.Time
-	err := q.QueryRow(ctx, `SELECT refreshing_until FROM provider_credentials WHERE connection_id = $1`, connectionID).Scan(&until)
-	return until, err
 }
