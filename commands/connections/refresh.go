@@ -22,8 +22,16 @@ func (h *Handler) RefreshNow(ctx context.Context, p commands.Principal, id uuid.
 	if err != nil {
 		return Expiry{}, err
 	}
+	// A refresh that completes after this request arrived answers it.
+	stored, err := readCredentials(ctx, h.pool, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Expiry{}, h.noCredentials(ctx, id)
+	}
+	if err != nil {
+		return Expiry{}, err
+	}
 	ctx = commands.WithMetadata(ctx, c.UserID(), commands.ActorUser(p.UserID), "refresh tokens", rc)
-	r, err := h.refresh(ctx, c, connection.RefreshManual, 0)
+	r, err := h.refresh(ctx, c, connection.RefreshManual, stored.generation)
 	if errors.Is(err, errRefreshRunning) {
 		r, err = h.awaitRefresh(ctx, id, r.generation)
 	}
@@ -104,14 +112,19 @@ func (h *Handler) refresh(ctx context.Context, c *connection.Connection, trigger
 	if err != nil {
 		return vaultRow{}, err
 	}
-	old, ok, err := takeRefreshLease(ctx, h.pool, id, now, now.Add(refreshLease))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return vaultRow{}, h.noCredentials(ctx, id)
-	}
-	if err != nil {
-		return vaultRow{}, err
-	}
-	if !ok {
+	var old vaultRow
+	for attempt := 1; ; attempt++ {
+		row, ok, err := takeRefreshLease(ctx, h.pool, id, now, now.Add(refreshLease))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return vaultRow{}, h.noCredentials(ctx, id)
+		}
+		if err != nil {
+			return vaultRow{}, err
+		}
+		if ok {
+			old = row
+			break
+		}
 		current, err := readCredentials(ctx, h.pool, id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return vaultRow{}, h.noCredentials(ctx, id)
@@ -122,7 +135,13 @@ func (h *Handler) refresh(ctx context.Context, c *connection.Connection, trigger
 		if since != 0 && current.generation != since {
 			return current, nil
 		}
-		return current, errRefreshRunning
+		// A lease in force was taken on the generation read with it, so
+		// the caller waits for that generation to move. A lease gone
+		// already means its refresh ended between the two statements:
+		// look again rather than wait on a generation nobody refreshes.
+		if (current.refreshingUntil != nil && current.refreshingUntil.After(now)) || attempt == 3 {
+			return current, errRefreshRunning
+		}
 	}
 	release := func() {
 		if err := releaseLease(context.WithoutCancel(ctx), h.pool, id, old.generation); err != nil {
