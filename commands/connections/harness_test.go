@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"html"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dashtam/dashtam/adapters/jobs"
+	"github.com/dashtam/dashtam/adapters/providers/sandbox"
 	"github.com/dashtam/dashtam/adapters/providers/schwab"
 	"github.com/dashtam/dashtam/adapters/providers/schwab/schwabtest"
 	"github.com/dashtam/dashtam/adapters/ratelimit"
@@ -58,7 +62,49 @@ type world struct {
 	// tokenURL is where the adapters exchange and refresh: the fake's
 	// token endpoint, or a gate in front of it.
 	tokenURL string
+	// sandbox is the built-in institution on the same clock: the provider
+	// with PKCE (sealed verifiers) and revocation.
+	sandbox *httptest.Server
+	// sandboxCalls counts the requests the sandbox received, by path.
+	sandboxCalls *callCounter
 }
+
+// callCounter counts requests by path.
+type callCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *callCounter) add(path string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[path]++
+}
+
+// get returns how many requests path received.
+func (c *callCounter) get(path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[path]
+}
+
+// total returns how many requests were received.
+func (c *callCounter) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.n {
+		n += v
+	}
+	return n
+}
+
+// Sandbox client of the tests.
+const (
+	sandboxClientID     = "dashtam"
+	sandboxClientSecret = "sandbox-client-secret-of-the-tests"
+	sandboxRedirect     = "http://127.0.0.1:8080/oauth/sandbox/callback"
+)
 
 // newWorld starts a fake Schwab on a clock that reads the wall clock's
 // time of day plus some nanoseconds at first (river schedules by the
@@ -70,7 +116,17 @@ func newWorld(tb testing.TB, opts schwabtest.Options) *world {
 	clock := schwabtest.NewClock(time.Now().UTC().Truncate(time.Second).Add(123_456_789))
 	opts.Now = clock.Now
 	f := schwabtest.New(tb, opts)
-	return &world{tb: tb, clock: clock, fake: f, dbURL: testdb.NewURL(tb), tokenURL: f.TokenURL()}
+	inst, err := sandbox.NewInstitution(sandbox.Config{Key: []byte("sandbox signing key of the connections tests"),
+		ClientID: sandboxClientID, ClientSecret: sandboxClientSecret, RedirectURIs: []string{sandboxRedirect}, Now: clock.Now})
+	require.NoError(tb, err)
+	calls := &callCounter{n: map[string]int{}}
+	handler := inst.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		calls.add(r.URL.Path)
+		handler.ServeHTTP(rw, r)
+	}))
+	tb.Cleanup(srv.Close)
+	return &world{tb: tb, clock: clock, fake: f, dbURL: testdb.NewURL(tb), tokenURL: f.TokenURL(), sandbox: srv, sandboxCalls: calls}
 }
 
 // tokenGate stands between the adapters and the fake's token endpoint:
@@ -183,7 +239,12 @@ func (w *world) newInstance(o instanceOptions) *instance {
 		AccountIDKey: accountIDKey, HTTPClient: w.fake.HTTPClient(), Clock: w.clock.Now,
 	})
 	require.NoError(tb, err)
-	providers, err := commands.NewProviders(adapter)
+	// The sandbox adapter reads the raw clock, nanoseconds and all, as
+	// serve's does (time.Now).
+	sb, err := sandbox.NewProvider(sandbox.ProviderConfig{BaseURL: w.sandbox.URL + sandbox.Prefix, ClientID: sandboxClientID,
+		ClientSecret: sandboxClientSecret, RedirectURI: sandboxRedirect, HTTPClient: w.sandbox.Client(), Now: w.clock.Now})
+	require.NoError(tb, err)
+	providers, err := commands.NewProviders(adapter, sb)
 	require.NoError(tb, err)
 	rate := o.ratePerMinute
 	if rate == 0 {
@@ -298,6 +359,46 @@ func (in *instance) connect(p commands.Principal, alias string) uuid.UUID {
 	out := in.h.Callback(ctx, "schwab", q, rc)
 	require.True(tb, out.OK, "callback: %+v", out)
 	require.Equal(tb, auth.Connection.ID, out.ConnectionID)
+	return out.ConnectionID
+}
+
+// requestField finds the signed request of the sandbox's authorize form.
+var requestField = regexp.MustCompile(`name="request" value="([^"]+)"`)
+
+// approveSandbox plays the user approving at the sandbox's authorize page
+// and returns the callback's query.
+func (in *instance) approveSandbox(authURL string) url.Values {
+	tb := in.w.tb
+	tb.Helper()
+	client := *in.w.sandbox.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Get(authURL)
+	require.NoError(tb, err)
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(tb, err)
+	require.Equal(tb, http.StatusOK, resp.StatusCode, "%s", page)
+	m := requestField.FindSubmatch(page)
+	require.NotNil(tb, m, "no request field on the authorize page")
+	resp, err = client.PostForm(in.w.sandbox.URL+sandbox.Prefix+sandbox.AuthorizePath,
+		url.Values{"request": {html.UnescapeString(string(m[1]))}, "decision": {"approve"}})
+	require.NoError(tb, err)
+	resp.Body.Close()
+	require.Equal(tb, http.StatusSeeOther, resp.StatusCode)
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	require.NoError(tb, err)
+	return loc.Query()
+}
+
+// connectSandbox connects user p to the sandbox and returns the connection's id.
+func (in *instance) connectSandbox(p commands.Principal, alias string) uuid.UUID {
+	tb := in.w.tb
+	tb.Helper()
+	ctx := context.Background()
+	auth, err := in.h.Connect(ctx, p, sandbox.Slug, alias, rc)
+	require.NoError(tb, err)
+	out := in.h.Callback(ctx, sandbox.Slug, in.approveSandbox(auth.URL), rc)
+	require.True(tb, out.OK, "callback: %+v", out)
 	return out.ConnectionID
 }
 
