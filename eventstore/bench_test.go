@@ -338,3 +338,51 @@ func BenchmarkCatchUpRead(b *testing.B) {
 	b.ReportMetric(total/elapsed.Seconds(), "events/s")
 	b.ReportMetric(total/baseline.Seconds(), "baseline-scan-events/s")
 }
+
+// BenchmarkAppendMany measures AppendMany recording the first event of
+// 1,000 new streams per transaction (the shape of a sync's batch), next to
+// a baseline (interleaved) of one multi-row INSERT … SELECT FROM unnest of
+// the same 1,000 rows with no chain to link and no head to look up.
+func BenchmarkAppendMany(b *testing.B) {
+	for _, writers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) { benchAppendMany(b, writers) })
+	}
+}
+
+func benchAppendMany(b *testing.B, writers int) {
+	ctx := context.Background()
+	txs := newStreamTxs * b.N
+	payload, _ := json.Marshal(benchPayload)
+	basePool := benchPool(b)
+	s, err := eventstore.New(benchPool(b), testRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	baseline, appendTime := runInterleaved(b, writers, txs, func(w, i int) error {
+		ids, events := make([]uuid.UUID, newStreamsPerTx), make([]uuid.UUID, newStreamsPerTx)
+		for k := range ids {
+			ids[k], events[k] = uuid.New(), uuid.New()
+		}
+		_, err := basePool.Exec(ctx, `INSERT INTO events (stream_type, stream_id, version, event_id, event_type,
+			schema_version, payload, metadata, recorded_at, prev_hash, hash)
+			SELECT 'transaction', s, 1, e, 'CounterIncremented', 1, $3::json, '{}', now(), $4, $4
+			FROM unnest($1::uuid[], $2::uuid[]) AS u(s, e)`, ids, events, payload, eventstore.ZeroHash)
+		return err
+	}, func(w, i int) error {
+		batch := make([]eventstore.StreamEvent, newStreamsPerTx)
+		for k := range batch {
+			batch[k] = eventstore.StreamEvent{Stream: newStream(eventstore.StreamTransaction), Event: benchPayload}
+		}
+		return s.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+			_, err := tx.AppendMany(ctx, batch)
+			return err
+		})
+	})
+	b.StopTimer()
+	done := float64(txs / writers * writers * newStreamsPerTx)
+	rate, baseRate := done/appendTime.Seconds(), done/baseline.Seconds()
+	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(baseRate, "baseline-insert-events/s")
+	b.ReportMetric(100*rate/baseRate, "%-of-baseline")
+}

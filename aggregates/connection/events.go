@@ -198,5 +198,6 @@ func AllEvents() []Event {
 		ProviderTokenRefreshAttempted{}, ProviderTokenRefreshSucceeded{}, ProviderTokenRefreshFailed{},
 		ProviderReauthenticationRequired{}, ProviderConnectionRenamed{},
 		ProviderDisconnectionAttempted{}, ProviderDisconnectionSucceeded{}, ProviderDisconnectionFailed{},
+		SyncStarted{}, SyncCompleted{}, SyncFailed{},
 	}
 }

@@ -194,7 +194,7 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 }
 
 // secretSetting returns the variable's value or, when it is unset, the
-// development secret `make run` generated into the data dir (ARCHITECTURE §5:
+// development secret `make run` generated into the data dir (README, Configuration:
 // that is the variable's default), so that every command run against the
 // private cluster, not only serve under make run, finds the same secrets.
 // from names the file for error messages; the value is never echoed.

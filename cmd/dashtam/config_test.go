@@ -103,7 +103,7 @@ func TestHelpNeverShowsDatabasePassword(t *testing.T) {
 	assert.Contains(t, out.String(), "--database-url")
 }
 
-// TestSecretsDefaultToTheDataDir checks ARCHITECTURE §5's default: the
+// TestSecretsDefaultToTheDataDir checks the README's documented default: the
 // secrets `make run` generated into the data dir serve every command, and the
 // environment wins when set.
 func TestSecretsDefaultToTheDataDir(t *testing.T) {

@@ -31,7 +31,7 @@ func commandPath(cmd *cobra.Command) string {
 }
 
 // globalOptions are the settings every subcommand shares; flags mirror the
-// environment variables of ARCHITECTURE §5.
+// environment variables of the README's Configuration table.
 type globalOptions struct {
 	dataDir            string
 	databaseURL        string

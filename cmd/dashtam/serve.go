@@ -142,9 +142,14 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 	if err != nil {
 		return err
 	}
-	if s.identity, err = newIdentityService(cfg, s.store, s.pool, s.logger); err != nil {
+	workers := jobs.NewWorkers()
+	if s.jobs, err = jobs.New(s.pool, workers, jobs.Config{Work: cfg.Works(), Logger: s.logger}); err != nil {
 		return err
 	}
+	if s.identity, err = newIdentityService(cfg, s.store, s.pool, s.jobs, s.logger); err != nil {
+		return err
+	}
+	identityJobs(workers, s.identity)
 	registerSessionCacheMetrics(reg, s.identity)
 	// Bound before the providers are built: the sandbox's adapter calls the
 	// institution this server mounts on the address it listens on.
@@ -155,15 +160,10 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 	if err != nil {
 		return err
 	}
-	workers := jobs.NewWorkers()
-	if s.jobs, err = jobs.New(s.pool, workers, jobs.Config{Work: cfg.Works(), Logger: s.logger}); err != nil {
-		return err
-	}
 	if s.connections, err = newConnections(cfg, s.store, s.pool, providers.registry, s.jobs, time.Now, s.logger); err != nil {
 		return err
 	}
 	connectionJobs(workers, s.connections)
-	jobs.Handle(workers, s.identity.SendUserMail)
 	catalog := make([]web.ProviderInfo, 0, len(cfg.Providers))
 	for _, p := range providers.registry.List() {
 		catalog = append(catalog, web.ProviderInfo{Slug: p.Slug, Name: p.Name, AuthType: p.AuthType})
@@ -175,6 +175,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		Providers:      catalog,
 		Identity:       s.identity,
 		Connections:    s.connections,
+		ConnectionList: projections.ConnectionReader{Pool: s.pool},
 		Mounts:         providers.mounts,
 		TrustedProxies: cfg.TrustedProxies,
 		RateLimit:      web.RateLimitOptions{Limiter: s.limiter, Local: local},
@@ -204,7 +205,7 @@ func (s *server) warnIfLogRewritable(ctx context.Context) error {
 
 // newIdentityService wires the identity use cases to their adapters; serve
 // and `users create` share it so both hash, sign and mail alike.
-func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.Pool, logger *slog.Logger) (*identity.Handler, error) {
+func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.Pool, j commands.Jobs, logger *slog.Logger) (*identity.Handler, error) {
 	hasher, err := password.New(password.OWASP)
 	if err != nil {
 		return nil, fmt.Errorf("password hasher: %w", err)
@@ -227,6 +228,8 @@ func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.
 		Access:    access,
 		Secrets:   authtoken.Opaque{},
 		Mailer:    mailer,
+		Jobs:      j,
+		Vault:     cfg.Keyring,
 		Now:       time.Now,
 		PublicURL: cfg.PublicURL,
 		AccessTTL: authtoken.DefaultTTL,
@@ -272,9 +275,11 @@ func (s *server) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { s.sweepRateLimits(ctx); return nil })
 	g.Go(func() error { s.sweepIdentity(ctx); return nil })
+	g.Go(func() error {
+		s.sweepEvery(ctx, identitySweepPeriod, "oauth states", s.connections.Sweep)
+		return nil
+	})
 	err := g.Wait()
-	// Mails sent after answering (password resets, resent verifications) finish before the pool closes.
-	s.identity.Wait()
 	s.logger.Info("dashtam stopped")
 	if errors.Is(err, context.Canceled) {
 		return nil

@@ -55,6 +55,7 @@ func TestDatabaseOutageAnswers503AndRecovers(t *testing.T) {
 		{"refresh", "POST", "/api/v1/tokens", map[string]string{"refresh_token": refresh}, ""},
 		{"me", "GET", "/api/v1/users/me", nil, access},
 		{"sessions", "GET", "/api/v1/sessions", nil, access},
+		{"reset request", "POST", "/api/v1/password-reset-tokens", map[string]string{"email": alice}, ""},
 		{"verification", "POST", "/api/v1/email-verifications", map[string]string{"token": "unknown"}, ""},
 	} {
 		r := c.Do(call.method, call.path, call.body, call.token).Want(t, 503, call.what+" while the database is down")

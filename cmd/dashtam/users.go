@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/dashtam/dashtam/adapters/jobs"
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands/identity"
 )
@@ -136,7 +137,14 @@ func openIdentity(ctx context.Context, o *globalOptions, getenv func(string) str
 	if owner != pool {
 		owner.Close()
 	}
-	svc, err := newIdentityService(cfg, store, pool, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	// Insert-only: the verification mail of an unverified user is a job
+	// that a running server's workers send.
+	j, err := jobs.New(pool, nil, jobs.Config{})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	svc, err := newIdentityService(cfg, store, pool, j, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/connections"
+	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/web"
 )
@@ -83,6 +84,14 @@ func newProviders(cfg serveConfig, listenAddr string, now func() time.Time) (pro
 	}
 	set.registry = reg
 	return set, nil
+}
+
+// identityJobs registers the identity use cases' jobs with workers: every
+// mail, and the public requests decided after their answer.
+func identityJobs(w *jobs.Workers, h *identity.Handler) {
+	jobs.Handle(w, h.SendLinkMail)
+	jobs.Handle(w, h.RunAddressRequest)
+	jobs.Handle(w, h.SendUserMail)
 }
 
 // connectionJobs registers the connection use cases' jobs with workers.
