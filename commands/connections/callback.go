@@ -45,12 +45,16 @@ func (h *Handler) Callback(ctx context.Context, providerSlug string, query url.V
 	}
 	prov, err := h.providers.Get(row.providerSlug)
 	switch {
-	case row.used:
-		// A replay (a reloaded page, a callback delivered twice) tells the
-		// browser so and nothing more: the first callback may still be
-		// exchanging the code, and its connection must not fail for this.
+	case row.used && h.inFlight(ctx, row):
+		// A replay of the authorisation still in flight (a reloaded page,
+		// a callback delivered twice) tells the browser so and nothing
+		// more: the first callback may still be exchanging the code, and
+		// must not see its connection fail under it.
 		out.Reason = connection.FailedInvalidState
 		return out
+	case row.used:
+		// A spent state of an earlier authorisation fails the one pending.
+		return fail(connection.FailedInvalidState)
 	case row.providerSlug != providerSlug || err != nil:
 		// A state of one provider's flow brought to another's callback.
 		return fail(connection.FailedInvalidState)
@@ -109,6 +113,13 @@ func (h *Handler) Callback(ctx context.Context, providerSlug string, query url.V
 	}
 	out.OK, out.Alias = true, alias
 	return out
+}
+
+// inFlight reports whether the authorisation of a spent state is the one
+// its connection still waits for: the state's deadline is the pending one.
+func (h *Handler) inFlight(ctx context.Context, row stateRow) bool {
+	l, err := h.connections.Load(ctx, h.pool, row.connectionID)
+	return err == nil && l.State.AuthorizationPending().Equal(row.expiresAt)
 }
 
 // fail records that connection id's authorisation failed, releasing the
