@@ -204,7 +204,7 @@ type instanceOptions struct {
 	// work makes the instance run jobs; register adds workers beyond the
 	// connection jobs (the identity mailer).
 	work     bool
-	register func(*jobs.Workers)
+	register func(*jobs.Workers, *jobs.Client)
 	// ratePerMinute paces Schwab calls, 6,000 when zero.
 	ratePerMinute int
 	// maxConns sizes the pool, 10 when zero.
@@ -268,7 +268,7 @@ func (w *world) newInstance(o instanceOptions) *instance {
 		jobs.Handle(workers, h.RemindReauthorization)
 		jobs.Handle(workers, h.FinishDisconnect)
 		if o.register != nil {
-			o.register(workers)
+			o.register(workers, client)
 		} else {
 			// Mail is the identity worker's; here it is only counted.
 			jobs.Handle(workers, func(context.Context, commands.UserMail) error { return nil })

@@ -17,6 +17,7 @@ import (
 	"github.com/dashtam/dashtam/adapters/mail/mailtest"
 	"github.com/dashtam/dashtam/adapters/password"
 	"github.com/dashtam/dashtam/adapters/providers/schwab/schwabtest"
+	"github.com/dashtam/dashtam/adapters/vault"
 	"github.com/dashtam/dashtam/aggregates/connection"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
@@ -41,8 +42,10 @@ func newMailWorld(t *testing.T) *mailWorld {
 	w := newWorld(t, schwabtest.Options{})
 	m := &mailWorld{world: w, outbox: filepath.Join(t.TempDir(), "mail"), email: "owner@example.com"}
 	var id *identity.Handler
-	m.in = w.newInstance(instanceOptions{work: true, register: func(workers *jobs.Workers) {
-		id = newIdentity(t, w, m.outbox)
+	m.in = w.newInstance(instanceOptions{work: true, register: func(workers *jobs.Workers, client *jobs.Client) {
+		id = newIdentity(t, w, client, m.outbox)
+		jobs.Handle(workers, id.SendLinkMail)
+		jobs.Handle(workers, id.RunAddressRequest)
 		jobs.Handle(workers, id.SendUserMail)
 	}})
 	v, err := id.Register(context.Background(), identity.RegisterInput{Email: m.email, Password: "a long and unusual passphrase", RequestContext: rc})
@@ -53,7 +56,7 @@ func newMailWorld(t *testing.T) *mailWorld {
 
 // newIdentity is an identity handler on w's database and clock that
 // mails into outbox.
-func newIdentity(t *testing.T, w *world, outbox string) *identity.Handler {
+func newIdentity(t *testing.T, w *world, j commands.Jobs, outbox string) *identity.Handler {
 	t.Helper()
 	pool := testdbPool(t, w.dbURL)
 	reg := eventstore.NewRegistry()
@@ -64,15 +67,16 @@ func newIdentity(t *testing.T, w *world, outbox string) *identity.Handler {
 	require.NoError(t, err)
 	jwt, err := authtoken.NewJWT(authtoken.JWTConfig{Secret: []byte("0123456789abcdef0123456789abcdef"), Issuer: "http://dashtam.test", Now: w.clock.Now})
 	require.NoError(t, err)
+	keyring, err := vault.Parse(oldKey)
+	require.NoError(t, err)
 	mailer, err := mail.New("file://" + outbox)
 	require.NoError(t, err)
 	h, err := identity.NewHandler(identity.Deps{
 		Store: store, Pool: pool, Hasher: hasher, Policy: password.Policy{}, Access: jwt, Secrets: authtoken.Opaque{},
-		Mailer: mailer, Now: w.clock.Now, PublicURL: "http://dashtam.test", Logger: slog.New(slog.DiscardHandler),
+		Mailer: mailer, Jobs: j, Vault: keyring, Now: w.clock.Now, PublicURL: "http://dashtam.test", Logger: slog.New(slog.DiscardHandler),
 		NameKey: []byte("a test key for login-name digests, 32+ bytes"),
 	})
 	require.NoError(t, err)
-	t.Cleanup(h.Wait)
 	return h
 }
 
