@@ -71,26 +71,28 @@ func (h *Handler) Call(ctx context.Context, id uuid.UUID, fn func(ctx context.Co
 // paced runs call in the next slot of provider's shared rate, or returns
 // a snooze when that slot is far away.
 func (h *Handler) paced(ctx context.Context, provider string, call func() error) error {
-	wait, err := h.reserve(ctx, provider)
+	slot, err := h.reserve(ctx, provider)
 	if err != nil {
 		return err
 	}
-	if err := sleep(ctx, wait); err != nil {
+	if err := sleep(ctx, time.Until(slot)); err != nil {
 		return err
 	}
 	return call()
 }
 
-// reserve books the next slot of provider's shared rate and returns how
-// long to wait for it; a slot further than maxPaceWait books nothing and
-// is ErrProviderBusy with a snooze until then.
-func (h *Handler) reserve(ctx context.Context, provider string) (time.Duration, error) {
+// reserve books the next slot of provider's shared rate and returns when
+// it is, by the monotonic clock (the pacer's wait counted from when the
+// booking returned, so a call made at the slot is never early, whatever
+// the caller does before it); a slot further than maxPaceWait books
+// nothing and is ErrProviderBusy with a snooze until then.
+func (h *Handler) reserve(ctx context.Context, provider string) (time.Time, error) {
 	wait, reserved, err := h.pacer.Reserve(ctx, provider, maxPaceWait)
 	if err != nil {
-		return 0, err
+		return time.Time{}, err
 	}
 	if !reserved {
-		return 0, fmt.Errorf("%w: %w", ErrProviderBusy, &commands.JobSnoozeError{Delay: max(wait, time.Second)})
+		return time.Time{}, fmt.Errorf("%w: %w", ErrProviderBusy, &commands.JobSnoozeError{Delay: max(wait, time.Second)})
 	}
-	return wait, nil
+	return time.Now().Add(wait), nil
 }

@@ -154,7 +154,7 @@ func (h *Handler) refresh(ctx context.Context, c *connection.Connection, trigger
 	}
 	// The slot is booked before the attempt is recorded: a refresh that
 	// finds no slot soon enough sends nothing and so records nothing.
-	wait, err := h.reserve(ctx, c.ProviderSlug())
+	slot, err := h.reserve(ctx, c.ProviderSlug())
 	if err != nil {
 		release()
 		return vaultRow{}, err
@@ -171,7 +171,8 @@ func (h *Handler) refresh(ctx context.Context, c *connection.Connection, trigger
 		return vaultRow{}, err
 	}
 	var next commands.Credentials
-	if err = sleep(ctx, wait); err == nil {
+	// Until the slot, not for its wait: the attempt's write is part of it.
+	if err = sleep(ctx, time.Until(slot)); err == nil {
 		next, err = prov.Refresh(ctx, creds)
 	}
 	if err != nil {
