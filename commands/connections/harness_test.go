@@ -287,12 +287,6 @@ func (w *world) newInstance(o instanceOptions) *instance {
 	return in
 }
 
-// newEnv is the common case: a world with one instance that runs no jobs.
-func newEnv(tb testing.TB) *instance {
-	tb.Helper()
-	return newWorld(tb, schwabtest.Options{}).newInstance(instanceOptions{})
-}
-
 // logBuffer collects the JSON log lines of concurrent handlers and tells
 // waiters when a line with a given message is written.
 type logBuffer struct {

@@ -53,6 +53,7 @@ func TestRefreshAheadOfExpiry(t *testing.T) {
 	before, ok := in.credentialsRow(id)
 	require.True(t, ok)
 	require.Equal(t, "old", before.KeyID)
+	oldCreds := in.credentials(id, in.kr)
 	require.WithinDuration(t, connected.Add(accessLife), before.AccessExpiresAt, time.Microsecond)
 
 	jobs := in.jobsOf("connection_refresh", id)
@@ -81,6 +82,9 @@ func TestRefreshAheadOfExpiry(t *testing.T) {
 	require.NotEqual(t, before.Blob, after.Blob)
 	require.NotEqual(t, before.Fingerprint, after.Fingerprint)
 	require.Nil(t, after.RefreshingUntil, "the lease ends with the refresh")
+	newCreds := in.credentials(id, in.kr)
+	require.NotEqual(t, oldCreds.AccessToken, newCreds.AccessToken, "a new access token is sealed")
+	require.Equal(t, after.Fingerprint, commands.Fingerprint(newCreds))
 	require.WithinDuration(t, refreshedAt.Add(accessLife), after.AccessExpiresAt, time.Microsecond)
 	succeeded, ok := in.lastEvent(id).(connection.ProviderTokenRefreshSucceeded)
 	require.True(t, ok)
