@@ -28,6 +28,10 @@ func (h *Handler) Call(ctx context.Context, id uuid.UUID, fn func(ctx context.Co
 	if c.Status() != connection.StatusActive {
 		return fmt.Errorf("call connection %s: %w", id, statusError(c.Status()))
 	}
+	if c.Disconnecting() {
+		// The user asked to disconnect; its outcome is only not recorded yet.
+		return fmt.Errorf("call connection %s: %w", id, connection.ErrDisconnected)
+	}
 	prov, err := h.providers.Get(c.ProviderSlug())
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/dashtam/dashtam/aggregates/connection"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/connections"
+	"github.com/dashtam/dashtam/eventstore"
 )
 
 // TestDisconnectStopsEveryCall: once disconnected, a connection's
@@ -90,4 +91,33 @@ func TestDisconnectEndsAnAuthorizationInFlight(t *testing.T) {
 	v, err := in.h.Get(ctx, user, id)
 	require.NoError(t, err)
 	require.Equal(t, connection.StatusDisconnected, v.Status)
+}
+
+// TestDisconnectingConnectionIsNotCalled: a disconnection whose outcome
+// was never recorded (its request died after the attempt) already stops
+// every call; the finishing job ends it.
+func TestDisconnectingConnectionIsNotCalled(t *testing.T) {
+	w := newWorld(t, schwabtest.Options{})
+	in := w.newInstance(instanceOptions{})
+	ctx := context.Background()
+	user := principal(uuid.New())
+	id := in.connect(user, "Personal")
+	mctx := commands.WithMetadata(ctx, user.UserID, commands.ActorUser(user.UserID), "disconnect", rc)
+	_, err := in.store.Append(mctx, eventstore.Stream{Type: eventstore.StreamConnection, ID: id}, 2,
+		connection.ProviderDisconnectionAttempted{ConnectionID: id, At: w.clock.Now()})
+	require.NoError(t, err)
+
+	data, token := w.fake.DataCalls(), w.fake.Calls(schwabtest.EndpointToken)
+	require.ErrorIs(t, in.h.Call(ctx, id, accounts), connection.ErrDisconnected)
+	_, err = in.h.RefreshNow(ctx, user, id, rc)
+	require.ErrorIs(t, err, connection.ErrDisconnected)
+	w.clock.Advance(refreshDue)
+	require.ErrorIs(t, in.h.RunRefresh(ctx, connections.RefreshJob{ConnectionID: id}), commands.ErrJobCancelled)
+	require.Equal(t, data, w.fake.DataCalls())
+	require.Equal(t, token, w.fake.Calls(schwabtest.EndpointToken))
+
+	require.NoError(t, in.h.FinishDisconnect(ctx, connections.FinishDisconnectJob{ConnectionID: id}))
+	_, ok := in.credentialsRow(id)
+	require.False(t, ok)
+	require.Equal(t, "ProviderDisconnectionSucceeded", in.eventTypes(id)[3])
 }

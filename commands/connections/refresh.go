@@ -58,7 +58,7 @@ func (h *Handler) RunRefresh(ctx context.Context, job RefreshJob) error {
 		return err
 	}
 	c := l.State
-	if c.Status() != connection.StatusActive {
+	if c.Status() != connection.StatusActive || c.Disconnecting() {
 		return fmt.Errorf("refresh connection %s (%s): %w", c.ID(), c.Status(), commands.ErrJobCancelled)
 	}
 	if rowErr != nil {
@@ -103,6 +103,9 @@ func (h *Handler) refresh(ctx context.Context, c *connection.Connection, trigger
 	now := h.clock.Now()
 	if c.Status() != connection.StatusActive {
 		return vaultRow{}, fmt.Errorf("refresh: %w", statusError(c.Status()))
+	}
+	if c.Disconnecting() {
+		return vaultRow{}, fmt.Errorf("refresh: %w", connection.ErrDisconnected)
 	}
 	if end := c.Credentials().RefreshExpiresAt; !end.IsZero() && !now.Before(end) {
 		// The refresh token reached its end of life: no call can succeed.
