@@ -39,11 +39,12 @@ func (r *run) account(ctx context.Context, pa commands.ProviderAccount, known, o
 		holdings       []commands.ProviderHolding
 		txErr, holdErr error
 	)
+	job := ctx
 	err = r.h.caller.Call(ctx, r.connectionID, func(ctx context.Context, p commands.Provider, c commands.Credentials) error {
-		if txs, txErr = p.Transactions(ctx, c, pa.ID, start, end); txErr != nil && fatal(txErr) {
+		if txs, txErr = p.Transactions(ctx, c, pa.ID, start, end); txErr != nil && fatal(job, txErr) {
 			return txErr
 		}
-		if holdings, holdErr = p.Holdings(ctx, c, pa.ID); holdErr != nil && fatal(holdErr) {
+		if holdings, holdErr = p.Holdings(ctx, c, pa.ID); holdErr != nil && fatal(job, holdErr) {
 			return holdErr
 		}
 		return nil

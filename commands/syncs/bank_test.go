@@ -2,6 +2,7 @@ package syncs_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -57,6 +58,11 @@ type bankFailure struct {
 	status     int
 	code       string
 	retryAfter string
+	// body, when set, is sent verbatim with status instead of the
+	// dialect's error: an answer that is not the dialect.
+	body string
+	// stall answers nothing until the client gives up.
+	stall bool
 }
 
 func newBank() *bank {
@@ -83,6 +89,20 @@ func (b *bank) fail(route string, status int, code, retryAfter string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.failures[route] = append(b.failures[route], bankFailure{status: status, code: code, retryAfter: retryAfter})
+}
+
+// garble queues an answer of status whose body is raw, not the dialect.
+func (b *bank) garble(route string, status int, raw string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failures[route] = append(b.failures[route], bankFailure{status: status, body: raw})
+}
+
+// stall makes the next call of route hang until the client gives up.
+func (b *bank) stall(route string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failures[route] = append(b.failures[route], bankFailure{stall: true})
 }
 
 // called is how many requests route received.
@@ -119,14 +139,24 @@ func (b *bank) serveData(w http.ResponseWriter, r *http.Request, prefix string) 
 		return
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.calls[route]++
 	if q := b.failures[route]; len(q) > 0 {
 		f := q[0]
 		b.failures[route] = q[1:]
-		writeBankError(w, f.status, f.code, f.retryAfter)
+		b.mu.Unlock()
+		switch {
+		case f.stall:
+			<-r.Context().Done()
+		case f.body != "":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(f.status)
+			_, _ = io.WriteString(w, f.body)
+		default:
+			writeBankError(w, f.status, f.code, f.retryAfter)
+		}
 		return
 	}
+	defer b.mu.Unlock()
 	switch {
 	case route == "accounts":
 		type money struct {

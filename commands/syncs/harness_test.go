@@ -100,6 +100,9 @@ type worldOptions struct {
 	maxConns int32
 	// schwabRate paces Schwab calls per minute, 60,000 when zero.
 	schwabRate int
+	// httpTimeout bounds each HTTP exchange of both providers' adapters,
+	// 30 s when zero.
+	httpTimeout time.Duration
 }
 
 func newWorld(tb testing.TB, o worldOptions) *world {
@@ -124,6 +127,10 @@ func newWorld(tb testing.TB, o worldOptions) *world {
 	})
 	require.NoError(tb, err)
 	instHandler := inst.Handler()
+	if o.httpTimeout == 0 {
+		o.httpTimeout = 30 * time.Second
+	}
+
 	data := sandbox.Prefix + sandbox.APIPath
 	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if !o.realSandbox && strings.HasPrefix(r.URL.Path, data+"/") {
@@ -133,15 +140,19 @@ func newWorld(tb testing.TB, o worldOptions) *world {
 		instHandler.ServeHTTP(rw, r)
 	}))
 	tb.Cleanup(w.srv.Close)
+	sandboxClient := *w.srv.Client()
+	sandboxClient.Timeout = o.httpTimeout
 	sb, err := sandbox.NewProvider(sandbox.ProviderConfig{BaseURL: w.srv.URL + sandbox.Prefix, ClientID: sandboxClientID,
-		ClientSecret: sandboxClientSecret, RedirectURI: sandboxRedirect, Now: clk.Now, HTTPClient: w.srv.Client()})
+		ClientSecret: sandboxClientSecret, RedirectURI: sandboxRedirect, Now: clk.Now, HTTPClient: &sandboxClient})
 	require.NoError(tb, err)
 
 	w.schwab = schwabtest.New(tb, schwabtest.Options{Now: clk.Now})
+	schwabClient := w.schwab.HTTPClient()
+	schwabClient.Timeout = o.httpTimeout
 	sw, err := schwab.New(schwab.Config{
 		ClientID: w.schwab.ClientID(), ClientSecret: w.schwab.ClientSecret(), RedirectURI: w.schwab.RedirectURI(),
 		AuthURL: w.schwab.AuthURL(), TokenURL: w.schwab.TokenURL(), APIBaseURL: w.schwab.APIBaseURL(),
-		AccountIDKey: []byte("syncs-tests-account-id-key-0123456789"), HTTPClient: w.schwab.HTTPClient(), Clock: clk.Now,
+		AccountIDKey: []byte("syncs-tests-account-id-key-0123456789"), HTTPClient: schwabClient, Clock: clk.Now,
 	})
 	require.NoError(tb, err)
 	providers, err := commands.NewProviders(sb, sw)

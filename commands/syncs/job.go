@@ -327,10 +327,12 @@ func (r *run) accountFailed(id uuid.UUID, err error) {
 
 // fatal reports whether a provider error ends the whole run rather than
 // one account's part of it: refused credentials (Call refreshes once),
-// rate limits (the job snoozes) and cancellation.
-func fatal(err error) bool {
-	return errors.Is(err, commands.ErrProviderAuth) || errors.Is(err, commands.ErrProviderRateLimited) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+// rate limits (the job snoozes) and the job itself being cancelled or
+// timed out (job is the job's context). A call that timed out on its own
+// (the adapter's HTTP timeout, which Go reports as a deadline too) is
+// one account's failure, like any unavailability.
+func fatal(job context.Context, err error) bool {
+	return errors.Is(err, commands.ErrProviderAuth) || errors.Is(err, commands.ErrProviderRateLimited) || job.Err() != nil
 }
 
 // errInvalidData means the provider reported an account or transaction

@@ -86,14 +86,14 @@ func (f *Fake) serveTrader(w http.ResponseWriter, r *http.Request, mux *http.Ser
 	if q := f.failAt[ep]; len(q) > 0 {
 		f.failAt[ep] = q[1:]
 		f.mu.Unlock()
-		writeFailure(w, q[0])
+		answerFailure(w, r, q[0])
 		return
 	}
 	if len(f.failNext) > 0 {
 		fl := f.failNext[0]
 		f.failNext = f.failNext[1:]
 		f.mu.Unlock()
-		writeFailure(w, fl)
+		answerFailure(w, r, fl)
 		return
 	}
 	if f.garbageNext {
@@ -306,4 +306,14 @@ func (f *Fake) serveTransaction(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeFailure(w, jsonFailure(http.StatusNotFound, `{"errors":[{"id":"`+uuid.NewString()+`","status":"404","title":"Not Found","detail":"Transaction not found"}]}`))
+}
+
+// answerFailure answers fl, or, for a stalled one, nothing until the
+// client goes away.
+func answerFailure(w http.ResponseWriter, r *http.Request, fl Failure) {
+	if fl.Stall {
+		<-r.Context().Done()
+		return
+	}
+	writeFailure(w, fl)
 }

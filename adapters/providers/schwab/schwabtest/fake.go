@@ -142,6 +142,9 @@ type Failure struct {
 	Body string
 	// Header holds extra header fields, e.g. Retry-After.
 	Header http.Header
+	// Stall answers nothing until the client gives up (its timeout or
+	// cancellation): a gateway that took the request and hangs.
+	Stall bool
 }
 
 // Fake is a Schwab Trader API on a local httptest.Server.
