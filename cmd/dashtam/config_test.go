@@ -48,6 +48,11 @@ func TestLoadServeConfig(t *testing.T) {
 	assert.Equal(t, roleAll, c.Role)
 	assert.Empty(t, c.TrustedProxies, "no proxy is trusted by default")
 	assert.Zero(t, c.RotationGrace, "a rotation cuts old tokens off at once by default")
+	assert.Equal(t, 6*time.Hour, c.SyncInterval, "DASHTAM_SYNC_INTERVAL's default")
+
+	c, err = loadServeConfig(env(map[string]string{"DASHTAM_SYNC_INTERVAL": "90m"}), "/data")
+	require.NoError(t, err)
+	assert.Equal(t, 90*time.Minute, c.SyncInterval)
 
 	c, err = loadServeConfig(env(map[string]string{"DASHTAM_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8,"}), "/data")
 	require.NoError(t, err)
@@ -82,7 +87,9 @@ func TestLoadServeConfig(t *testing.T) {
 		"schwab no id key": {map[string]string{"SCHWAB_CLIENT_ID": "app", "SCHWAB_CLIENT_SECRET": "s"}, "DASHTAM_ID_KEY"},
 		"schwab bad url": {map[string]string{"SCHWAB_CLIENT_ID": "app", "SCHWAB_CLIENT_SECRET": "s", "SCHWAB_TOKEN_URL": "ftp://x",
 			"DASHTAM_ID_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, "SCHWAB_TOKEN_URL"},
-		"bad role": {map[string]string{"DASHTAM_ROLE": "cook"}, `DASHTAM_ROLE "cook"`},
+		"bad role":                {map[string]string{"DASHTAM_ROLE": "cook"}, `DASHTAM_ROLE "cook"`},
+		"sync interval too short": {map[string]string{"DASHTAM_SYNC_INTERVAL": "1m"}, `DASHTAM_SYNC_INTERVAL "1m"`},
+		"sync interval garbage":   {map[string]string{"DASHTAM_SYNC_INTERVAL": "often"}, `DASHTAM_SYNC_INTERVAL "often"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadServeConfig(env(tc.over), "/data")
