@@ -85,7 +85,9 @@ type world struct {
 	srv    *httptest.Server
 	conns  *connections.Handler
 	syncs  *syncs.Handler
-	logs   *bytes.Buffer
+	// syncDeps built syncs, so a test can start another instance.
+	syncDeps syncs.Deps
+	logs     *bytes.Buffer
 }
 
 // worldOptions vary a world.
@@ -172,10 +174,11 @@ func newWorld(tb testing.TB, o worldOptions) *world {
 		OnConnected: syncs.AfterConnected(client), OnDisconnected: syncs.AfterDisconnected(client),
 	})
 	require.NoError(tb, err)
-	w.syncs, err = syncs.NewHandler(syncs.Deps{
+	w.syncDeps = syncs.Deps{
 		Store: store, Pool: pool, Caller: w.conns, Jobs: client, Due: projections.SyncReader{Pool: pool},
 		Now: clk.Now, Logger: logger, BatchSize: o.batch,
-	})
+	}
+	w.syncs, err = syncs.NewHandler(w.syncDeps)
 	require.NoError(tb, err)
 	return w
 }
