@@ -13,12 +13,14 @@ type ChainBreak struct {
 	Stream  Stream
 	Version int64
 	EventID string
-	Reason  string
+	// Position is the event's global position.
+	Position int64
+	Reason   string
 }
 
 // Error renders the break for an operator.
 func (b *ChainBreak) Error() string {
-	return fmt.Sprintf("hash chain broken at %s version %d (event %s): %s", b.Stream, b.Version, b.EventID, b.Reason)
+	return fmt.Sprintf("hash chain broken at %s version %d (position %d, event %s): %s", b.Stream, b.Version, b.Position, b.EventID, b.Reason)
 }
 
 // VerifyProgress is called after each verified event with the count so far.
@@ -117,7 +119,8 @@ func (s *Store) verifyChains(ctx context.Context, progress VerifyProgress, limit
 // checkLink verifies one record against its predecessor in the same stream.
 func checkLink(prev Record, havePrev bool, r Record) *ChainBreak {
 	brk := func(reason string, args ...any) *ChainBreak {
-		return &ChainBreak{Stream: r.Stream, Version: r.Version, EventID: r.EventID.String(), Reason: fmt.Sprintf(reason, args...)}
+		return &ChainBreak{Stream: r.Stream, Version: r.Version, EventID: r.EventID.String(), Position: r.GlobalPosition,
+			Reason: fmt.Sprintf(reason, args...)}
 	}
 	sameStream := havePrev && prev.Stream.ID == r.Stream.ID
 	expectedPrev := ZeroHash
@@ -132,18 +135,36 @@ func checkLink(prev Record, havePrev bool, r Record) *ChainBreak {
 	if !bytes.Equal(r.PrevHash, expectedPrev) {
 		return brk("prev_hash does not match the previous event's hash")
 	}
-	payload := r.Payload
-	metadata, err := canonicalJSON(r.RawMetadata)
+	d, err := recordDigest(r)
 	if err != nil {
 		return brk("cannot canonicalise stored metadata: %v", err)
 	}
-	d := digestInput{
-		streamType: r.Stream.Type, streamID: r.Stream.ID, version: r.Version, eventID: r.EventID,
-		eventType: r.EventType, schemaVersion: r.SchemaVersion, ownerID: r.OwnerID, recordedAt: r.RecordedAt,
-		payload: payload, metadata: metadata,
-	}.digest()
 	if !bytes.Equal(chainHash(r.PrevHash, d), r.Hash) {
 		return brk("stored hash does not match the event's contents")
 	}
 	return nil
+}
+
+// recordDigest recomputes the digest of a stored record from its columns.
+func recordDigest(r Record) ([]byte, error) {
+	metadata, err := canonicalJSON(r.RawMetadata)
+	if err != nil {
+		return nil, err
+	}
+	return digestInput{
+		streamType: r.Stream.Type, streamID: r.Stream.ID, version: r.Version, eventID: r.EventID,
+		eventType: r.EventType, schemaVersion: r.SchemaVersion, ownerID: r.OwnerID, recordedAt: r.RecordedAt,
+		payload: r.Payload, metadata: metadata,
+	}.digest(), nil
+}
+
+// ChainHash recomputes the hash a record must have from its stored columns
+// and its PrevHash: what verification, offline bundles and the tamper tests
+// (which rewrite a chain consistently) need.
+func ChainHash(r Record) ([]byte, error) {
+	d, err := recordDigest(r)
+	if err != nil {
+		return nil, fmt.Errorf("hash of %s v%d: %w", r.Stream, r.Version, err)
+	}
+	return chainHash(r.PrevHash, d), nil
 }
