@@ -36,6 +36,11 @@ if [ -z "${DASHTAM_JWT_SECRET:-}" ]; then
 	DASHTAM_JWT_SECRET=$(secret "$data_dir/jwt.secret" 48)
 	export DASHTAM_JWT_SECRET
 fi
+# The Ed25519 seed that signs audit checkpoints (docs/audit.md).
+if [ -z "${DASHTAM_AUDIT_SIGNING_KEY:-}" ]; then
+	DASHTAM_AUDIT_SIGNING_KEY=$(secret "$data_dir/audit-signing.key" 32)
+	export DASHTAM_AUDIT_SIGNING_KEY
+fi
 export DASHTAM_DATA_DIR=$data_dir
 
 # serve applies pending migrations too; doing it here first reports a broken

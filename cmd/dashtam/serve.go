@@ -75,6 +75,9 @@ type server struct {
 	identity *identity.Handler
 	http     *web.Server
 	ln       net.Listener
+	// checkpoints signs audit checkpoints every checkpointEvery.
+	checkpoints     *eventstore.Checkpointer
+	checkpointEvery time.Duration
 }
 
 // openServer validates configuration, connects, migrates, prepares the
@@ -88,13 +91,17 @@ func openServer(ctx context.Context, o *globalOptions, getenv func(string) strin
 	if err != nil {
 		return nil, err
 	}
+	auditCfg, err := loadAuditConfig(getenv, dataDir, true)
+	if err != nil {
+		return nil, err
+	}
 	logger := slog.New(slog.NewJSONHandler(logw, nil))
 	pool, store, err := openMigratedStore(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	s := &server{logger: logger, pool: pool, store: store}
-	if err := s.open(ctx, cfg); err != nil {
+	if err := s.open(ctx, cfg, auditCfg); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -103,7 +110,7 @@ func openServer(ctx context.Context, o *globalOptions, getenv func(string) strin
 
 // open prepares the projectors, the rate limiter and the HTTP server over
 // the migrated store openServer opened.
-func (s *server) open(ctx context.Context, cfg serveConfig) error {
+func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig) error {
 	var err error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -124,6 +131,14 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		return err
 	}
 	registerSessionCacheMetrics(reg, s.identity)
+	dir, err := eventstore.OpenCheckpointDir(auditCfg.Dir)
+	if err != nil {
+		return fmt.Errorf("DASHTAM_AUDIT_CHECKPOINT_DIR: %w", err)
+	}
+	if s.checkpoints, err = eventstore.NewCheckpointer(s.store, auditCfg.Signer, dir); err != nil {
+		return err
+	}
+	s.checkpointEvery = auditCfg.Interval
 	providers := make([]web.ProviderInfo, 0, len(cfg.Providers))
 	for _, slug := range cfg.Providers {
 		providers = append(providers, web.ProviderInfo{Slug: slug, Name: knownProviders[slug], AuthType: "oauth2"})
@@ -209,6 +224,12 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.identity.RunSessionCache(ctx) })
 	g.Go(func() error { s.sweepRateLimits(ctx); return nil })
 	g.Go(func() error { s.sweepIdentity(ctx); return nil })
+	g.Go(func() error {
+		tick := time.NewTicker(s.checkpointEvery)
+		defer tick.Stop()
+		checkpointLoop(ctx, s.checkpoints, tick.C, s.logger)
+		return nil
+	})
 	err := g.Wait()
 	// Mails sent after answering (password resets, resent verifications) finish before the pool closes.
 	s.identity.Wait()

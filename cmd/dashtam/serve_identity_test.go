@@ -113,10 +113,11 @@ func startIdentityServer(t *testing.T, change ...func(env map[string]string)) *i
 	mailDir := t.TempDir()
 	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
 	env := map[string]string{
-		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
-		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
-		"DASHTAM_MAIL_URL":       "file://" + mailDir,
+		"DASHTAM_HTTP_ADDR":         "127.0.0.1:0",
+		"DASHTAM_ENCRYPTION_KEY":    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_AUDIT_SIGNING_KEY": "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+		"DASHTAM_JWT_SECRET":        strings.Repeat("j", 40),
+		"DASHTAM_MAIL_URL":          "file://" + mailDir,
 	}
 	for _, f := range change {
 		f(env)

@@ -20,9 +20,10 @@ import (
 func TestServeEndToEnd(t *testing.T) {
 	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
 	env := map[string]string{
-		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
-		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+		"DASHTAM_HTTP_ADDR":         "127.0.0.1:0",
+		"DASHTAM_ENCRYPTION_KEY":    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_AUDIT_SIGNING_KEY": "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+		"DASHTAM_JWT_SECRET":        strings.Repeat("j", 40),
 	}
 	var logs strings.Builder
 	ctx, cancel := context.WithCancel(context.Background())
