@@ -3,10 +3,17 @@ package eventstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dashtam/dashtam/eventstore/merkle"
 )
@@ -63,9 +70,8 @@ type LogVerifyOptions struct {
 	// Dir, when set, is an outside copy of the checkpoints to compare with
 	// the database's and to verify the log against.
 	Dir *CheckpointDir
-	// Progress, when set, hears the work done: stage "chains" counts events
-	// whose chain link was checked, stage "checkpoints" events hashed into
-	// the checkpoints' tree.
+	// Progress, when set, hears the work done: stage "events" counts the
+	// events checked so far.
 	Progress func(stage string, done int64)
 }
 
@@ -106,24 +112,295 @@ func (r *LogReport) add(f Finding) {
 // see docs/audit.md for what it cannot see.
 func (s *Store) VerifyLog(ctx context.Context, opts LogVerifyOptions) (LogReport, error) {
 	var rep LogReport
-	var progress VerifyProgress
-	if opts.Progress != nil {
-		progress = func(n int64) { opts.Progress("chains", n) }
+	head, err := s.head(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
 	}
-	chains, brk, err := s.verifyChains(ctx, progress, pageSize)
+	targets, err := s.checkCheckpoints(ctx, opts, &rep)
 	if err != nil {
 		return rep, err
 	}
-	rep.Chains = chains
-	if brk != nil {
-		rep.ChainBreak = brk
-		rep.add(Finding{Kind: FindingChain, Position: brk.Position, Detail: fmt.Sprintf(
-			"stream %s, version %d, position %d, event %s: %s", brk.Stream, brk.Version, brk.Position, brk.EventID, brk.Reason)})
+	// The links are checked by the database while the events stream in.
+	g, gctx := errgroup.WithContext(ctx)
+	var linkBreak *ChainBreak
+	g.Go(func() error {
+		var err error
+		linkBreak, err = s.verifyLinks(gctx, head)
+		return err
+	})
+	scan := &logScan{rep: &rep, targets: targets}
+	if opts.Progress != nil {
+		scan.progress = func(n int64) { opts.Progress("events", n) }
 	}
-	if err := s.verifyCheckpoints(ctx, opts, &rep); err != nil {
+	g.Go(func() error { return scan.run(gctx, s, head) })
+	if err := g.Wait(); err != nil {
 		return rep, err
 	}
+	rep.Chains.Events = scan.events
+	rep.ChainBreak = linkBreak
+	if b := scan.contentBreak; b != nil && (rep.ChainBreak == nil || b.Position < rep.ChainBreak.Position) {
+		rep.ChainBreak = b
+	}
+	if m := scan.mismatch; m != nil {
+		if err := s.localize(ctx, m.ck, scan.good.size, scan.good.after, &scan.good.frontier, &m.finding); err != nil {
+			return rep, err
+		}
+		rep.add(m.finding)
+	}
+	if brk := rep.ChainBreak; brk != nil {
+		f := Finding{Kind: FindingChain, Position: brk.Position, Detail: fmt.Sprintf(
+			"stream %s, version %d, position %d, event %s: %s", brk.Stream, brk.Version, brk.Position, brk.EventID, brk.Reason)}
+		rep.Findings = append([]Finding{f}, rep.Findings...)
+	}
 	return rep, nil
+}
+
+// target is a checkpoint the log must match, as the scan needs it.
+type target struct {
+	ck *Checkpoint
+}
+
+// logScan walks the log once in commit order, up to the head read when
+// verification started: it checks each event's hash against its contents
+// (its link to the previous event of its stream is verifyLinks' job),
+// notes undecodable metadata, and appends its leaf to the frontier that is
+// compared with each checkpoint as the scan reaches its size. Rows are
+// decoded from their raw binary form in place, so the scan allocates
+// almost nothing per event.
+type logScan struct {
+	rep      *LogReport
+	targets  []target
+	next     int // the next target to reach
+	frontier merkle.Frontier
+	// stopped is set once the log stopped matching a checkpoint: the
+	// frontier is then of no more use, the content checks go on.
+	stopped bool
+	// good is the frontier at the last checkpoint the log matched.
+	good struct {
+		size     uint64
+		after    Position
+		frontier merkle.Frontier
+	}
+	mismatch     *mismatch
+	events       int64
+	contentBreak *ChainBreak
+	progress     func(int64)
+}
+
+// mismatch is the first checkpoint the log does not match.
+type mismatch struct {
+	ck      *Checkpoint
+	finding Finding
+}
+
+// verifyScanSQL reads whole rows in commit order up to the head, one page
+// (keyset) per statement.
+const verifyScanSQL = `SELECT ` + recordColumns + ` FROM events
+	WHERE (transaction_id, global_position) > ($1::xid8, $2) AND global_position <= $3
+	ORDER BY events.transaction_id, events.global_position LIMIT $4`
+
+// binaryResults asks for every column of recordColumns in binary.
+var binaryResults = pgx.QueryResultFormats{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+
+func (t *logScan) run(ctx context.Context, s *Store, head int64) error {
+	var after Position
+	var r Record
+	for {
+		rows, err := s.pool.Query(ctx, verifyScanSQL, binaryResults, after.TransactionID, after.GlobalPosition, head, pageSize)
+		if err != nil {
+			return fmt.Errorf("verify: read the log: %w", err)
+		}
+		n := 0
+		for rows.Next() {
+			if err := decodeRaw(rows.RawValues(), &r); err != nil {
+				rows.Close()
+				return fmt.Errorf("verify: read the log: %w", err)
+			}
+			t.event(&r)
+			after = r.Position()
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("verify: read the log: %w", err)
+		}
+		if t.progress != nil {
+			t.progress(t.events)
+		}
+		if n < pageSize {
+			break
+		}
+	}
+	// Checkpoints the log ended before reaching.
+	if !t.stopped && t.next < len(t.targets) {
+		ck := t.targets[t.next].ck
+		t.fail(ck, fmt.Sprintf("covers %d events up to position %d, the log holds only %d events: events were deleted or the table emptied",
+			ck.TreeSize, ck.Last.GlobalPosition, t.frontier.Size()))
+	}
+	return nil
+}
+
+// event checks one event and moves the tree on.
+func (t *logScan) event(r *Record) {
+	t.check(r)
+	if t.stopped {
+		return
+	}
+	t.frontier.Append(leafHash(r.GlobalPosition, r.Hash), nil)
+	for t.next < len(t.targets) && uint64(t.targets[t.next].ck.TreeSize) <= t.frontier.Size() {
+		ck := t.targets[t.next].ck
+		if uint64(ck.TreeSize) < t.frontier.Size() {
+			t.next++ // smaller than an earlier one: reported as a link finding
+			continue
+		}
+		if t.frontier.Root() != ck.Root || r.Position() != ck.Last {
+			t.fail(ck, "the log's events up to position "+strconv.FormatInt(ck.Last.GlobalPosition, 10)+
+				" no longer hash to the checkpoint's root")
+			return
+		}
+		t.rep.Covered = ck.TreeSize
+		t.good.size, t.good.after, t.good.frontier = t.frontier.Size(), r.Position(), *t.frontier.Clone()
+		t.next++
+	}
+}
+
+func (t *logScan) fail(ck *Checkpoint, detail string) {
+	t.stopped = true
+	t.mismatch = &mismatch{ck: ck, finding: Finding{Kind: FindingLog, Seq: ck.Seq, Detail: detail}}
+}
+
+// check verifies one event's hash against its contents and notes
+// undecodable metadata.
+func (t *logScan) check(r *Record) {
+	t.events++
+	if r.Version == 1 {
+		// Streams are counted by their first event; a stream without one
+		// is a broken chain, reported as such.
+		t.rep.Chains.Streams++
+	}
+	meta, flat, err := canonicalMetadata(r.RawMetadata)
+	if !flat {
+		var md Metadata
+		if uerr := json.Unmarshal(r.RawMetadata, &md); uerr != nil {
+			t.rep.Chains.MalformedCount++
+			if len(t.rep.Chains.Malformed) < maxMalformedReported {
+				t.rep.Chains.Malformed = append(t.rep.Chains.Malformed, MalformedEvent{Stream: r.Stream, Version: r.Version,
+					EventID: r.EventID.String(), Err: fmt.Errorf("metadata of event %s at %s v%d: %w", r.EventID, r.Stream, r.Version, uerr)})
+			}
+		}
+	}
+	if t.contentBreak != nil {
+		return
+	}
+	brk := func(reason string) {
+		t.contentBreak = &ChainBreak{Stream: r.Stream, Version: r.Version, EventID: r.EventID.String(), Position: r.GlobalPosition, Reason: reason}
+	}
+	if err != nil {
+		brk("cannot canonicalise stored metadata: " + err.Error())
+		return
+	}
+	d := digestInput{
+		streamType: r.Stream.Type, streamID: r.Stream.ID, version: r.Version, eventID: r.EventID,
+		eventType: r.EventType, schemaVersion: r.SchemaVersion, ownerID: r.OwnerID, recordedAt: r.RecordedAt,
+		payload: r.Payload, metadata: meta,
+	}.digest()
+	if !bytes.Equal(chainHash(r.PrevHash, d), r.Hash) {
+		brk("stored hash does not match the event's contents")
+	}
+}
+
+// pgEpoch is PostgreSQL's timestamp epoch.
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// decodeRaw fills r from the binary values of a recordColumns row. The
+// byte fields alias the row's buffer: valid until the next row.
+func decodeRaw(v [][]byte, r *Record) error {
+	if len(v) != 14 {
+		return fmt.Errorf("%d columns, want 14", len(v))
+	}
+	fixed := func(i, n int) error {
+		if len(v[i]) != n {
+			return fmt.Errorf("column %d has %d bytes, want %d", i, len(v[i]), n)
+		}
+		return nil
+	}
+	for _, c := range [][2]int{{0, 8}, {1, 8}, {3, 16}, {4, 8}, {5, 16}, {7, 4}, {11, 8}} {
+		if err := fixed(c[0], c[1]); err != nil {
+			return err
+		}
+	}
+	r.GlobalPosition = int64(binary.BigEndian.Uint64(v[0]))
+	r.TransactionID = binary.BigEndian.Uint64(v[1])
+	r.Stream.Type = StreamType(v[2])
+	copy(r.Stream.ID[:], v[3])
+	r.Version = int64(binary.BigEndian.Uint64(v[4]))
+	copy(r.EventID[:], v[5])
+	r.EventType = string(v[6])
+	r.SchemaVersion = int(int32(binary.BigEndian.Uint32(v[7])))
+	r.OwnerID = uuid.Nil
+	if v[8] != nil {
+		if err := fixed(8, 16); err != nil {
+			return err
+		}
+		copy(r.OwnerID[:], v[8])
+	}
+	r.Payload = v[9]
+	if len(v[10]) == 0 || v[10][0] != 1 {
+		return errors.New("metadata is not jsonb version 1")
+	}
+	r.RawMetadata = v[10][1:]
+	r.RecordedAt = pgEpoch.Add(time.Duration(int64(binary.BigEndian.Uint64(v[11]))) * time.Microsecond)
+	r.PrevHash, r.Hash = v[12], v[13]
+	return nil
+}
+
+// verifyLinks checks every event's link to its stream's previous event in
+// the database: version 1 starts from the zero hash, every later version's
+// prev_hash is its predecessor's hash, and no version is missing. It is one
+// statement, a hash join of the log with itself over sequential scans:
+// walking streams in (stream_id, version) order instead reads the heap at
+// random, several times slower once the log outgrows shared_buffers. The
+// statement takes no transaction id, so it holds back no projector (only
+// vacuum, for its duration: about a second per million events); the
+// client receives at most one row.
+func (s *Store) verifyLinks(ctx context.Context, head int64) (*ChainBreak, error) {
+	rows, err := s.pool.Query(ctx, `WITH broken AS MATERIALIZED (
+			SELECT e.global_position, e.stream_type, e.stream_id, e.version, e.event_id, p.version IS NULL AS missing
+			FROM events e LEFT JOIN events p
+			  ON p.stream_id = e.stream_id AND p.version = e.version - 1 AND p.global_position <= $1
+			WHERE e.global_position <= $1
+			  AND ((e.version = 1 AND e.prev_hash <> $2) OR (e.version > 1 AND p.hash IS DISTINCT FROM e.prev_hash)))
+		SELECT * FROM broken ORDER BY global_position LIMIT 1`, head, ZeroHash)
+	if err != nil {
+		return nil, fmt.Errorf("verify links: %w", err)
+	}
+	var (
+		b       ChainBreak
+		typ     string
+		eventID uuid.UUID
+		missing bool
+	)
+	found := false
+	_, err = pgx.ForEachRow(rows, []any{&b.Position, &typ, &b.Stream.ID, &b.Version, &eventID, &missing}, func() error {
+		found = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify links: %w", err)
+	}
+	if !found {
+		return nil, nil
+	}
+	b.Stream.Type, b.EventID = StreamType(typ), eventID.String()
+	switch {
+	case b.Version == 1:
+		b.Reason = "prev_hash of a stream's first event is not the zero hash"
+	case missing:
+		b.Reason = fmt.Sprintf("a version is missing: version %d is not in the log", b.Version-1)
+	default:
+		b.Reason = "prev_hash does not match the previous event's hash"
+	}
+	return &b, nil
 }
 
 // checkpointSource yields the checkpoints of the database and of an
@@ -166,55 +443,16 @@ func (c *checkpointSource) maxDBSeq(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// treeCursor walks the log's leaves in commit order into a frontier.
-type treeCursor struct {
-	s        *Store
-	frontier merkle.Frontier
-	after    Position // position of the last leaf appended
-	page     []leaf
-	end      bool
-	progress func(int64)
-}
-
-// advanceTo appends leaves until the tree has size leaves or the log ends;
-// it reports whether the size was reached.
-func (t *treeCursor) advanceTo(ctx context.Context, size uint64) (bool, error) {
-	for t.frontier.Size() < size {
-		if len(t.page) == 0 {
-			if t.end {
-				return false, nil
-			}
-			page, _, err := readLeaves(ctx, t.s.pool, t.after, nil, pageSize)
-			if err != nil {
-				return false, err
-			}
-			if len(page) < pageSize {
-				t.end = true
-			}
-			if len(page) == 0 {
-				return false, nil
-			}
-			t.page = page
-		}
-		n := min(uint64(len(t.page)), size-t.frontier.Size())
-		for _, l := range t.page[:n] {
-			t.frontier.Append(leafHash(l.pos.GlobalPosition, l.hash), nil)
-		}
-		t.after = t.page[n-1].pos
-		t.page = t.page[n:]
-		if t.progress != nil {
-			t.progress(int64(t.frontier.Size()))
-		}
-	}
-	return true, nil
-}
-
-func (s *Store) verifyCheckpoints(ctx context.Context, opts LogVerifyOptions, rep *LogReport) error {
+// checkCheckpoints checks every checkpoint of the database and the outside
+// copy for what needs no log (signature, link, agreement of the copies) and
+// returns them in order for the scan to compare with the log: memory grows
+// with the number of checkpoints (a few hundred bytes each), not events.
+func (s *Store) checkCheckpoints(ctx context.Context, opts LogVerifyOptions, rep *LogReport) ([]target, error) {
 	src := &checkpointSource{s: s, next: 1, inDir: map[int64]bool{}}
 	if opts.Dir != nil {
 		seqs, err := opts.Dir.Seqs()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, q := range seqs {
 			src.inDir[q] = true
@@ -223,26 +461,17 @@ func (s *Store) verifyCheckpoints(ctx context.Context, opts LogVerifyOptions, re
 	}
 	maxDB, err := src.maxDBSeq(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	last := max(maxDB, src.maxDir)
-	cur := &treeCursor{s: s}
-	if opts.Progress != nil {
-		cur.progress = func(n int64) { opts.Progress("checkpoints", n) }
-	}
 	var (
-		prev        *Checkpoint
-		prevMatched = true // the log matched every checkpoint so far
-		lastGood    struct {
-			size     uint64
-			after    Position
-			frontier merkle.Frontier
-		}
+		prev    *Checkpoint
+		targets []target
 	)
 	for seq := int64(1); seq <= last; seq++ {
 		db, err := src.fromDB(ctx, seq)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var file *Checkpoint
 		if src.inDir[seq] {
@@ -282,37 +511,9 @@ func (s *Store) verifyCheckpoints(ctx context.Context, opts LogVerifyOptions, re
 			rep.add(Finding{Kind: FindingLink, Seq: seq, Detail: err.Error()})
 		}
 		prev = ck
-		if !prevMatched {
-			continue
-		}
-		size := uint64(ck.TreeSize)
-		if size < cur.frontier.Size() {
-			continue // reported as a link finding
-		}
-		reached, err := cur.advanceTo(ctx, size)
-		if err != nil {
-			return err
-		}
-		if reached && cur.frontier.Root() == ck.Root && cur.after == ck.Last {
-			rep.Covered = ck.TreeSize
-			lastGood.size, lastGood.after, lastGood.frontier = size, cur.after, *cur.frontier.Clone()
-			continue
-		}
-		prevMatched = false
-		f := Finding{Kind: FindingLog, Seq: seq}
-		if !reached {
-			f.Detail = fmt.Sprintf("covers %d events up to position %d, the log holds only %d events: events were deleted or the table emptied",
-				ck.TreeSize, ck.Last.GlobalPosition, cur.frontier.Size())
-		} else {
-			f.Detail = "the log's events up to position " + strconv.FormatInt(ck.Last.GlobalPosition, 10) +
-				" no longer hash to the checkpoint's root"
-		}
-		if err := s.localize(ctx, ck, lastGood.size, lastGood.after, &lastGood.frontier, &f); err != nil {
-			return err
-		}
-		rep.add(f)
+		targets = append(targets, target{ck: ck})
 	}
-	return nil
+	return targets, nil
 }
 
 // localize narrows a checkpoint mismatch to the first differing event by

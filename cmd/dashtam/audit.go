@@ -565,31 +565,14 @@ func trustedKeys(o *globalOptions, flags []string) (eventstore.TrustedKeys, erro
 func runAuditVerify(ctx context.Context, store *eventstore.Store, opts eventstore.LogVerifyOptions, stdout, stderr io.Writer) error {
 	// Counting the log is a full scan of its own; only a bar someone
 	// watches needs the total, as in replay.
-	var (
-		bar   = newAuditProgressBar(io.Discard, 0, "")
-		stage string
-	)
+	bar := newAuditProgressBar(io.Discard, 0, "")
 	if writerIsTerminal(stderr) {
 		total, err := store.Count(ctx, eventstore.Filter{})
 		if err != nil {
 			return err
 		}
-		newest, _, err := store.NewestCheckpoint(ctx)
-		if err != nil {
-			return err
-		}
-		opts.Progress = func(s string, done int64) {
-			if s != stage {
-				_ = bar.Finish()
-				stage = s
-				n := total
-				if s == "checkpoints" {
-					n = newest.TreeSize
-				}
-				bar = newAuditProgressBar(stderr, n, "verifying "+s)
-			}
-			_ = bar.Set64(done)
-		}
+		bar = newAuditProgressBar(stderr, total, "verifying")
+		opts.Progress = func(_ string, done int64) { _ = bar.Set64(done) }
 	}
 	rep, err := store.VerifyLog(ctx, opts)
 	_ = bar.Finish()
@@ -619,7 +602,6 @@ func runAuditVerify(ctx context.Context, store *eventstore.Store, opts eventstor
 		b := rep.ChainBreak
 		fmt.Fprintf(stdout, "BROKEN: stream %s, version %d, position %d, event %s: %s\n", b.Stream, b.Version, b.Position, b.EventID, b.Reason)
 		first = b.Error()
-		fmt.Fprintf(stdout, "verified %d events before the chain break\n", rep.Chains.Events)
 	}
 	trunc, checked, err := projections.FindTruncation(ctx, store.Pool())
 	if err != nil {
@@ -636,18 +618,20 @@ func runAuditVerify(ctx context.Context, store *eventstore.Store, opts eventstor
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	if !chainBroken {
-		heads := "stream heads match the streams read model"
-		switch {
-		case !checked:
-			heads = "stream heads not checked: the streams read model does not exist yet"
-		case trunc != nil:
-			heads = "a stream head is behind the streams read model"
-		}
-		if _, err := fmt.Fprintf(stdout, "verified %s in %s: all chains intact; %s\n",
-			plural(rep.Chains.Events, "event"), plural(rep.Chains.Streams, "stream"), heads); err != nil {
-			return err
-		}
+	heads := "stream heads match the streams read model"
+	switch {
+	case !checked:
+		heads = "stream heads not checked: the streams read model does not exist yet"
+	case trunc != nil:
+		heads = "a stream head is behind the streams read model"
+	}
+	chains := "all chains intact"
+	if chainBroken {
+		chains = "a chain is broken"
+	}
+	if _, err := fmt.Fprintf(stdout, "verified %s in %s: %s; %s\n",
+		plural(rep.Chains.Events, "event"), plural(rep.Chains.Streams, "stream"), chains, heads); err != nil {
+		return err
 	}
 	switch {
 	case rep.Checkpoints == 0:
