@@ -28,8 +28,6 @@ type serveConfig struct {
 	// RotationGrace is how long tokens issued just before a user or global
 	// token rotation stay accepted (identity.Deps.RotationGrace).
 	RotationGrace time.Duration
-	// Audit configures the signed checkpoints serve makes.
-	Audit auditConfig
 }
 
 // maxRotationGrace bounds DASHTAM_TOKEN_ROTATION_GRACE: a rotation answers a
@@ -125,9 +123,6 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 			return c, fmt.Errorf("DASHTAM_TOKEN_ROTATION_GRACE %q is not a duration from 0s to 24h, such as 5m", raw)
 		}
 		c.RotationGrace = d
-	}
-	if c.Audit, err = loadAuditConfig(getenv, dataDir, true); err != nil {
-		return c, err
 	}
 	return c, nil
 }
