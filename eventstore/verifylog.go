@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/dashtam/dashtam/eventstore/merkle"
 )
@@ -121,19 +120,25 @@ func (s *Store) VerifyLog(ctx context.Context, opts LogVerifyOptions) (LogReport
 		return rep, err
 	}
 	// The links are checked by the database while the events stream in.
-	g, gctx := errgroup.WithContext(ctx)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var linkBreak *ChainBreak
-	g.Go(func() error {
+	linked := make(chan error, 1)
+	go func() {
 		var err error
-		linkBreak, err = s.verifyLinks(gctx, head)
-		return err
-	})
+		linkBreak, err = s.verifyLinks(lctx, head)
+		linked <- err
+	}()
 	scan := &logScan{rep: &rep, targets: targets}
 	if opts.Progress != nil {
 		scan.progress = func(n int64) { opts.Progress("events", n) }
 	}
-	g.Go(func() error { return scan.run(gctx, s, head) })
-	if err := g.Wait(); err != nil {
+	if err := scan.run(ctx, s, head); err != nil {
+		cancel()
+		<-linked
+		return rep, err
+	}
+	if err := <-linked; err != nil {
 		return rep, err
 	}
 	rep.Chains.Events = scan.events
