@@ -3,6 +3,7 @@ package commands
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/dashtam/dashtam/aggregates/connection"
@@ -77,4 +78,24 @@ func ConnectionAggregate() eventstore.Aggregate[*connection.Connection, connecti
 		New:   connection.New,
 		Apply: func(c *connection.Connection, e connection.Event) { c.Apply(e) },
 	}
+}
+
+// DescribedAggregates is the registry `audit state` and the audit API read
+// states through: one line per aggregate, its description and the view
+// that renders its state for auditors. A new aggregate (account,
+// transaction) plugs in with one more line here.
+func DescribedAggregates(store *eventstore.Store) (*eventstore.Aggregates, error) {
+	var errs []error
+	add := func(r eventstore.StateReader, err error) eventstore.StateReader {
+		errs = append(errs, err)
+		return r
+	}
+	readers := []eventstore.StateReader{
+		add(eventstore.Describe(store, UserAggregate(), UserStateView)),
+		add(eventstore.Describe(store, ConnectionAggregate(), ConnectionStateView)),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return eventstore.NewAggregates(readers...)
 }
