@@ -242,3 +242,29 @@ func TestCheckpointDirIgnoresForeignFiles(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, seqs)
 }
+
+func TestInclusionProofsOfARandomSampleVerifyAndAlteredEventsFail(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := mustStore(t)
+	cp, err := eventstore.NewCheckpointer(s, testSigner(t), nil)
+	require.NoError(t, err)
+	for _, n := range []int{700, 300, 40} {
+		fillLog(t, s.Pool(), n)
+		checkpointAll(t, s, cp)
+	}
+	recs := allRecords(t, s)
+	for range 50 {
+		r := recs[rand.IntN(len(recs))]
+		p, err := s.InclusionProof(ctx, r)
+		require.NoError(t, err)
+		require.NoError(t, p.Verify(r), "position %d", r.GlobalPosition)
+	}
+	victim := recs[rand.IntN(len(recs))]
+	tamper(t, s.Pool(), `UPDATE events SET hash = sha256(hash) WHERE global_position = $1`, victim.GlobalPosition)
+	altered, err := eventstore.ReadPositions(ctx, s.Pool(), []int64{victim.GlobalPosition})
+	require.NoError(t, err)
+	p, err := s.InclusionProof(ctx, altered[0])
+	require.NoError(t, err, "the proof is of the checkpointed leaf at that place")
+	assert.ErrorIs(t, p.Verify(altered[0]), merkle.ErrProof, "an altered event does not verify")
+}

@@ -356,3 +356,26 @@ func (s *Store) Checkpoints(ctx context.Context, from, to int64, fn func(Checkpo
 		from = got[len(got)-1].Seq + 1
 	}
 }
+
+// CheckpointsBefore returns up to limit stored checkpoints with seq below
+// before (0: the newest), newest first: one keyset page of the audit API.
+func (s *Store) CheckpointsBefore(ctx context.Context, before int64, limit int) ([]Checkpoint, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+checkpointColumns+` FROM audit_checkpoints
+		WHERE $1 <= 0 OR seq < $1 ORDER BY seq DESC LIMIT $2`, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []Checkpoint
+	for rows.Next() {
+		c, err := scanCheckpoint(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read checkpoints: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	return out, nil
+}

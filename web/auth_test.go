@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -34,7 +35,7 @@ func MustIdentityServer(tb testing.TB) *identityServer {
 	tb.Helper()
 	clock := &fakeClock{now: testEpoch}
 	id := newFakeIdentity(tb, clock)
-	s := MustServer(tb, web.Options{Identity: id, Now: clock.Now})
+	s := MustServer(tb, web.Options{Identity: id, Audit: &fakeAudit{}, Now: clock.Now})
 	return &identityServer{testServer: s, Identity: id, Clock: clock}
 }
 
@@ -57,6 +58,9 @@ func MustCall(tb testing.TB, method, url, body, token string) response {
 	}
 	return MustDo(tb, req)
 }
+
+// pathParam matches an OpenAPI path parameter, which Echo writes :name.
+var pathParam = regexp.MustCompile(`\{(\w+)\}`)
 
 // sampleBodies holds a valid request body for every operation that takes
 // one; the matrix fails on an operation missing here, so a new route
@@ -91,7 +95,7 @@ func TestRoleMatrix(t *testing.T) {
 			raw, ok := op.Extensions[web.PermissionExtension]
 			require.True(t, ok, "%s %s declares no permission", method, path)
 			perm, _ := raw.(string)
-			url := s.URL + strings.ReplaceAll(path, "{id}", uuid.NewString())
+			url := s.URL + strings.ReplaceAll(strings.ReplaceAll(path, "{id}", uuid.NewString()), "{type}", "connection")
 			body := sampleBodies[op.OperationID]
 			if op.RequestBody != nil {
 				require.NotEmpty(t, body, "%s has a request body but no sample in sampleBodies", op.OperationID)
@@ -123,7 +127,7 @@ func TestRoleMatrix(t *testing.T) {
 				p := MustProblem(t, r, http.StatusForbidden, strings.TrimPrefix(url, s.URL))
 				assert.Equal(t, "forbidden", p.Code, "%s as %s", name, role)
 				// The route is Echo's template, so other users' ids stay out of the event.
-				want := user.AccessDenial{Method: method, Route: strings.ReplaceAll(path, "{id}", ":id"), Permission: user.Permission(perm)}
+				want := user.AccessDenial{Method: method, Route: pathParam.ReplaceAllString(path, ":$1"), Permission: user.Permission(perm)}
 				assert.Equal(t, []user.AccessDenial{want}, s.Identity.Denied()[denied:],
 					"%s as %s: the refusal is recorded with its method and route", name, role)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/commands/audit"
 	"github.com/dashtam/dashtam/commands/identity"
 )
 
@@ -31,6 +32,8 @@ const (
 	CodeMethodNotAllowed Code = "method_not_allowed"
 	// CodeConflict means the resource changed concurrently or is in the wrong state (409).
 	CodeConflict Code = "conflict"
+	// CodeUnprocessable means the request is well formed but its values cannot be answered (422).
+	CodeUnprocessable Code = "unprocessable"
 	// CodeTooLarge means the request body exceeds the configured limit (413).
 	CodeTooLarge Code = "too_large"
 	// CodeUnsupportedMediaType means the body's Content-Type is not accepted (415).
@@ -56,6 +59,7 @@ var codeStatus = map[Code]int{
 	CodeNotFound:             http.StatusNotFound,
 	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
 	CodeConflict:             http.StatusConflict,
+	CodeUnprocessable:        http.StatusUnprocessableEntity,
 	CodeTooLarge:             http.StatusRequestEntityTooLarge,
 	CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	CodeRateLimited:          http.StatusTooManyRequests,
@@ -174,6 +178,21 @@ var errorMappings = []errorMapping{
 	unauthenticated(identity.ErrSessionRevoked),
 	unauthenticated(commands.ErrTokenExpired),
 	unauthenticated(commands.ErrTokenInvalid),
+
+	// Audit (docs/audit.md).
+	auditInvalid,
+	is(audit.ErrNotFound, CodeNotFound, "no such resource"),
+	is(user.ErrNotPermitted, CodeForbidden, "your role does not allow this operation"),
+}
+
+// auditInvalid maps the audit API's refusals of input to 422 naming the field.
+func auditInvalid(err error) (*Error, bool) {
+	var ie *audit.InvalidError
+	if !errors.As(err, &ie) {
+		return nil, false
+	}
+	return &Error{Code: CodeUnprocessable, Detail: "the query cannot be answered as given",
+		Fields: []FieldError{{Field: ie.Field, Message: ie.Message}}, Err: err}, true
 }
 
 // errorMapping recognises one kind of error and says how to present it.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/dashtam/dashtam/commands/audit"
 	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/web/api"
 )
@@ -38,6 +39,7 @@ type Server struct {
 	readyPolicy     readinessPolicy
 	providers       providerCatalog
 	identity        identity.Service
+	audit           audit.Service
 	permissions     operationPermissions
 	clientAddr      func(*http.Request) string
 	now             func() time.Time
@@ -87,6 +89,7 @@ func New(opts Options) (*Server, error) {
 		readyPolicy:     readinessPolicy{maxEvents: opts.MaxProjectionLag, maxAge: opts.MaxCheckpointAge},
 		providers:       providers,
 		identity:        opts.Identity,
+		audit:           opts.Audit,
 		permissions:     permissions,
 		clientAddr:      clientAddr,
 		now:             opts.Now,

@@ -428,5 +428,6 @@ func AllEvents() []Event {
 		UserRoleRevoked{},
 		UserTokensRotated{},
 		UserAccessDenied{},
+		UserAuditTrailViewed{},
 	}
 }

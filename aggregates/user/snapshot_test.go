@@ -90,6 +90,7 @@ func lifeStory(tb testing.TB) []Event {
 	do(u.RotateTokens("laptop stolen", t0.Add(7*time.Hour)))
 	do(u.RecordAccessDenied(AccessDenial{SessionID: id(5), Method: "GET", Route: "/api/v1/audit-events", Permission: PermissionAuditRead, IP: ip, At: t0.Add(7 * time.Hour)}))
 	do(u.RecordGlobalRotation(2, "key rotation", t0.Add(8*time.Hour)))
+	do(u.RecordAuditTrailView(AuditView{SessionID: id(5), Route: "GET /api/v1/audit-events", Filters: map[string]string{"limit": "10"}, At: t0.Add(8 * time.Hour)}))
 
 	// 40 days on: sessions 1 to 4 ended more than EndedSessionRetention
 	// ago and are forgotten; 5 expired without ending and stays.

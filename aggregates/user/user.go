@@ -149,6 +149,8 @@ func (u *User) apply(e Event) {
 		u.tokensRotatedAt = e.At
 	case UserAccessDenied:
 		// Recorded for the audit trail; access decisions are not state.
+	case UserAuditTrailViewed:
+		// The audit of the auditors; reading changes no state.
 	}
 }
 

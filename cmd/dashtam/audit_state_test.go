@@ -35,7 +35,9 @@ func TestAuditStateCommand(t *testing.T) {
 		})
 		require.NoError(t, err)
 	}
-	decide(func(u *user.User) ([]user.Event, error) { return u.Register(id, "state@example.com", user.RoleUser, clock) })
+	decide(func(u *user.User) ([]user.Event, error) {
+		return u.Register(id, "state@example.com", user.RoleUser, clock)
+	})
 	clock = clock.Add(time.Hour)
 	decide(func(u *user.User) ([]user.Event, error) { return u.SetRoles([]user.Role{user.RoleAuditor}, clock) })
 

@@ -22,6 +22,7 @@ import (
 	"github.com/dashtam/dashtam/adapters/password"
 	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/commands/audit"
 	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/projections"
@@ -139,6 +140,14 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 		return err
 	}
 	s.checkpointEvery = auditCfg.Interval
+	aggs, err := commands.DescribedAggregates(s.store)
+	if err != nil {
+		return err
+	}
+	auditSvc, err := audit.NewHandler(audit.Deps{Store: s.store, Pool: s.pool, Aggregates: aggs, Now: time.Now})
+	if err != nil {
+		return err
+	}
 	providers := make([]web.ProviderInfo, 0, len(cfg.Providers))
 	for _, slug := range cfg.Providers {
 		providers = append(providers, web.ProviderInfo{Slug: slug, Name: knownProviders[slug], AuthType: "oauth2"})
@@ -149,6 +158,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 		Readiness:      readiness{pool: s.pool, manager: s.manager},
 		Providers:      providers,
 		Identity:       s.identity,
+		Audit:          auditSvc,
 		TrustedProxies: cfg.TrustedProxies,
 		RateLimit:      web.RateLimitOptions{Limiter: s.limiter},
 	}); err != nil {
