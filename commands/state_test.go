@@ -57,13 +57,17 @@ func userScenario(t *testing.T, ctx context.Context, store *eventstore.Store, no
 			return events, err
 		}
 	}
-	do(func(u *user.User) ([]user.Event, error) { return u.Register(id, "ann@example.com", user.RoleUser, now()) })
+	do(func(u *user.User) ([]user.Event, error) {
+		return u.Register(id, "ann@example.com", user.RoleUser, now())
+	})
 	do(func(u *user.User) ([]user.Event, error) { return u.RequestVerification(req, now()) })
 	do(func(u *user.User) ([]user.Event, error) { return u.VerifyEmail(req, now()) })
 	do(login(s1, false))
 	do(login(s1, true))
 	do(login(s2, true))
-	do(func(u *user.User) ([]user.Event, error) { return u.SetRoles([]user.Role{user.RoleUser, user.RoleAuditor}, now()) })
+	do(func(u *user.User) ([]user.Event, error) {
+		return u.SetRoles([]user.Role{user.RoleUser, user.RoleAuditor}, now())
+	})
 	do(func(u *user.User) ([]user.Event, error) { return u.Logout(s1, now()) })
 	do(func(u *user.User) ([]user.Event, error) { return u.RotateTokens("audit drill", now()) })
 	do(func(u *user.User) ([]user.Event, error) { return u.SetRoles([]user.Role{user.RoleAuditor}, now()) })
@@ -87,12 +91,16 @@ func connectionScenario(t *testing.T, ctx context.Context, store *eventstore.Sto
 	do(func(c *connection.Connection) ([]connection.Event, error) {
 		return c.AttemptRefresh(connection.RefreshScheduled, now())
 	})
-	do(func(c *connection.Connection) ([]connection.Event, error) { return c.RefreshSucceeded(creds("bb"), now()) })
+	do(func(c *connection.Connection) ([]connection.Event, error) {
+		return c.RefreshSucceeded(creds("bb"), now())
+	})
 	do(func(c *connection.Connection) ([]connection.Event, error) { return c.Rename("Household", now()) })
 	do(func(c *connection.Connection) ([]connection.Event, error) {
 		return c.RefreshFailed(connection.FailedAuthentication, false, now())
 	})
-	do(func(c *connection.Connection) ([]connection.Event, error) { return c.Reauthorize(now().Add(time.Hour), now()) })
+	do(func(c *connection.Connection) ([]connection.Event, error) {
+		return c.Reauthorize(now().Add(time.Hour), now())
+	})
 	do(func(c *connection.Connection) ([]connection.Event, error) { return c.Complete(creds("cc"), now()) })
 	do(func(c *connection.Connection) ([]connection.Event, error) { return c.AttemptDisconnect(now()) })
 	do(func(c *connection.Connection) ([]connection.Event, error) { return c.Disconnected(true, "", now()) })
