@@ -57,6 +57,9 @@ func (s *Store) inclusionProofIn(ctx context.Context, ck Checkpoint, pos Positio
 // leafIndex finds the leaf of the event at pos: in the stored segment whose
 // first event is the last one at or before pos.
 func (t *treeReader) leafIndex(ctx context.Context, pos Position) (uint64, error) {
+	if i, ok := t.leafOf[pos.GlobalPosition]; ok {
+		return i, nil
+	}
 	rows, err := t.q.Query(ctx, `SELECT start_index, first_transaction_id, first_position, last_transaction_id, last_position, leaves
 		FROM audit_tree_leaves WHERE (first_transaction_id, first_position) <= ($1::xid8, $2)
 		ORDER BY first_transaction_id DESC, first_position DESC LIMIT 1`, pos.TransactionID, pos.GlobalPosition)

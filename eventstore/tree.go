@@ -34,10 +34,14 @@ type treeReader struct {
 	chunks map[uint64][]byte
 	// extra are segments not stored yet: those of a checkpoint being made.
 	extra []segment
+	// leafOf maps the global positions of loaded chunks' leaves to their
+	// index, so proofs of neighbouring events (an export) find theirs
+	// without a query.
+	leafOf map[int64]uint64
 }
 
 func newTreeReader(q Querier, size uint64) *treeReader {
-	return &treeReader{q: q, size: size, upper: map[merkle.NodeID]merkle.Hash{}, chunks: map[uint64][]byte{}}
+	return &treeReader{q: q, size: size, upper: map[merkle.NodeID]merkle.Hash{}, chunks: map[uint64][]byte{}, leafOf: map[int64]uint64{}}
 }
 
 // load fetches whatever nodes need that is not cached yet.
@@ -93,7 +97,17 @@ func (t *treeReader) loadChunk(ctx context.Context, c uint64) error {
 		return err
 	}
 	t.chunks[c] = data
+	for i := 0; i+leafDataSize <= len(data); i += leafDataSize {
+		t.leafOf[int64(beUint64(data[i:]))] = from + uint64(i/leafDataSize)
+	}
 	return nil
+}
+
+// forget empties the caches once they hold more than max chunks.
+func (t *treeReader) forget(max int) {
+	if len(t.chunks) > max {
+		t.chunks, t.leafOf = map[uint64][]byte{}, map[int64]uint64{}
+	}
 }
 
 // leaves returns the LeafData of leaves [from, to), from the stored

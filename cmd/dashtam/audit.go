@@ -37,7 +37,7 @@ func newAuditCommand(opts *globalOptions) *cobra.Command {
 		RunE: requireSubcommand,
 	}
 	audit.AddCommand(newAuditReplayCommand(opts), newAuditVerifyCommand(opts), newAuditCheckpointCommand(opts),
-		newAuditPublicKeyCommand(opts), newAuditStateCommand(opts))
+		newAuditPublicKeyCommand(opts), newAuditStateCommand(opts), newAuditExportCommand(opts))
 	return audit
 }
 

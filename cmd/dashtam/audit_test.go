@@ -72,7 +72,7 @@ func TestAuditUsageErrors(t *testing.T) {
 		{[]string{"audit", "verify", "--format", "csv"}, "unknown flag: --format"},
 		{[]string{"audit", "nosuch"}, `unknown command "nosuch" for "dashtam audit"`},
 		{[]string{"audit", "replya"}, `did you mean "replay"?`},
-		{[]string{"audit"}, "missing command: want one of checkpoint, public-key, replay, state, verify"},
+		{[]string{"audit"}, "missing command: want one of checkpoint, export, public-key, replay, state, verify"},
 		{[]string{"nosuch"}, `unknown command "nosuch" for "dashtam"`},
 		{[]string{"--no-such-flag"}, "unknown flag: --no-such-flag"},
 	}
