@@ -43,7 +43,7 @@ func (r *Repository[A, E]) LoadAsOf(ctx context.Context, q Querier, id uuid.UUID
 		if rec.Version != out.Version+1 {
 			break
 		}
-		e, err := r.store.Decode(rec)
+		e, err := r.store.DecodeContext(ctx, rec)
 		if err != nil {
 			return AsOf[A]{}, fmt.Errorf("load %s as of %s: %w", stream, at.Format(time.RFC3339Nano), err)
 		}

@@ -89,9 +89,16 @@ func scanRecord(row pgx.Row) (Record, error) {
 	return r, nil
 }
 
-// Decode returns the record's typed event through the store's registry.
-func (s *Store) Decode(r Record) (Event, error) {
+// Decode returns the record's typed event through the store's registry,
+// its personal fields opened (see WithPersonalData).
+func (s *Store) Decode(r Record) (Event, error) { return s.DecodeContext(context.Background(), r) }
+
+// DecodeContext is Decode with a context for the key lookups of personal data.
+func (s *Store) DecodeContext(ctx context.Context, r Record) (Event, error) {
 	e, err := s.registry.Decode(r.EventType, r.SchemaVersion, r.Payload)
+	if err == nil {
+		e, err = s.openEvent(ctx, e, r.OwnerID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("event %s at %s v%d: %w", r.EventID, r.Stream, r.Version, err)
 	}

@@ -74,6 +74,7 @@ var sampleBodies = map[string]string{
 	"requestEmailVerification": `{"email":"ada@example.com"}`,
 	"resetPassword":            `{"token":"abc","password":"correct horse battery"}`,
 	"rotateAllTokens":          `{"reason":"matrix test"}`,
+	"eraseCurrentUser":         `{"password":"correct horse battery"}`,
 	"rotateUserTokens":         `{"reason":"matrix test"}`,
 	"setUserRoles":             `{"roles":["user"]}`,
 }

@@ -179,6 +179,9 @@ var errorMappings = []errorMapping{
 	unauthenticated(commands.ErrTokenExpired),
 	unauthenticated(commands.ErrTokenInvalid),
 
+	// Erasure (docs/audit.md).
+	is(identity.ErrErasureUnavailable, CodeUnavailable, "erasure is not available on this server"),
+
 	// Audit (docs/audit.md).
 	auditInvalid,
 	is(audit.ErrNotFound, CodeNotFound, "no such resource"),

@@ -19,7 +19,7 @@ import (
 // and snapshotShapes under a new SnapshotSchema.
 var userFieldsInSnapshot = []string{
 	"id", "registered", "registeredAt", "email", "roles", "verified", "verifications",
-	"failedAttempts", "lastFailureAt", "lockedUntil", "sessions", "tokenVersion", "tokensRotatedAt", "resets",
+	"failedAttempts", "lastFailureAt", "lockedUntil", "sessions", "tokenVersion", "tokensRotatedAt", "resets", "erased",
 }
 
 // snapshotShapes are the JSON keys of a snapshot of each schema, nested ones
@@ -37,6 +37,15 @@ var snapshotShapes = map[int][]string{
 	},
 	2: {
 		"email", "failed_attempts", "id", "last_failure_at", "locked_until", "registered", "registered_at",
+		"resets", "resets.at", "resets.expires_at", "resets.id", "resets.used", "roles", "schema",
+		"sessions", "sessions.created_at", "sessions.device", "sessions.ended_at", "sessions.expires_at",
+		"sessions.id", "sessions.ip", "sessions.last_active_at", "sessions.last_ip",
+		"sessions.refresh_generation", "sessions.revoke_reason", "sessions.status",
+		"sessions.token_version", "sessions.user_agent",
+		"token_version", "tokens_rotated_at", "verifications", "verified",
+	},
+	3: {
+		"email", "erased", "failed_attempts", "id", "last_failure_at", "locked_until", "registered", "registered_at",
 		"resets", "resets.at", "resets.expires_at", "resets.id", "resets.used", "roles", "schema",
 		"sessions", "sessions.created_at", "sessions.device", "sessions.ended_at", "sessions.expires_at",
 		"sessions.id", "sessions.ip", "sessions.last_active_at", "sessions.last_ip",
@@ -104,6 +113,7 @@ func lifeStory(tb testing.TB) []Event {
 		do(u.Login(at(login(id(100+i), false, t0), later.Add(time.Hour), 0))) // the last locks out
 	}
 	do(u.Login(at(login(id(200), false, t0), later.Add(2*time.Hour), 0))) // one failure after the lockout
+	do(u.Erase(uid, later.Add(3*time.Hour)))                              // ends session 7, forgets the personal data
 	return story
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/dashtam/dashtam/commands"
@@ -53,7 +55,7 @@ roles and sessions. T is an RFC 3339 time or a date (midnight UTC).`,
 				return err
 			}
 			defer pool.Close()
-			store, err := eventstore.New(pool, newEventRegistry())
+			store, err := stateStore(opts, pool, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -71,6 +73,30 @@ roles and sessions. T is an RFC 3339 time or a date (midnight UTC).`,
 	cmd.Flags().Var(&stream, "stream", "the stream, as `TYPE:ID`")
 	cmd.Flags().Var(&asOf, "as-of", "the moment `T` (RFC 3339 or YYYY-MM-DD)")
 	return cmd
+}
+
+// stateStore opens personal data with the master key when one is
+// configured (DASHTAM_ENCRYPTION_KEY or the data dir's), and otherwise
+// shows it sealed, as stored, saying so.
+func stateStore(opts *globalOptions, pool *pgxpool.Pool, stderr io.Writer) (*eventstore.Store, error) {
+	dataDir, err := opts.absDataDir()
+	if err != nil {
+		return nil, err
+	}
+	raw, from, err := secretSetting(osGetenv, "DASHTAM_ENCRYPTION_KEY", dataDir, "encryption.key")
+	if err != nil {
+		return nil, err
+	}
+	if raw == "" {
+		fmt.Fprintln(stderr, "warning: DASHTAM_ENCRYPTION_KEY is not set: personal data is shown sealed, as stored")
+		return eventstore.New(pool, newEventRegistry())
+	}
+	key, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("DASHTAM_ENCRYPTION_KEY%s is malformed: it must be base64 of exactly 32 bytes", from)
+	}
+	store, _, err := personalStore(pool, key)
+	return store, err
 }
 
 func runAuditState(ctx context.Context, store *eventstore.Store, reader eventstore.StateReader, s eventstore.Stream, at time.Time, stdout io.Writer) error {

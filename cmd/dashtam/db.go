@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/dashtam/dashtam/adapters/personaldata"
+	"github.com/dashtam/dashtam/adapters/vault"
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/migrations"
 )
@@ -95,6 +98,26 @@ func openMigratedStore(ctx context.Context, o *globalOptions) (*pgxpool.Pool, *e
 		return nil, nil, err
 	}
 	return pool, store, nil
+}
+
+// personalStore returns an event store over pool that seals the personal
+// data of events under per-user keys wrapped by the master key
+// (DASHTAM_ENCRYPTION_KEY), and the keystore, which erasures destroy keys
+// in (docs/audit.md).
+func personalStore(pool *pgxpool.Pool, masterKey []byte) (*eventstore.Store, *personaldata.Keys, error) {
+	ring, err := vault.Parse(base64.StdEncoding.EncodeToString(masterKey))
+	if err != nil {
+		return nil, nil, fmt.Errorf("DASHTAM_ENCRYPTION_KEY: %w", err)
+	}
+	keys, err := personaldata.New(pool, ring, time.Now)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := eventstore.New(pool, newEventRegistry(), eventstore.WithPersonalData(keys))
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, keys, nil
 }
 
 // describeTarget names where cfg connects: host:port, or the socket path for a

@@ -20,9 +20,11 @@ import (
 	"github.com/dashtam/dashtam/adapters/authtoken"
 	"github.com/dashtam/dashtam/adapters/mail"
 	"github.com/dashtam/dashtam/adapters/password"
+	"github.com/dashtam/dashtam/adapters/personaldata"
 	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/audit"
+	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/projections"
@@ -76,6 +78,8 @@ type server struct {
 	identity *identity.Handler
 	http     *web.Server
 	ln       net.Listener
+	// keys seals personal data and destroys it at erasures.
+	keys *personaldata.Keys
 	// checkpoints signs audit checkpoints every checkpointEvery.
 	checkpoints     *eventstore.Checkpointer
 	checkpointEvery time.Duration
@@ -97,11 +101,16 @@ func openServer(ctx context.Context, o *globalOptions, getenv func(string) strin
 		return nil, err
 	}
 	logger := slog.New(slog.NewJSONHandler(logw, nil))
-	pool, store, err := openMigratedStore(ctx, o)
+	pool, _, err := openMigratedStore(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{logger: logger, pool: pool, store: store}
+	store, keys, err := personalStore(pool, cfg.EncryptionKey)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &server{logger: logger, pool: pool, store: store, keys: keys}
 	if err := s.open(ctx, cfg, auditCfg); err != nil {
 		s.Close()
 		return nil, err
@@ -128,7 +137,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 	if s.limiter, err = ratelimit.New(s.pool); err != nil {
 		return err
 	}
-	if s.identity, err = newIdentityService(cfg, s.store, s.pool, s.logger); err != nil {
+	if s.identity, err = newIdentityService(cfg, s.store, s.pool, s.logger, s.keys); err != nil {
 		return err
 	}
 	registerSessionCacheMetrics(reg, s.identity)
@@ -174,7 +183,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 
 // newIdentityService wires the identity use cases to their adapters; serve
 // and `users create` share it so both hash, sign and mail alike.
-func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.Pool, logger *slog.Logger) (*identity.Handler, error) {
+func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.Pool, logger *slog.Logger, keys commands.PersonalDataKeys) (*identity.Handler, error) {
 	hasher, err := password.New(password.OWASP)
 	if err != nil {
 		return nil, fmt.Errorf("password hasher: %w", err)
@@ -204,6 +213,7 @@ func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.
 		RotationGrace: cfg.RotationGrace,
 		Logger:        logger,
 		NameKey:       deriveKey(cfg.JWTSecret, "dashtam login-name digest v1"),
+		Keys:          keys,
 	})
 	if err != nil {
 		return nil, err
@@ -219,6 +229,10 @@ func deriveKey(secret []byte, purpose string) []byte {
 	mac.Write([]byte(purpose))
 	return mac.Sum(nil)
 }
+
+// The connections use cases plug into erasure as identity.Deps.Connections
+// once serve wires them.
+var _ identity.Connections = (*connections.Handler)(nil)
 
 // Addr is the bound listen address (useful when configured with port 0).
 func (s *server) Addr() string { return s.ln.Addr().String() }

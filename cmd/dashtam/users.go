@@ -128,11 +128,16 @@ func openIdentity(ctx context.Context, o *globalOptions, getenv func(string) str
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, store, err := openMigratedStore(ctx, o)
+	pool, _, err := openMigratedStore(ctx, o)
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := newIdentityService(cfg, store, pool, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	store, keys, err := personalStore(pool, cfg.EncryptionKey)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	svc, err := newIdentityService(cfg, store, pool, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), keys)
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

@@ -202,7 +202,9 @@ func (h *Handler) Events(ctx context.Context, p commands.Principal, q EventQuery
 	}
 	page.Events = make([]Event, len(recs))
 	for i, r := range recs {
-		page.Events[i] = eventOf(r)
+		if page.Events[i], err = h.eventOf(ctx, r); err != nil {
+			return EventPage{}, err
+		}
 	}
 	return page, nil
 }
@@ -219,7 +221,11 @@ func (h *Handler) Event(ctx context.Context, p commands.Principal, id uuid.UUID,
 	if err != nil {
 		return EventDetail{}, err
 	}
-	d := EventDetail{Event: eventOf(r), PrevHash: r.PrevHash, Hash: r.Hash}
+	e, err := h.eventOf(ctx, r)
+	if err != nil {
+		return EventDetail{}, err
+	}
+	d := EventDetail{Event: e, PrevHash: r.PrevHash, Hash: r.Hash}
 	proof, err := h.store.InclusionProof(ctx, r)
 	switch {
 	case errors.Is(err, eventstore.ErrNotCheckpointed):
@@ -232,17 +238,23 @@ func (h *Handler) Event(ctx context.Context, p commands.Principal, id uuid.UUID,
 	return d, nil
 }
 
-func eventOf(r eventstore.Record) Event {
+// eventOf shows a record as auditors see it: its personal data opened, or
+// erased once its owner was (the stored, hashed bytes are the ciphertext).
+func (h *Handler) eventOf(ctx context.Context, r eventstore.Record) (Event, error) {
+	payload, metadata, err := h.store.Reveal(ctx, r)
+	if err != nil {
+		return Event{}, err
+	}
 	e := Event{
 		ID: r.EventID, Position: r.GlobalPosition, TransactionID: r.TransactionID, Stream: r.Stream, Version: r.Version,
 		Type: r.EventType, SchemaVersion: r.SchemaVersion, RecordedAt: r.RecordedAt.UTC(), Actor: r.Metadata.Actor,
-		Metadata: r.RawMetadata, Payload: r.Payload,
+		Metadata: metadata, Payload: payload,
 	}
 	if r.OwnerID != uuid.Nil {
 		owner := r.OwnerID
 		e.OwnerID = &owner
 	}
-	return e
+	return e, nil
 }
 
 func copyWith(m map[string]string, k, v string) map[string]string {

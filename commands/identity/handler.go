@@ -64,6 +64,11 @@ type Deps struct {
 	// belong to nobody are counted (table login_throttle), so the table
 	// cannot be turned back into addresses by hashing guesses; at least 32 bytes.
 	NameKey []byte
+	// Keys destroys a user's data key at their erasure; without it erasure
+	// answers ErrErasureUnavailable.
+	Keys commands.PersonalDataKeys
+	// Connections, when set, lets an erasure disconnect the user's connections.
+	Connections Connections
 }
 
 // Handler implements Service over the event store and the security tables
@@ -84,6 +89,8 @@ type Handler struct {
 	grace        time.Duration
 	log          *slog.Logger
 	nameKey      []byte
+	keys         commands.PersonalDataKeys
+	connections  Connections
 	background   sync.WaitGroup // work done after the request has been answered
 
 	// users is the generic load → decide → append path of user streams.
@@ -125,7 +132,7 @@ func NewHandler(d Deps) (*Handler, error) {
 		secrets: d.Secrets, mailer: d.Mailer, now: d.Now,
 		publicURL:    strings.TrimRight(d.PublicURL, "/"),
 		sessionLimit: d.SessionLimit, refreshTTL: d.RefreshTTL, accessTTL: d.AccessTTL,
-		grace: d.RotationGrace, log: d.Logger, nameKey: d.NameKey,
+		grace: d.RotationGrace, log: d.Logger, nameKey: d.NameKey, keys: d.Keys, connections: d.Connections,
 		cache: newSessionCache(), heartbeatInterval: d.Heartbeat,
 	}
 	users, err := eventstore.NewRepository(d.Store, commands.UserAggregate())

@@ -289,6 +289,14 @@ type EmailVerificationTokenRequest struct {
 	Email Email `json:"email"`
 }
 
+// ErasureRequest defines model for ErasureRequest.
+type ErasureRequest struct {
+	// Password A password. The HTTP layer only bounds its size; the policy (12 to
+	// 128 characters, not a common password) answers 400 with a field
+	// error on `password`, so that message is the one users see.
+	Password Password `json:"password"`
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field Name of the parameter, or dotted path into the body.
@@ -755,6 +763,9 @@ type RefreshTokensJSONRequestBody = RefreshRequest
 // RegisterUserJSONRequestBody defines body for RegisterUser for application/json ContentType.
 type RegisterUserJSONRequestBody = RegisterRequest
 
+// EraseCurrentUserJSONRequestBody defines body for EraseCurrentUser for application/json ContentType.
+type EraseCurrentUserJSONRequestBody = ErasureRequest
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetSecurityConfig Token policy and versions
@@ -763,6 +774,9 @@ type ServerInterface interface {
 	// RotateAllTokens Rotate every token
 	// (POST /api/v1/admin/security/rotations)
 	RotateAllTokens(ctx echo.Context) error
+	// EraseUser Erase a user and their personal data (GDPR Art. 17)
+	// (POST /api/v1/admin/users/{id}/erasures)
+	EraseUser(ctx echo.Context, id ID) error
 	// SetUserRoles Replace a user's roles
 	// (PUT /api/v1/admin/users/{id}/roles)
 	SetUserRoles(ctx echo.Context, id ID) error
@@ -823,6 +837,9 @@ type ServerInterface interface {
 	// RegisterUser Register
 	// (POST /api/v1/users)
 	RegisterUser(ctx echo.Context) error
+	// EraseCurrentUser Erase your account and its personal data (GDPR Art. 17)
+	// (DELETE /api/v1/users/me)
+	EraseCurrentUser(ctx echo.Context) error
 	// GetCurrentUser The caller's own user
 	// (GET /api/v1/users/me)
 	GetCurrentUser(ctx echo.Context) error
@@ -854,6 +871,22 @@ func (w *ServerInterfaceWrapper) RotateAllTokens(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RotateAllTokens(ctx)
+	return err
+}
+
+// EraseUser converts echo context to params.
+func (w *ServerInterfaceWrapper) EraseUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.EraseUser(ctx, id)
 	return err
 }
 
@@ -1209,6 +1242,15 @@ func (w *ServerInterfaceWrapper) RegisterUser(ctx echo.Context) error {
 	return err
 }
 
+// EraseCurrentUser converts echo context to params.
+func (w *ServerInterfaceWrapper) EraseCurrentUser(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.EraseCurrentUser(ctx)
+	return err
+}
+
 // GetCurrentUser converts echo context to params.
 func (w *ServerInterfaceWrapper) GetCurrentUser(ctx echo.Context) error {
 	var err error
@@ -1287,6 +1329,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/ready", wrapper.GetReady, options.OperationMiddlewares["getReady"]...)
 	router.GET(options.BaseURL+"/api/v1/providers", wrapper.ListProviders, options.OperationMiddlewares["listProviders"]...)
 	router.POST(options.BaseURL+"/api/v1/users", wrapper.RegisterUser, options.OperationMiddlewares["registerUser"]...)
+	router.DELETE(options.BaseURL+"/api/v1/users/me", wrapper.EraseCurrentUser, options.OperationMiddlewares["eraseCurrentUser"]...)
 	router.GET(options.BaseURL+"/api/v1/users/me", wrapper.GetCurrentUser, options.OperationMiddlewares["getCurrentUser"]...)
 	router.POST(options.BaseURL+"/api/v1/email-verifications", wrapper.VerifyEmail, options.OperationMiddlewares["verifyEmail"]...)
 	router.POST(options.BaseURL+"/api/v1/email-verification-tokens", wrapper.RequestEmailVerification, options.OperationMiddlewares["requestEmailVerification"]...)
@@ -1302,6 +1345,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/api/v1/admin/security/rotations", wrapper.RotateAllTokens, options.OperationMiddlewares["rotateAllTokens"]...)
 	router.POST(options.BaseURL+"/api/v1/admin/users/:id/rotations", wrapper.RotateUserTokens, options.OperationMiddlewares["rotateUserTokens"]...)
 	router.GET(options.BaseURL+"/api/v1/admin/security/config", wrapper.GetSecurityConfig, options.OperationMiddlewares["getSecurityConfig"]...)
+	router.POST(options.BaseURL+"/api/v1/admin/users/:id/erasures", wrapper.EraseUser, options.OperationMiddlewares["eraseUser"]...)
 	router.PUT(options.BaseURL+"/api/v1/admin/users/:id/roles", wrapper.SetUserRoles, options.OperationMiddlewares["setUserRoles"]...)
 	router.GET(options.BaseURL+"/api/v1/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
 	router.GET(options.BaseURL+"/api/v1/audit-events/:id", wrapper.GetAuditEvent, options.OperationMiddlewares["getAuditEvent"]...)
@@ -1471,6 +1515,102 @@ type RotateAllTokens500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RotateAllTokens500ApplicationProblemPlusJSONResponse) VisitRotateAllTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseUserRequestObject struct {
+	Id ID `json:"id"`
+}
+
+type EraseUserResponseObject interface {
+	VisitEraseUserResponse(w http.ResponseWriter) error
+}
+
+type EraseUser204Response struct {
+}
+
+func (response EraseUser204Response) VisitEraseUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type EraseUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response EraseUser400ApplicationProblemPlusJSONResponse) VisitEraseUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response EraseUser401ApplicationProblemPlusJSONResponse) VisitEraseUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseUser403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response EraseUser403ApplicationProblemPlusJSONResponse) VisitEraseUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response EraseUser404ApplicationProblemPlusJSONResponse) VisitEraseUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response EraseUser500ApplicationProblemPlusJSONResponse) VisitEraseUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -3188,6 +3328,86 @@ func (response RegisterUser500ApplicationProblemPlusJSONResponse) VisitRegisterU
 	return err
 }
 
+type EraseCurrentUserRequestObject struct {
+	Body *EraseCurrentUserJSONRequestBody
+}
+
+type EraseCurrentUserResponseObject interface {
+	VisitEraseCurrentUserResponse(w http.ResponseWriter) error
+}
+
+type EraseCurrentUser204Response struct {
+}
+
+func (response EraseCurrentUser204Response) VisitEraseCurrentUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type EraseCurrentUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response EraseCurrentUser400ApplicationProblemPlusJSONResponse) VisitEraseCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseCurrentUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response EraseCurrentUser401ApplicationProblemPlusJSONResponse) VisitEraseCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseCurrentUser403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response EraseCurrentUser403ApplicationProblemPlusJSONResponse) VisitEraseCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseCurrentUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response EraseCurrentUser500ApplicationProblemPlusJSONResponse) VisitEraseCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCurrentUserRequestObject struct {
 }
 
@@ -3321,6 +3541,9 @@ type StrictServerInterface interface {
 	// RotateAllTokens Rotate every token
 	// (POST /api/v1/admin/security/rotations)
 	RotateAllTokens(ctx context.Context, request RotateAllTokensRequestObject) (RotateAllTokensResponseObject, error)
+	// EraseUser Erase a user and their personal data (GDPR Art. 17)
+	// (POST /api/v1/admin/users/{id}/erasures)
+	EraseUser(ctx context.Context, request EraseUserRequestObject) (EraseUserResponseObject, error)
 	// SetUserRoles Replace a user's roles
 	// (PUT /api/v1/admin/users/{id}/roles)
 	SetUserRoles(ctx context.Context, request SetUserRolesRequestObject) (SetUserRolesResponseObject, error)
@@ -3381,6 +3604,9 @@ type StrictServerInterface interface {
 	// RegisterUser Register
 	// (POST /api/v1/users)
 	RegisterUser(ctx context.Context, request RegisterUserRequestObject) (RegisterUserResponseObject, error)
+	// EraseCurrentUser Erase your account and its personal data (GDPR Art. 17)
+	// (DELETE /api/v1/users/me)
+	EraseCurrentUser(ctx context.Context, request EraseCurrentUserRequestObject) (EraseCurrentUserResponseObject, error)
 	// GetCurrentUser The caller's own user
 	// (GET /api/v1/users/me)
 	GetCurrentUser(ctx context.Context, request GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error)
@@ -3467,6 +3693,31 @@ func (sh *strictHandler) RotateAllTokens(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RotateAllTokensResponseObject); ok {
 		return validResponse.VisitRotateAllTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// EraseUser operation middleware
+func (sh *strictHandler) EraseUser(ctx echo.Context, id ID) error {
+	var request EraseUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EraseUser(ctx.Request().Context(), request.(EraseUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EraseUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(EraseUserResponseObject); ok {
+		return validResponse.VisitEraseUserResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -4158,6 +4409,52 @@ func (sh *strictHandler) RegisterUser(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RegisterUserResponseObject); ok {
 		return validResponse.VisitRegisterUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// EraseCurrentUser operation middleware
+func (sh *strictHandler) EraseCurrentUser(ctx echo.Context) error {
+	var request EraseCurrentUserRequestObject
+
+	var body EraseCurrentUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EraseCurrentUser(ctx.Request().Context(), request.(EraseCurrentUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EraseCurrentUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(EraseCurrentUserResponseObject); ok {
+		return validResponse.VisitEraseCurrentUserResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
