@@ -34,12 +34,11 @@ const maxFilterLength = 200
 
 // parsedEventQuery is an EventQuery checked and turned into a store filter.
 type parsedEventQuery struct {
-	filter  eventstore.Filter
-	after   int64
-	limit   int
-	digest  string            // names the filters, for cursors
-	as      map[string]string // the filters as given, for the record
-	hasNext bool
+	filter eventstore.Filter
+	after  int64
+	limit  int
+	digest string            // names the filters, for cursors
+	as     map[string]string // the filters as given, for the record
 }
 
 // parseTime accepts RFC 3339 or a bare date (midnight UTC), as the command
