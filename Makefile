@@ -1,5 +1,5 @@
 # Dashtam developer entry points. `make run` and `make test` are the contract of
-# ARCHITECTURE §8: they work on a fresh machine with Go and the PostgreSQL
+# the README: they work on a fresh machine with Go and the PostgreSQL
 # server binaries, and use $DATABASE_URL instead of a private cluster when set.
 
 GO        ?= go

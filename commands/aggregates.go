@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dashtam/dashtam/aggregates/account"
 	"github.com/dashtam/dashtam/aggregates/connection"
+	"github.com/dashtam/dashtam/aggregates/transaction"
 
 	"github.com/google/uuid"
 
@@ -98,4 +100,25 @@ func DescribedAggregates(store *eventstore.Store) (*eventstore.Aggregates, error
 		return nil, err
 	}
 	return eventstore.NewAggregates(readers...)
+}
+
+// AccountAggregate describes the account aggregate to the generic path:
+// account streams, written by one sync of its connection at a time.
+func AccountAggregate() eventstore.Aggregate[*account.Account, account.Event] {
+	return eventstore.Aggregate[*account.Account, account.Event]{
+		Type:  eventstore.StreamAccount,
+		New:   account.New,
+		Apply: func(a *account.Account, e account.Event) { a.Apply(e) },
+	}
+}
+
+// TransactionAggregate describes the transaction aggregate to the generic
+// path: short streams written by syncs, loaded and appended in batches
+// (eventstore.Repository.UpdateMany).
+func TransactionAggregate() eventstore.Aggregate[*transaction.Transaction, transaction.Event] {
+	return eventstore.Aggregate[*transaction.Transaction, transaction.Event]{
+		Type:  eventstore.StreamTransaction,
+		New:   transaction.New,
+		Apply: func(t *transaction.Transaction, e transaction.Event) { t.Apply(e) },
+	}
 }

@@ -1,7 +1,9 @@
 package commands
 
 import (
+	"github.com/dashtam/dashtam/aggregates/account"
 	"github.com/dashtam/dashtam/aggregates/connection"
+	"github.com/dashtam/dashtam/aggregates/transaction"
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/eventstore"
 )
@@ -13,6 +15,26 @@ import (
 func RegisterEvents(r *eventstore.Registry) {
 	registerUserEvents(r)
 	registerConnectionEvents(r)
+	registerAccountEvents(r)
+	registerTransactionEvents(r)
+}
+
+// registerAccountEvents registers the events of the account aggregate;
+// keep it in step with account.AllEvents.
+func registerAccountEvents(r *eventstore.Registry) {
+	eventstore.Register[account.AccountOpened](r, 1)
+	eventstore.Register[account.AccountUpdated](r, 1)
+	eventstore.Register[account.AccountBalanceRecorded](r, 1)
+	eventstore.Register[account.AccountHoldingsRecorded](r, 1)
+	eventstore.Register[account.AccountClosed](r, 1)
+}
+
+// registerTransactionEvents registers the events of the transaction
+// aggregate; keep it in step with transaction.AllEvents.
+func registerTransactionEvents(r *eventstore.Registry) {
+	eventstore.Register[transaction.TransactionRecorded](r, 1)
+	eventstore.Register[transaction.TransactionUpdated](r, 1)
+	eventstore.Register[transaction.TransactionRemoved](r, 1)
 }
 
 // registerConnectionEvents registers the events of the connection
@@ -30,6 +52,9 @@ func registerConnectionEvents(r *eventstore.Registry) {
 	eventstore.Register[connection.ProviderDisconnectionAttempted](r, 1)
 	eventstore.Register[connection.ProviderDisconnectionSucceeded](r, 1)
 	eventstore.Register[connection.ProviderDisconnectionFailed](r, 1)
+	eventstore.Register[connection.SyncStarted](r, 1)
+	eventstore.Register[connection.SyncCompleted](r, 1)
+	eventstore.Register[connection.SyncFailed](r, 1)
 }
 
 // registerUserEvents registers the events of the user aggregate; keep it in

@@ -18,20 +18,41 @@ import (
 // ZeroHash is the prev_hash of every stream's first event.
 var ZeroHash = make([]byte, sha256.Size)
 
-// digestInput is every stored field of an event that the hash chain protects.
-// The payload is stored as json, so its exact bytes are hashed; metadata is
-// jsonb (queried by the audit tools), so it is hashed in canonical form.
+// Digest versions: the value of events.digest_version (migration 00008) and
+// the layout digest uses for the row. The store writes digestCurrent; the
+// verifier accepts every version up to it.
+const (
+	// digestV1 is the original layout: owner_id NULL and the all-zero UUID
+	// hash alike, and the version itself is not hashed.
+	digestV1 = 1
+	// digestV2 hashes its own version and owner_id's NULL-ness as well.
+	digestV2 = 2
+	// digestCurrent is the version Append writes (the literal 2 in
+	// appendOneSQL and appendBatchSQL).
+	digestCurrent = digestV2
+)
+
+// digestInput is every stored field of an event that the hash chain protects:
+// every column of events except global_position and transaction_id, which the
+// database assigns at insert (docs/event-store.md, "The digest"), and
+// prev_hash and hash, which the chain itself links. The payload is stored as
+// json, so its exact bytes are hashed; metadata is jsonb (queried by the audit
+// tools), so it is hashed in canonical form.
 type digestInput struct {
+	digestVersion int
 	streamType    StreamType
 	streamID      uuid.UUID
 	version       int64
 	eventID       uuid.UUID
 	eventType     string
 	schemaVersion int
-	ownerID       uuid.UUID
-	recordedAt    time.Time
-	payload       []byte
-	metadata      []byte
+	// ownerID is the stored owner_id; ownerSet says it was not NULL, which
+	// ownerID alone cannot (NULL reads as uuid.Nil).
+	ownerID    uuid.UUID
+	ownerSet   bool
+	recordedAt time.Time
+	payload    []byte
+	metadata   []byte
 }
 
 // digest is SHA-256 over the canonical form of an event: length-prefixed
@@ -40,6 +61,12 @@ type digestInput struct {
 // the stored row; the chain is then hash = sha256(prev_hash || digest).
 // Canonical JSON makes the metadata's digest independent of how PostgreSQL's
 // jsonb reformats the stored document.
+//
+// Version 1 rows keep their layout so that old logs still verify. Every other
+// version hashes its own number after a domain string of its own, so a row
+// relabelled to another version no longer matches its hash; a NULL owner is
+// an empty field and a stored owner its 16 bytes, which the length prefix
+// tells apart even for the all-zero UUID.
 func (d digestInput) digest() []byte {
 	h := sha256.New()
 	field := func(b []byte) {
@@ -48,14 +75,26 @@ func (d digestInput) digest() []byte {
 		h.Write(n[:])
 		h.Write(b)
 	}
-	field([]byte("dashtam-event-v1"))
+	if d.digestVersion == digestV1 {
+		field([]byte("dashtam-event-v1"))
+	} else {
+		field([]byte("dashtam-event-v2"))
+		field([]byte(strconv.Itoa(d.digestVersion)))
+	}
 	field([]byte(d.streamType))
 	field(d.streamID[:])
 	field([]byte(strconv.FormatInt(d.version, 10)))
 	field(d.eventID[:])
 	field([]byte(d.eventType))
 	field([]byte(strconv.Itoa(d.schemaVersion)))
-	field(d.ownerID[:])
+	switch {
+	case d.digestVersion == digestV1:
+		field(d.ownerID[:]) // NULL and uuid.Nil alike: the blind spot v2 closes
+	case d.ownerSet:
+		field(d.ownerID[:])
+	default:
+		field(nil)
+	}
 	field([]byte(d.recordedAt.UTC().Format("2006-01-02T15:04:05.000000Z")))
 	field(d.payload)
 	field(d.metadata)

@@ -6,14 +6,24 @@ import (
 )
 
 // ConflictError reports that a stream was not at the version the writer
-// expected: another writer got there first. Nothing of the losing batch is stored.
+// expected: another writer got there first. Nothing of the losing batch is
+// stored. Retry in a new transaction: load the stream again and decide again.
 type ConflictError struct {
 	Stream   Stream
 	Expected int64
+	// NewerHead is set when the stream was at the expected version but its
+	// head was written by a transaction newer than the appender's: appended
+	// after it, the new events would be delivered before it (docs/event-store.md,
+	// "Per-stream order"). Only AppendTx meets this; a new transaction is newer
+	// than every head it can see, so the retry's append goes through.
+	NewerHead bool
 }
 
 // Error describes the conflict.
 func (e *ConflictError) Error() string {
+	if e.NewerHead {
+		return fmt.Sprintf("append to %s: version %d was written by a newer transaction; retry in a new transaction", e.Stream, e.Expected)
+	}
 	return fmt.Sprintf("append to %s: stream is not at expected version %d", e.Stream, e.Expected)
 }
 

@@ -1,6 +1,39 @@
 package eventstore
 
-import "context"
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// DigestFields are the hashed fields of one event, for tests that write rows
+// through raw SQL: as the store did before digest version 2, or as only a
+// forger would (an all-zero owner_id).
+type DigestFields struct {
+	DigestVersion int
+	Stream        Stream
+	Version       int64
+	EventID       uuid.UUID
+	EventType     string
+	SchemaVersion int
+	OwnerID       uuid.UUID
+	OwnerSet      bool
+	RecordedAt    time.Time
+	Payload       []byte
+	// Metadata must be in canonical JSON, as the store hashes it.
+	Metadata []byte
+}
+
+// ChainHashOf is the hash of an event with fields f after an event hashed prev.
+func ChainHashOf(prev []byte, f DigestFields) []byte {
+	return chainHash(prev, digestInput{
+		digestVersion: f.DigestVersion, streamType: f.Stream.Type, streamID: f.Stream.ID, version: f.Version,
+		eventID: f.EventID, eventType: f.EventType, schemaVersion: f.SchemaVersion,
+		ownerID: f.OwnerID, ownerSet: f.OwnerSet, recordedAt: f.RecordedAt,
+		payload: f.Payload, metadata: f.Metadata,
+	}.digest())
+}
 
 // QueryPaged is Query with a page size of the test's choosing, so that page
 // boundaries are exercised on a small log.

@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dashtam/dashtam/migrations/testdb"
+
 	"github.com/dashtam/dashtam/eventstore"
 )
 
@@ -18,13 +20,17 @@ func TestEventsRejectUpdateDeleteTruncate(t *testing.T) {
 	_, err := s.Append(ctx, st, 0, counterOpened{Name: "kept"})
 	require.NoError(t, err)
 
-	for _, stmt := range []string{
-		`UPDATE events SET payload = '{"name":"forged"}'`,
-		`DELETE FROM events`,
-		`TRUNCATE events`,
-	} {
-		_, err := s.Pool().Exec(ctx, stmt)
-		assert.Error(t, err, stmt)
+	// The application role lacks the privileges; the owner, which has
+	// them, meets the triggers.
+	for who, pool := range map[string]*pgxpool.Pool{"application": s.Pool(), "owner": testdb.Owner(t, s.Pool())} {
+		for _, stmt := range []string{
+			`UPDATE events SET payload = '{"name":"forged"}'`,
+			`DELETE FROM events`,
+			`TRUNCATE events`,
+		} {
+			_, err := pool.Exec(ctx, stmt)
+			assert.Error(t, err, "%s role: %s", who, stmt)
+		}
 	}
 	recs, err := s.ReadStream(ctx, st, 0)
 	require.NoError(t, err)
@@ -32,12 +38,13 @@ func TestEventsRejectUpdateDeleteTruncate(t *testing.T) {
 	assert.JSONEq(t, `{"name":"kept"}`, string(recs[0].Payload))
 }
 
-// tamper changes stored rows the way only a privileged operator could: with
+// tamper changes stored rows the way only a privileged operator could: as
+// the owner of events (pool is the application role's, which cannot), with
 // the append-only triggers out of the way.
 func tamper(t *testing.T, pool *pgxpool.Pool, stmt string, args ...any) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pool.Acquire(ctx)
+	conn, err := testdb.Owner(t, pool).Acquire(ctx)
 	require.NoError(t, err)
 	defer conn.Release()
 	tx, err := conn.Begin(ctx)

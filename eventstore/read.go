@@ -34,6 +34,12 @@ type Record struct {
 	RecordedAt  time.Time
 	PrevHash    []byte
 	Hash        []byte
+	// DigestVersion is the digest layout the event's hash was computed with
+	// (events.digest_version): 1 for events written before migration 00008.
+	DigestVersion int
+	// ownerSet says owner_id was not NULL; OwnerID reads NULL as uuid.Nil,
+	// and the chain tells the two apart.
+	ownerSet bool
 }
 
 // Position is a place in the log in commit order: subscriptions resume after it.
@@ -58,7 +64,7 @@ func (p Position) Less(q Position) bool {
 // recordColumns is the select list scanRecord expects. pgx maps xid8 to
 // uint64 directly, so transaction_id needs no cast.
 const recordColumns = `global_position, transaction_id, stream_type, stream_id, version, event_id,
-	event_type, schema_version, owner_id, payload, metadata, recorded_at, prev_hash, hash`
+	event_type, schema_version, owner_id, payload, metadata, recorded_at, prev_hash, hash, digest_version`
 
 // scanRecord reads one row selected with recordColumns.
 func scanRecord(row pgx.Row) (Record, error) {
@@ -70,12 +76,12 @@ func scanRecord(row pgx.Row) (Record, error) {
 		meta    []byte
 	)
 	if err := row.Scan(&r.GlobalPosition, &r.TransactionID, &typ, &r.Stream.ID, &r.Version, &r.EventID,
-		&r.EventType, &r.SchemaVersion, &owner, &payload, &meta, &r.RecordedAt, &r.PrevHash, &r.Hash); err != nil {
+		&r.EventType, &r.SchemaVersion, &owner, &payload, &meta, &r.RecordedAt, &r.PrevHash, &r.Hash, &r.DigestVersion); err != nil {
 		return Record{}, err
 	}
 	r.Stream.Type = StreamType(typ)
 	if owner != nil {
-		r.OwnerID = *owner
+		r.OwnerID, r.ownerSet = *owner, true
 	}
 	r.Payload = payload
 	r.RawMetadata = meta

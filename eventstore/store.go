@@ -78,12 +78,17 @@ func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int64
 }
 
 // AppendTx is Append inside the caller's transaction, for writers that must
-// commit other rows atomically with the events. Keep to one stream per
-// transaction: subscribers see a transaction's events in position order,
-// which is stream order only when a transaction writes one stream. The events
-// are invisible until the caller commits, so call Committed after the commit:
-// waking projectors earlier would find nothing and leave them asleep until
-// their next poll.
+// commit other rows atomically with the events, or events of several streams.
+// When the stream's head was written by a transaction newer than the
+// caller's (possible once the caller's transaction has written anything,
+// which fixes its id), the append is refused with a *ConflictError whose
+// NewerHead is set, rather than store events that subscribers would receive
+// before the head (docs/event-store.md, "Per-stream order"): roll back and
+// retry in a new transaction. Appending to several streams, take them in a
+// fixed order (by stream id, say) so that two such transactions cannot
+// deadlock. The events are invisible until the caller commits, so call
+// Committed after the commit: waking projectors earlier would find nothing
+// and leave them asleep until their next poll.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream Stream, expectedVersion int64, events ...Event) (AppendResult, error) {
 	return s.append(ctx, tx, stream, expectedVersion, events)
 }
@@ -97,22 +102,41 @@ func (s *Store) Committed() { s.appended.Raise() }
 // previous hash (32 zero bytes for a new stream) or no row when the stream is
 // not at the expected version, in which case nothing is inserted. A stream
 // that moved past the expected version hits UNIQUE(stream_id, version).
+// The head is also refused when a newer transaction wrote it, so that a
+// stream's versions never go back in (transaction_id, global_position) order;
+// its own transaction's head (equal ids) is fine, as positions order it.
+// pg_current_xact_id() assigns the transaction id the INSERT would take anyway.
+// The rows say digest_version 2 (digestCurrent).
 // One plain statement, not a PL/pgSQL function: measured on 2 cores with 16
 // writers it runs at the speed of a plain INSERT, the function at ~80%.
 const appendOneSQL = `INSERT INTO events (stream_type, stream_id, version, event_id, event_type, schema_version,
-		owner_id, payload, metadata, recorded_at, prev_hash, hash)
+		owner_id, payload, metadata, recorded_at, prev_hash, hash, digest_version)
 	SELECT $1::text, $2::uuid, $3::bigint + 1, $6::uuid, $7::text, $8::int,
-		$4::uuid, $9::json, $10::jsonb, $5::timestamptz, h.hash, sha256(h.hash || $11::bytea)
+		$4::uuid, $9::json, $10::jsonb, $5::timestamptz, h.hash, sha256(h.hash || $11::bytea), 2
 	FROM (SELECT $12::bytea AS hash WHERE $3::bigint = 0
 	      UNION ALL
 	      SELECT hash FROM events
-	       WHERE $3::bigint > 0 AND stream_id = $2::uuid AND version = $3::bigint AND stream_type = $1::text) h
+	       WHERE $3::bigint > 0 AND stream_id = $2::uuid AND version = $3::bigint AND stream_type = $1::text
+	         AND transaction_id <= pg_current_xact_id()) h
+	RETURNING global_position`
+
+// appendFirstSQL starts a stream with one event, the shape of a sync storing
+// the transactions it fetched (many new streams in one transaction). With no
+// head to look up, the writer links the event to the zero hash itself and the
+// statement is a plain INSERT: 20-30% faster than appendOneSQL's head
+// sub-select, measured interleaved on 1,000 new streams per transaction. A
+// writer that started the stream first hits UNIQUE(stream_id, version).
+const appendFirstSQL = `INSERT INTO events (stream_type, stream_id, version, event_id, event_type, schema_version,
+		owner_id, payload, metadata, recorded_at, prev_hash, hash, digest_version)
+	VALUES ($1::text, $2::uuid, 1, $5::uuid, $6::text, $7::int,
+		$3::uuid, $8::json, $9::jsonb, $4::timestamptz, $10::bytea, $11::bytea, 2)
 	RETURNING global_position`
 
 // appendBatchSQL appends several events, linking each into the chain with a
 // recursive CTE: hash_k = sha256(hash_{k-1} || digest_k), starting from the
-// head as in appendOneSQL. The recursion indexes the digest array rather
-// than joining the input each step, which measured cheaper.
+// head as in appendOneSQL, under the same order rule. The recursion indexes
+// the digest array rather than joining the input each step, which measured
+// cheaper.
 const appendBatchSQL = `WITH RECURSIVE
 	input AS (
 		SELECT * FROM unnest($6::uuid[], $7::text[], $8::int[], $9::json[])
@@ -123,6 +147,7 @@ const appendBatchSQL = `WITH RECURSIVE
 		UNION ALL
 		SELECT hash FROM events
 		 WHERE $3::bigint > 0 AND stream_id = $2::uuid AND version = $3::bigint AND stream_type = $1::text
+		   AND transaction_id <= pg_current_xact_id()
 	),
 	chain AS (
 		SELECT 0::bigint AS ord, NULL::bytea AS prev, hash FROM head
@@ -131,9 +156,9 @@ const appendBatchSQL = `WITH RECURSIVE
 		  FROM chain c WHERE c.ord < cardinality($11::bytea[])
 	)
 	INSERT INTO events (stream_type, stream_id, version, event_id, event_type, schema_version,
-		owner_id, payload, metadata, recorded_at, prev_hash, hash)
+		owner_id, payload, metadata, recorded_at, prev_hash, hash, digest_version)
 	SELECT $1::text, $2::uuid, $3::bigint + i.ord, i.event_id, i.event_type, i.schema_version,
-		$4::uuid, i.payload, $10::jsonb, $5::timestamptz, c.prev, c.hash
+		$4::uuid, i.payload, $10::jsonb, $5::timestamptz, c.prev, c.hash, 2
 	FROM input i JOIN chain c ON c.ord = i.ord
 	ORDER BY i.ord
 	RETURNING global_position`
@@ -181,8 +206,9 @@ func (s *Store) append(ctx context.Context, q Querier, stream Stream, expectedVe
 			return AppendResult{}, fmt.Errorf("append to %s: event id: %w", stream, err)
 		}
 		d := digestInput{
-			streamType: stream.Type, streamID: stream.ID, version: expectedVersion + int64(i) + 1,
-			eventID: id, eventType: name, schemaVersion: sv, ownerID: md.OwnerID, recordedAt: at,
+			digestVersion: digestCurrent, streamType: stream.Type, streamID: stream.ID,
+			version: expectedVersion + int64(i) + 1, eventID: id, eventType: name, schemaVersion: sv,
+			ownerID: md.OwnerID, ownerSet: md.OwnerID != uuid.Nil, recordedAt: at,
 			payload: payload, metadata: mdJSON,
 		}.digest()
 		eventIDs[i] = id
@@ -195,11 +221,16 @@ func (s *Store) append(ctx context.Context, q Querier, stream Stream, expectedVe
 	}
 	// One event goes as scalars: cheaper to encode and decode than arrays.
 	var rows pgx.Rows
-	if n == 1 {
+	switch {
+	case n == 1 && expectedVersion == 0:
+		rows, err = q.Query(ctx, appendFirstSQL,
+			string(stream.Type), [16]byte(stream.ID), owner, at,
+			ids[0], types[0], versions[0], payloads[0], string(mdJSON), ZeroHash, chainHash(ZeroHash, digests[0]))
+	case n == 1:
 		rows, err = q.Query(ctx, appendOneSQL,
 			string(stream.Type), [16]byte(stream.ID), expectedVersion, owner, at,
 			ids[0], types[0], versions[0], payloads[0], string(mdJSON), digests[0], ZeroHash)
-	} else {
+	default:
 		rows, err = q.Query(ctx, appendBatchSQL,
 			string(stream.Type), [16]byte(stream.ID), expectedVersion, owner, at,
 			ids, types, versions, payloads, string(mdJSON), digests, ZeroHash)
@@ -213,13 +244,37 @@ func (s *Store) append(ctx context.Context, q Querier, stream Stream, expectedVe
 	}
 	if len(positions) == 0 {
 		// No head at the expected version: the stream is shorter than the
-		// writer believed (or of another type).
-		return AppendResult{}, &ConflictError{Stream: stream, Expected: expectedVersion}
+		// writer believed (or of another type), or a newer transaction wrote it.
+		return AppendResult{}, explainMissingHead(ctx, q, stream, expectedVersion)
 	}
 	if len(positions) != n {
 		return AppendResult{}, fmt.Errorf("append to %s: inserted %d of %d events", stream, len(positions), n)
 	}
 	return AppendResult{Version: expectedVersion + int64(n), LastPosition: slices.Max(positions), EventIDs: eventIDs}, nil
+}
+
+// explainMissingHead builds the conflict for an append that found no usable
+// head, telling a head written by a newer transaction from a stream that is
+// not at the expected version. This rare path costs a second round trip; the
+// transaction is still usable, as the append inserted nothing. Outside a
+// transaction that ran the append, no transaction id is assigned and the head
+// cannot be newer: a statement takes its id after the snapshot that showed it.
+// The conflict stands even when the explanation cannot be had: the caller's
+// retry is the right response either way.
+func explainMissingHead(ctx context.Context, q Querier, stream Stream, expected int64) error {
+	ce := &ConflictError{Stream: stream, Expected: expected}
+	if expected == 0 {
+		return ce
+	}
+	rows, err := q.Query(ctx, `SELECT coalesce(transaction_id > pg_current_xact_id_if_assigned(), false)
+		FROM events WHERE stream_id = $1 AND version = $2 AND stream_type = $3`,
+		[16]byte(stream.ID), expected, string(stream.Type))
+	if err != nil {
+		return ce
+	}
+	newer, err := pgx.CollectRows(rows, pgx.RowTo[bool])
+	ce.NewerHead = err == nil && len(newer) == 1 && newer[0]
+	return ce
 }
 
 // classifyAppendError turns the database's refusals into the store's typed errors.

@@ -59,11 +59,17 @@ func TestAppendRejectsWrongExpectedVersion(t *testing.T) {
 	require.NoError(t, err)
 
 	for _, expected := range []int64{0, 2, 7} {
-		_, err := s.Append(ctx, st, expected, counterIncremented{CommandID: "x"}, counterIncremented{CommandID: "y"})
-		var ce *eventstore.ConflictError
-		require.ErrorAs(t, err, &ce, "expected version %d", expected)
-		assert.True(t, errors.Is(err, eventstore.ErrConflict))
-		assert.Equal(t, expected, ce.Expected)
+		// One event and a batch take different statements.
+		for _, events := range [][]eventstore.Event{
+			{counterIncremented{CommandID: "x"}},
+			{counterIncremented{CommandID: "x"}, counterIncremented{CommandID: "y"}},
+		} {
+			_, err := s.Append(ctx, st, expected, events...)
+			var ce *eventstore.ConflictError
+			require.ErrorAs(t, err, &ce, "expected version %d, %d events", expected, len(events))
+			assert.True(t, errors.Is(err, eventstore.ErrConflict))
+			assert.Equal(t, expected, ce.Expected)
+		}
 	}
 	recs, err := s.ReadStream(ctx, st, 0)
 	require.NoError(t, err)

@@ -11,7 +11,7 @@ import (
 // by the schema's CHECK constraint.
 type StreamType string
 
-// The stream types of ARCHITECTURE §3.
+// The stream types of docs/event-store.md.
 const (
 	StreamConnection  StreamType = "connection"
 	StreamAccount     StreamType = "account"

@@ -117,6 +117,9 @@ func (s *Store) verifyChains(ctx context.Context, progress VerifyProgress, limit
 }
 
 // checkLink verifies one record against its predecessor in the same stream.
+// A stream may start with version 1 digests (written before migration 00008)
+// and move on to version 2, never back: a version 1 row after a version 2 row
+// would reopen the blind spot version 2 closed, so it is a break.
 func checkLink(prev Record, havePrev bool, r Record) *ChainBreak {
 	brk := func(reason string, args ...any) *ChainBreak {
 		return &ChainBreak{Stream: r.Stream, Version: r.Version, EventID: r.EventID.String(), Position: r.GlobalPosition,
@@ -132,10 +135,16 @@ func checkLink(prev Record, havePrev bool, r Record) *ChainBreak {
 	case r.Version != 1:
 		return brk("stream starts at version %d, not 1", r.Version)
 	}
+	switch {
+	case !knownDigestVersion(r.DigestVersion):
+		return brk("unknown digest version %d", r.DigestVersion)
+	case sameStream && r.DigestVersion < prev.DigestVersion:
+		return brk("digest version %d follows version %d: a stream's digest version never goes back", r.DigestVersion, prev.DigestVersion)
+	}
 	if !bytes.Equal(r.PrevHash, expectedPrev) {
 		return brk("prev_hash does not match the previous event's hash")
 	}
-	d, err := recordDigest(r)
+	d, err := recordDigest(&r)
 	if err != nil {
 		return brk("cannot canonicalise stored metadata: %v", err)
 	}
@@ -145,24 +154,42 @@ func checkLink(prev Record, havePrev bool, r Record) *ChainBreak {
 	return nil
 }
 
-// recordDigest recomputes the digest of a stored record from its columns.
-func recordDigest(r Record) ([]byte, error) {
+// recordDigest recomputes the digest of a stored record from its columns,
+// in the layout of the record's own digest version (digestInput).
+func recordDigest(r *Record) ([]byte, error) {
 	metadata, err := canonicalJSON(r.RawMetadata)
 	if err != nil {
 		return nil, err
 	}
-	return digestInput{
-		streamType: r.Stream.Type, streamID: r.Stream.ID, version: r.Version, eventID: r.EventID,
-		eventType: r.EventType, schemaVersion: r.SchemaVersion, ownerID: r.OwnerID, recordedAt: r.RecordedAt,
-		payload: r.Payload, metadata: metadata,
-	}.digest(), nil
+	return digestOf(r, metadata), nil
 }
 
+// digestOf is the digest of r with its metadata already in canonical form:
+// the one place a stored row becomes a digestInput, so that every reader
+// (VerifyChains, VerifyLog's scan, bundles) hashes each row with its own
+// digest version and owner_id's NULL-ness exactly as the writer did.
+func digestOf(r *Record, canonicalMetadata []byte) []byte {
+	return digestInput{
+		digestVersion: r.DigestVersion, streamType: r.Stream.Type, streamID: r.Stream.ID, version: r.Version,
+		eventID: r.EventID, eventType: r.EventType, schemaVersion: r.SchemaVersion,
+		ownerID: r.OwnerID, ownerSet: r.ownerSet, recordedAt: r.RecordedAt,
+		payload: r.Payload, metadata: canonicalMetadata,
+	}.digest()
+}
+
+// knownDigestVersion says whether v is a digest layout this binary knows
+// (digestV1 up to digestCurrent); a row of any other cannot be verified.
+func knownDigestVersion(v int) bool { return v >= digestV1 && v <= digestCurrent }
+
 // ChainHash recomputes the hash a record must have from its stored columns
-// and its PrevHash: what verification, offline bundles and the tamper tests
-// (which rewrite a chain consistently) need.
+// (its digest version and owner_id's NULL-ness included) and its PrevHash:
+// what verification, offline bundles and the tamper tests (which rewrite a
+// chain consistently) need.
 func ChainHash(r Record) ([]byte, error) {
-	d, err := recordDigest(r)
+	if !knownDigestVersion(r.DigestVersion) {
+		return nil, fmt.Errorf("hash of %s v%d: unknown digest version %d", r.Stream, r.Version, r.DigestVersion)
+	}
+	d, err := recordDigest(&r)
 	if err != nil {
 		return nil, fmt.Errorf("hash of %s v%d: %w", r.Stream, r.Version, err)
 	}

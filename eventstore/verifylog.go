@@ -205,7 +205,7 @@ const verifyScanSQL = `SELECT ` + recordColumns + ` FROM events
 	ORDER BY events.transaction_id, events.global_position LIMIT $4`
 
 // binaryResults asks for every column of recordColumns in binary.
-var binaryResults = pgx.QueryResultFormats{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+var binaryResults = pgx.QueryResultFormats{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
 
 func (t *logScan) run(ctx context.Context, s *Store, head int64) error {
 	var after Position
@@ -300,16 +300,15 @@ func (t *logScan) check(r *Record) {
 	brk := func(reason string) {
 		t.contentBreak = &ChainBreak{Stream: r.Stream, Version: r.Version, EventID: r.EventID.String(), Position: r.GlobalPosition, Reason: reason}
 	}
+	if !knownDigestVersion(r.DigestVersion) {
+		brk(fmt.Sprintf("unknown digest version %d", r.DigestVersion))
+		return
+	}
 	if err != nil {
 		brk("cannot canonicalise stored metadata: " + err.Error())
 		return
 	}
-	d := digestInput{
-		streamType: r.Stream.Type, streamID: r.Stream.ID, version: r.Version, eventID: r.EventID,
-		eventType: r.EventType, schemaVersion: r.SchemaVersion, ownerID: r.OwnerID, recordedAt: r.RecordedAt,
-		payload: r.Payload, metadata: meta,
-	}.digest()
-	if !bytes.Equal(chainHash(r.PrevHash, d), r.Hash) {
+	if !bytes.Equal(chainHash(r.PrevHash, digestOf(r, meta)), r.Hash) {
 		brk("stored hash does not match the event's contents")
 	}
 }
@@ -320,8 +319,8 @@ var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // decodeRaw fills r from the binary values of a recordColumns row. The
 // byte fields alias the row's buffer: valid until the next row.
 func decodeRaw(v [][]byte, r *Record) error {
-	if len(v) != 14 {
-		return fmt.Errorf("%d columns, want 14", len(v))
+	if len(v) != 15 {
+		return fmt.Errorf("%d columns, want 15", len(v))
 	}
 	fixed := func(i, n int) error {
 		if len(v[i]) != n {
@@ -329,7 +328,7 @@ func decodeRaw(v [][]byte, r *Record) error {
 		}
 		return nil
 	}
-	for _, c := range [][2]int{{0, 8}, {1, 8}, {3, 16}, {4, 8}, {5, 16}, {7, 4}, {11, 8}} {
+	for _, c := range [][2]int{{0, 8}, {1, 8}, {3, 16}, {4, 8}, {5, 16}, {7, 4}, {11, 8}, {14, 2}} {
 		if err := fixed(c[0], c[1]); err != nil {
 			return err
 		}
@@ -342,8 +341,8 @@ func decodeRaw(v [][]byte, r *Record) error {
 	copy(r.EventID[:], v[5])
 	r.EventType = string(v[6])
 	r.SchemaVersion = int(int32(binary.BigEndian.Uint32(v[7])))
-	r.OwnerID = uuid.Nil
-	if v[8] != nil {
+	r.OwnerID, r.ownerSet = uuid.Nil, v[8] != nil
+	if r.ownerSet {
 		if err := fixed(8, 16); err != nil {
 			return err
 		}
@@ -356,12 +355,15 @@ func decodeRaw(v [][]byte, r *Record) error {
 	r.RawMetadata = v[10][1:]
 	r.RecordedAt = pgEpoch.Add(time.Duration(int64(binary.BigEndian.Uint64(v[11]))) * time.Microsecond)
 	r.PrevHash, r.Hash = v[12], v[13]
+	r.DigestVersion = int(int16(binary.BigEndian.Uint16(v[14])))
 	return nil
 }
 
 // verifyLinks checks every event's link to its stream's previous event in
 // the database: version 1 starts from the zero hash, every later version's
-// prev_hash is its predecessor's hash, and no version is missing. It is one
+// prev_hash is its predecessor's hash, no version is missing, and no row
+// has an older digest version than its predecessor (a stream moves from
+// digest version 1 to 2 once and never back: docs/event-store.md). It is one
 // statement, a hash join of the log with itself over sequential scans:
 // walking streams in (stream_id, version) order instead reads the heap at
 // random, several times slower once the log outgrows shared_buffers. The
@@ -370,11 +372,13 @@ func decodeRaw(v [][]byte, r *Record) error {
 // client receives at most one row.
 func (s *Store) verifyLinks(ctx context.Context, head int64) (*ChainBreak, error) {
 	rows, err := s.pool.Query(ctx, `WITH broken AS MATERIALIZED (
-			SELECT e.global_position, e.stream_type, e.stream_id, e.version, e.event_id, p.version IS NULL AS missing
+			SELECT e.global_position, e.stream_type, e.stream_id, e.version, e.event_id, p.version IS NULL AS missing,
+			       e.digest_version, coalesce(p.digest_version, 0) AS prev_digest_version
 			FROM events e LEFT JOIN events p
 			  ON p.stream_id = e.stream_id AND p.version = e.version - 1 AND p.global_position <= $1
 			WHERE e.global_position <= $1
-			  AND ((e.version = 1 AND e.prev_hash <> $2) OR (e.version > 1 AND p.hash IS DISTINCT FROM e.prev_hash)))
+			  AND ((e.version = 1 AND e.prev_hash <> $2)
+			    OR (e.version > 1 AND (p.hash IS DISTINCT FROM e.prev_hash OR p.digest_version > e.digest_version))))
 		SELECT * FROM broken ORDER BY global_position LIMIT 1`, head, ZeroHash)
 	if err != nil {
 		return nil, fmt.Errorf("verify links: %w", err)
@@ -384,9 +388,11 @@ func (s *Store) verifyLinks(ctx context.Context, head int64) (*ChainBreak, error
 		typ     string
 		eventID uuid.UUID
 		missing bool
+
+		digest, prevDigest int16
 	)
 	found := false
-	_, err = pgx.ForEachRow(rows, []any{&b.Position, &typ, &b.Stream.ID, &b.Version, &eventID, &missing}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&b.Position, &typ, &b.Stream.ID, &b.Version, &eventID, &missing, &digest, &prevDigest}, func() error {
 		found = true
 		return nil
 	})
@@ -402,6 +408,8 @@ func (s *Store) verifyLinks(ctx context.Context, head int64) (*ChainBreak, error
 		b.Reason = "prev_hash of a stream's first event is not the zero hash"
 	case missing:
 		b.Reason = fmt.Sprintf("a version is missing: version %d is not in the log", b.Version-1)
+	case prevDigest > digest:
+		b.Reason = fmt.Sprintf("digest version %d follows version %d: a stream's digest version never goes back", digest, prevDigest)
 	default:
 		b.Reason = "prev_hash does not match the previous event's hash"
 	}

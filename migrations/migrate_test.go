@@ -83,7 +83,8 @@ func TestUpConcurrent(t *testing.T) {
 // TestUpIdempotent checks a second Up on a migrated database is a no-op.
 func TestUpIdempotent(t *testing.T) {
 	t.Parallel()
-	db, err := migrations.Open(testdb.NewURL(t))
+	_, ownerURL := testdb.NewURLs(t)
+	db, err := migrations.Open(ownerURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func BenchmarkProjector(b *testing.B) {
 	const events = 100_000
 	store := mustStore(b)
 	seedEvents(b, store.Pool(), events)
-	m, err := projections.NewManager(store, projections.All())
+	m, err := projections.NewManager(store, projections.All(), ownerOf(b, store))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func BenchmarkAppendToReadModelLag(b *testing.B) {
 			committed = map[int64]time.Time{}
 			appended  = map[int64]time.Time{}
 		)
-		m, err := projections.NewManager(store, projections.All(), projections.WithAfterCommit(func(name string, batch []eventstore.Record) {
+		m, err := projections.NewManager(store, projections.All(), ownerOf(b, store), projections.WithAfterCommit(func(name string, batch []eventstore.Record) {
 			if name != "streams" {
 				return
 			}

@@ -46,6 +46,14 @@ func mustPool(tb testing.TB) *pgxpool.Pool {
 	return pool
 }
 
+// ownerOf runs the DDL of store's projectors (creating their tables, a
+// rebuild's shadows and swap) as the database's owner: the store's pool is
+// the application role's, which may create no table.
+func ownerOf(tb testing.TB, store *eventstore.Store) projections.Option {
+	tb.Helper()
+	return projections.WithOwnerPool(testdb.Owner(tb, store.Pool()))
+}
+
 func mustStoreOn(tb testing.TB, pool *pgxpool.Pool) *eventstore.Store {
 	tb.Helper()
 	reg := eventstore.NewRegistry()

@@ -49,7 +49,7 @@ func TestIdlePollsTakeNoTransactionID(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := Streams{}
-	if err := Ensure(ctx, pool, p); err != nil {
+	if err := Ensure(ctx, testdb.Owner(t, pool), p); err != nil {
 		t.Fatal(err)
 	}
 	c := newConsumer(pool, p, p.Name(), LiveTables(p), newConfig(nil), nil)

@@ -54,9 +54,10 @@ func (m *Manager) Projector(name string) (Projector, error) {
 	return p, nil
 }
 
-// Ensure creates missing live tables and checkpoints of every projector.
+// Ensure creates missing live tables and checkpoints of every projector, on
+// the owner's pool when WithOwnerPool gave one.
 func (m *Manager) Ensure(ctx context.Context) error {
-	return Ensure(ctx, m.store.Pool(), m.projectors...)
+	return Ensure(ctx, m.cfg.ddlPool(m.store.Pool()), m.projectors...)
 }
 
 // Start runs a Runner for every projector and blocks until ctx is done and

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dashtam/dashtam/eventstore"
@@ -34,6 +35,7 @@ type config struct {
 	logger          *slog.Logger
 	registerer      prometheus.Registerer
 	afterCommit     func(name string, batch []eventstore.Record)
+	ownerPool       *pgxpool.Pool
 }
 
 func newConfig(opts []Option) config {
@@ -102,4 +104,22 @@ func WithRegisterer(r prometheus.Registerer) Option {
 // consumer waits for it.
 func WithAfterCommit(f func(name string, batch []eventstore.Record)) Option {
 	return func(c *config) { c.afterCommit = f }
+}
+
+// WithOwnerPool runs every DDL statement (creating missing read-model tables,
+// and a rebuild's shadow preparation, swap and clean-up) on pool, a
+// connection as the role that owns the tables, while everything else stays
+// on the store's pool. The application role owns nothing, so it can create,
+// drop or move no table (docs/event-store.md); without this option the
+// store's pool does both, which works only when it is the owner.
+func WithOwnerPool(pool *pgxpool.Pool) Option {
+	return func(c *config) { c.ownerPool = pool }
+}
+
+// ddlPool is the pool DDL runs on: the owner's when set, else fallback.
+func (c config) ddlPool(fallback *pgxpool.Pool) *pgxpool.Pool {
+	if c.ownerPool != nil {
+		return c.ownerPool
+	}
+	return fallback
 }

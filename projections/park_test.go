@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dashtam/dashtam/eventstore"
+	"github.com/dashtam/dashtam/migrations/testdb"
 	"github.com/dashtam/dashtam/projections"
 )
 
@@ -65,7 +66,7 @@ func insertRaw(t *testing.T, pool *pgxpool.Pool, payload, metadata string, dropC
 	t.Helper()
 	ctx := context.Background()
 	id := uuid.New()
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, testdb.Owner(t, pool), func(tx pgx.Tx) error {
 		if dropCheck {
 			if _, err := tx.Exec(ctx, `ALTER TABLE events DROP CONSTRAINT events_metadata_shape`); err != nil {
 				return err
@@ -182,7 +183,7 @@ func TestPoisonEventsAreParkedAndRetried(t *testing.T) {
 	p := &decoding{store: store}
 	reg := prometheus.NewRegistry()
 	m, err := projections.NewManager(store, []projections.Projector{projections.Streams{}, p},
-		opts(projections.WithBatchSize(4), projections.WithRegisterer(reg))...)
+		opts(projections.WithBatchSize(4), projections.WithRegisterer(reg), ownerOf(t, store))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +306,7 @@ func TestTransientFailuresNeverPark(t *testing.T) {
 	}
 	mustAppend(t, store, s, 5, 5)
 	p := &flaky{seen: newSeen("seen"), marked: recs[0].EventID}
-	m, err := projections.NewManager(store, []projections.Projector{p}, opts(projections.WithBatchSize(4))...)
+	m, err := projections.NewManager(store, []projections.Projector{p}, opts(projections.WithBatchSize(4), ownerOf(t, store))...)
 	if err != nil {
 		t.Fatal(err)
 	}

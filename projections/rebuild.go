@@ -183,7 +183,7 @@ func isLockTimeout(err error) bool {
 // prepareShadow creates empty shadow tables and a shadow checkpoint at the
 // start of the log, discarding what an interrupted rebuild left.
 func (m *Manager) prepareShadow(ctx context.Context, p Projector, shadow TableNames) error {
-	return pgx.BeginFunc(ctx, m.store.Pool(), func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, m.cfg.ddlPool(m.store.Pool()), func(tx pgx.Tx) error {
 		for _, t := range p.Tables() {
 			if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+shadow.Of(t)); err != nil {
 				return fmt.Errorf("drop leftover shadow table %s: %w", t, err)
@@ -209,7 +209,7 @@ func (m *Manager) prepareShadow(ctx context.Context, p Projector, shadow TableNa
 func (m *Manager) dropShadow(ctx context.Context, p Projector, shadow TableNames) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_ = pgx.BeginFunc(ctx, m.store.Pool(), func(tx pgx.Tx) error {
+	_ = pgx.BeginFunc(ctx, m.cfg.ddlPool(m.store.Pool()), func(tx pgx.Tx) error {
 		for _, t := range p.Tables() {
 			if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+shadow.Of(t)); err != nil {
 				return err
@@ -236,7 +236,7 @@ var errSwapCatchUp = errors.New("catch-up inside the swap failed")
 // queue behind it only that long; the caller retries a timed-out attempt.
 func (m *Manager) swap(ctx context.Context, p Projector, shadow TableNames) (int, error) {
 	name := p.Name()
-	tx, err := m.store.Pool().Begin(ctx)
+	tx, err := m.cfg.ddlPool(m.store.Pool()).Begin(ctx)
 	if err != nil {
 		return 0, err
 	}

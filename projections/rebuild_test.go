@@ -89,7 +89,7 @@ func TestRebuildWhileLive(t *testing.T) {
 		streams = append(streams, s)
 	}
 
-	m, err := projections.NewManager(store, projections.All(), opts(projections.WithBatchSize(64))...)
+	m, err := projections.NewManager(store, projections.All(), opts(projections.WithBatchSize(64), ownerOf(t, store))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,8 @@ func TestRebuildWhileLive(t *testing.T) {
 		s.v = mustAppend(t, store, s.s, s.v, 1)
 	}
 	for round := range 2 {
-		for _, name := range []string{"streams", "event_type_counts"} {
+		for _, p := range projections.All() {
+			name := p.Name()
 			var calls int
 			readsBefore := reads.Load()
 			err := m.Rebuild(context.Background(), name, func(done, total int64) {
@@ -188,7 +189,7 @@ func TestRebuildWithoutLiveConsumer(t *testing.T) {
 	for range 10 {
 		mustAppend(t, store, newStream(), 0, 3)
 	}
-	m, err := projections.NewManager(store, projections.All())
+	m, err := projections.NewManager(store, projections.All(), ownerOf(t, store))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func TestSwapDoesNotQueueReadersBehindALongReader(t *testing.T) {
 	for range 20 {
 		mustAppend(t, store, newStream(), 0, 3)
 	}
-	m, err := projections.NewManager(store, projections.All(), opts()...)
+	m, err := projections.NewManager(store, projections.All(), opts(ownerOf(t, store))...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func (r *Runner) session(ctx context.Context) (wasActive bool, err error) {
 			return false, ctx.Err()
 		}
 	}
-	if err := ensureOne(ctx, r.pool, r.p); err != nil {
+	if err := ensureOne(ctx, r.cfg.ddlPool(r.pool), r.p); err != nil {
 		return false, err
 	}
 	// Another consumer ran while this one stood by, and ensureOne may have

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dashtam/dashtam/eventstore"
+	"github.com/dashtam/dashtam/migrations/testdb"
 	"github.com/dashtam/dashtam/projections"
 )
 
@@ -53,7 +54,7 @@ func TestOutOfOrderCommitsAreDeliveredOnceInCommitOrder(t *testing.T) {
 	}
 
 	p := newSeen("seen")
-	r, err := projections.NewRunner(store, p, opts(projections.WithBatchSize(50))...)
+	r, err := projections.NewRunner(store, p, opts(projections.WithBatchSize(50), ownerOf(t, store))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestCancelInsideApplyResumesFromCheckpoint(t *testing.T) {
 		firstTwo.Add(int32(len(batch)))
 		return nil
 	}
-	r, err := projections.NewRunner(store, p, opts(projections.WithBatchSize(7))...)
+	r, err := projections.NewRunner(store, p, opts(projections.WithBatchSize(7), ownerOf(t, store))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestCancelInsideApplyResumesFromCheckpoint(t *testing.T) {
 	}
 
 	p.afterInsert = nil
-	r2, err := projections.NewRunner(store, p, opts(projections.WithBatchSize(7))...)
+	r2, err := projections.NewRunner(store, p, opts(projections.WithBatchSize(7), ownerOf(t, store))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestKilledConnectionsResumeFromCheckpoint(t *testing.T) {
 		close(killed)
 		return err // nil: the runner carries on into a dead connection
 	}
-	r, err := projections.NewRunner(store, p, opts(projections.WithBatchSize(7))...)
+	r, err := projections.NewRunner(store, p, opts(projections.WithBatchSize(7), ownerOf(t, store))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +264,7 @@ func TestOneConsumerPerProjection(t *testing.T) {
 			inApply.Add(-1)
 			return nil
 		}
-		r, err := projections.NewRunner(store, p, fast...)
+		r, err := projections.NewRunner(store, p, opts(ownerOf(t, store))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,7 +329,7 @@ func TestNotifierWakesRunnersOfOtherProcesses(t *testing.T) {
 	s := newStream()
 	mustAppend(t, writer, s, 0, 1)
 	p := newSeen("seen")
-	if err := projections.Ensure(context.Background(), pool, p); err != nil {
+	if err := projections.Ensure(context.Background(), testdb.Owner(t, pool), p); err != nil {
 		t.Fatal(err)
 	}
 	r, err := projections.NewRunner(reader, p, projections.WithPollInterval(time.Hour))

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Usage: scripts/run.sh DASHTAM_BINARY [serve flags...]
 #
-# The body of `make run`: reuse DATABASE_URL or start the private cluster,
-# create development secrets once in the data dir, then replace this shell with
-# `dashtam serve` so signals reach the server directly.
+# The body of `make run`: reuse DATABASE_URL (and DATABASE_MIGRATE_URL) or
+# start the private cluster and use its two roles, create development secrets
+# once in the data dir, then replace this shell with `dashtam serve` so
+# signals reach the server directly.
 set -euo pipefail
 
 bin=$1
@@ -13,7 +14,8 @@ mkdir -p "$data_dir"
 
 if [ -z "${DATABASE_URL:-}" ]; then
 	DATABASE_URL=$("$bin" --data-dir "$data_dir" dev db start)
-	export DATABASE_URL
+	DATABASE_MIGRATE_URL=$("$bin" --data-dir "$data_dir" dev db url --owner)
+	export DATABASE_URL DATABASE_MIGRATE_URL
 fi
 
 # secret FILE BYTES: print the secret stored in FILE, creating it first from
@@ -35,6 +37,10 @@ fi
 if [ -z "${DASHTAM_JWT_SECRET:-}" ]; then
 	DASHTAM_JWT_SECRET=$(secret "$data_dir/jwt.secret" 48)
 	export DASHTAM_JWT_SECRET
+fi
+if [ -z "${DASHTAM_ID_KEY:-}" ]; then
+	DASHTAM_ID_KEY=$(secret "$data_dir/id.key" 32)
+	export DASHTAM_ID_KEY
 fi
 # The Ed25519 seed that signs audit checkpoints (docs/audit.md).
 if [ -z "${DASHTAM_AUDIT_SIGNING_KEY:-}" ]; then

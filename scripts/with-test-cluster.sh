@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Usage: scripts/with-test-cluster.sh DASHTAM_BINARY COMMAND [ARGS...]
 #
-# Runs COMMAND with DATABASE_URL pointing at a throwaway PostgreSQL cluster in a
-# temporary directory, then stops and deletes the cluster whatever happened,
-# and exits with COMMAND's status. With DATABASE_URL already set it just runs
-# COMMAND against that database.
+# Runs COMMAND against a throwaway PostgreSQL cluster in a temporary directory,
+# with DATABASE_URL naming its application role and DATABASE_MIGRATE_URL its
+# owner role (which migrations/testdb creates the test databases as), then
+# stops and deletes the cluster whatever happened, and exits with COMMAND's
+# status. With DATABASE_URL already set it just runs COMMAND against that
+# database (and DATABASE_MIGRATE_URL, if set).
 set -euo pipefail
 
 bin=$1
@@ -15,7 +17,7 @@ fi
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/dashtam-test.XXXXXX")
 cleanup() {
-	"$bin" --data-dir "$dir" dev db stop || echo "warning: could not stop the test cluster in $dir" >&2
+	"$bin" --data-dir "$dir" dev db stop --delete || echo "warning: could not stop the test cluster in $dir" >&2
 	rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -23,7 +25,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 DATABASE_URL=$("$bin" --data-dir "$dir" dev db start --throwaway)
-export DATABASE_URL
+DATABASE_MIGRATE_URL=$("$bin" --data-dir "$dir" dev db url --owner)
+export DATABASE_URL DATABASE_MIGRATE_URL
 
 status=0
 "$@" || status=$?

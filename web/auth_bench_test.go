@@ -13,7 +13,7 @@ import (
 // the server in process: routing, the auth middleware with the real JWT
 // verifier, validation, the handler and the JSON answer. The session check
 // is the fake's map lookup, so compare with commands/identity's benchmark
-// of Authenticate for the database's share (issue 3 budget: 50 µs).
+// of Authenticate for the database's share (budget: 50 µs, docs/identity.md).
 func BenchmarkAuthenticatedRequest(b *testing.B) {
 	clock := &fakeClock{now: testEpoch}
 	id := newFakeIdentity(b, clock)

@@ -21,3 +21,16 @@ func noStoreAPI(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
+
+// headerReferrerPolicy is the Referrer-Policy response header.
+const headerReferrerPolicy = "Referrer-Policy"
+
+// noSniff tells browsers to take every response for the type it declares:
+// a problem+json body that echoes a client's input must never be sniffed
+// into HTML or script. Pre middleware, so 404s and 405s carry it too.
+func noSniff(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderXContentTypeOptions, "nosniff")
+		return next(c)
+	}
+}

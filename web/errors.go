@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dashtam/dashtam/aggregates/connection"
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/audit"
+	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 )
 
@@ -32,12 +34,15 @@ const (
 	CodeMethodNotAllowed Code = "method_not_allowed"
 	// CodeConflict means the resource changed concurrently or is in the wrong state (409).
 	CodeConflict Code = "conflict"
-	// CodeUnprocessable means the request is well formed but its values cannot be answered (422).
-	CodeUnprocessable Code = "unprocessable"
 	// CodeTooLarge means the request body exceeds the configured limit (413).
 	CodeTooLarge Code = "too_large"
 	// CodeUnsupportedMediaType means the body's Content-Type is not accepted (415).
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
+	// CodeUnprocessable means the request matches the contract but a value
+	// is refused: text with invalid UTF-8 or control characters, an email
+	// that is not one deliverable mailbox, audit filters that cannot be
+	// answered (422).
+	CodeUnprocessable Code = "unprocessable"
 	// CodeRateLimited means the caller sent too many requests (429).
 	CodeRateLimited Code = "rate_limited"
 	// CodeUnavailable means a dependency is down or the request timed out (503).
@@ -49,6 +54,16 @@ const (
 	CodeEmailNotVerified Code = "email_not_verified"
 	// CodeAccountLocked refines 403 for a login during a lockout; Retry-After says when it ends.
 	CodeAccountLocked Code = "account_locked"
+	// CodeReauthorizationRequired refines 409 for a connection whose
+	// provider refused its credentials: the user must authorise it again
+	// (POST /connections/{id}/reauthorizations).
+	CodeReauthorizationRequired Code = "reauthorization_required"
+	// CodeConnectionDisconnected refines 409 for a change to a
+	// disconnected connection, which stays readable but changes no more.
+	CodeConnectionDisconnected Code = "connection_disconnected"
+	// CodeConnectionNotActive refines 409 for an operation that needs an
+	// active connection on a pending or failed one.
+	CodeConnectionNotActive Code = "connection_not_active"
 )
 
 // codeStatus is the one table from error class to HTTP status.
@@ -59,9 +74,9 @@ var codeStatus = map[Code]int{
 	CodeNotFound:             http.StatusNotFound,
 	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
 	CodeConflict:             http.StatusConflict,
-	CodeUnprocessable:        http.StatusUnprocessableEntity,
 	CodeTooLarge:             http.StatusRequestEntityTooLarge,
 	CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	CodeUnprocessable:        http.StatusUnprocessableEntity,
 	CodeRateLimited:          http.StatusTooManyRequests,
 	CodeUnavailable:          http.StatusServiceUnavailable,
 	CodeInternal:             http.StatusInternalServerError,
@@ -71,8 +86,11 @@ var codeStatus = map[Code]int{
 // gives a general code: kept apart so that statusCode, which maps Echo's
 // bare statuses back to codes, can only ever pick the general one.
 var refinedCodeStatus = map[Code]int{
-	CodeEmailNotVerified: http.StatusForbidden,
-	CodeAccountLocked:    http.StatusForbidden,
+	CodeEmailNotVerified:        http.StatusForbidden,
+	CodeAccountLocked:           http.StatusForbidden,
+	CodeReauthorizationRequired: http.StatusConflict,
+	CodeConnectionDisconnected:  http.StatusConflict,
+	CodeConnectionNotActive:     http.StatusConflict,
 }
 
 // Error is what a handler returns to choose the problem a client sees; its
@@ -94,6 +112,8 @@ type Error struct {
 	// retryAt, when set, becomes Retry-After relative to the server's clock,
 	// which tests pin; a mapping has no clock of its own.
 	retryAt time.Time
+	// retryAfter, when set, is sent as Retry-After as it is.
+	retryAfter time.Duration
 }
 
 // FieldError names one invalid input and says what is wrong with it.
@@ -144,14 +164,24 @@ func (e *Error) Status() int {
 //	as[*commands.NotFoundError](CodeNotFound, "no such resource"),
 var errorMappings = []errorMapping{
 	as[*http.MaxBytesError](CodeTooLarge, "request body too large"),
+	// The database being down, or a stream too busy to write to, is a 503
+	// with Retry-After (unavailable.go), before anything reads the cause
+	// more closely: whatever the handler was doing, it could not finish.
+	databaseDown,
+	conflictExhausted,
+	// A busy provider may carry the context's error of a wait that ran
+	// out; it is still the provider's delay that tells when to retry.
+	providerBusy,
 	is(context.DeadlineExceeded, CodeUnavailable, "the request timed out"),
 	is(context.Canceled, CodeUnavailable, "the request was cancelled"),
 
-	// Identity (issue 3). Inputs that fail the service's checks are field
+	// Identity (docs/identity.md). Inputs that fail the service's checks are field
 	// errors, so a form can show the message beside the field.
 	is(identity.ErrEmailTaken, CodeConflict, "the email is already registered"),
-	isField(identity.ErrInvalidEmail, "email", "must be a single valid email address"),
-	isField(user.ErrInvalidEmail, "email", "must be a single valid email address"),
+	// An email is refused by its content, not its JSON shape: 422, like
+	// any text the API does not accept.
+	isFieldCode(CodeUnprocessable, identity.ErrInvalidEmail, "email", "must be a single valid email address"),
+	isFieldCode(CodeUnprocessable, user.ErrInvalidEmail, "email", "must be a single valid email address"),
 	isField(commands.ErrPasswordTooShort, "password", "must be at least 12 characters"),
 	isField(commands.ErrPasswordTooLong, "password", "must be at most 128 characters"),
 	isField(commands.ErrPasswordCommon, "password", "is too common; choose another"),
@@ -179,6 +209,22 @@ var errorMappings = []errorMapping{
 	unauthenticated(commands.ErrTokenExpired),
 	unauthenticated(commands.ErrTokenInvalid),
 
+	// Provider connections (docs/api.md#connection-errors). Another
+	// user's connection reads exactly like a missing one.
+	is(connections.ErrNotFound, CodeNotFound, "no such resource"),
+	is(connection.ErrNotFound, CodeNotFound, "no such resource"),
+	fieldProblem(commands.ErrUnknownProvider, CodeNotFound, "no enabled provider has this slug",
+		"provider_slug", "is not an enabled provider (see GET /api/v1/providers)"),
+	isFieldCode(CodeUnprocessable, connection.ErrInvalidAlias, "alias",
+		"must be 1 to 64 characters of visible text once surrounding spaces are trimmed"),
+	fieldProblem(connections.ErrAliasTaken, CodeConflict, "the alias is already used by another connection of this provider",
+		"alias", "is already used by another of your live connections of this provider"),
+	is(connections.ErrReauthenticationRequired, CodeReauthorizationRequired,
+		"the provider refused the connection's credentials; authorize it again with POST /api/v1/connections/{id}/reauthorizations"),
+	is(connection.ErrDisconnected, CodeConnectionDisconnected, "the connection is disconnected"),
+	is(connection.ErrFailed, CodeConnectionNotActive, "the connection's authorization failed; create a new connection"),
+	is(connection.ErrNotActive, CodeConnectionNotActive, "the connection is not active"),
+
 	// Erasure (docs/audit.md).
 	is(identity.ErrErasureUnavailable, CodeUnavailable, "erasure is not available on this server"),
 
@@ -198,6 +244,36 @@ func auditInvalid(err error) (*Error, bool) {
 		Fields: []FieldError{{Field: ie.Field, Message: ie.Message}}, Err: err}, true
 }
 
+// defaultProviderRetryAfter is the Retry-After of a busy provider that
+// named no delay: its outages and rate windows last seconds to minutes.
+const defaultProviderRetryAfter = 30 * time.Second
+
+// providerBusy maps connections.ErrProviderBusy (the provider failed, is
+// rate limited, or another refresh of the connection is running) to 503
+// with the delay the provider or the shared pacer asked for.
+func providerBusy(err error) (*Error, bool) {
+	if !errors.Is(err, connections.ErrProviderBusy) {
+		return nil, false
+	}
+	retry := defaultProviderRetryAfter
+	var snooze *commands.JobSnoozeError
+	if errors.As(err, &snooze) && snooze.Delay > 0 {
+		retry = snooze.Delay
+	}
+	return &Error{Code: CodeUnavailable, Detail: "the provider is unavailable or busy; retry later", Err: err, retryAfter: retry}, true
+}
+
+// fieldProblem maps errors matching target to code with a detail and one
+// field error, for refusals a form shows beside the field.
+func fieldProblem(target error, code Code, detail, field, message string) errorMapping {
+	return func(err error) (*Error, bool) {
+		if !errors.Is(err, target) {
+			return nil, false
+		}
+		return &Error{Code: code, Detail: detail, Fields: []FieldError{{Field: field, Message: message}}, Err: err}, true
+	}
+}
+
 // errorMapping recognises one kind of error and says how to present it.
 type errorMapping func(error) (*Error, bool)
 
@@ -213,12 +289,17 @@ func is(target error, code Code, detail string) errorMapping {
 
 // isField maps errors matching target to a 400 naming the field at fault.
 func isField(target error, field, message string) errorMapping {
+	return isFieldCode(CodeInvalid, target, field, message)
+}
+
+// isFieldCode maps errors matching target to code, naming the field at fault.
+func isFieldCode(code Code, target error, field, message string) errorMapping {
 	return func(err error) (*Error, bool) {
 		if !errors.Is(err, target) {
 			return nil, false
 		}
 		return &Error{
-			Code: CodeInvalid, Detail: "the request has invalid fields",
+			Code: code, Detail: "the request has invalid fields",
 			Fields: []FieldError{{Field: field, Message: message}}, Err: err,
 		}, true
 	}

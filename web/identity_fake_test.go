@@ -41,6 +41,7 @@ type fakeIdentity struct {
 	minVersion int64
 	denied     []user.AccessDenial
 	deniedFrom []commands.RequestContext // the RequestContext of each denial
+	passwords  []string                  // every password Register received
 }
 
 // newFakeIdentity builds a fake whose JWTs are issued and verified at clock.
@@ -124,10 +125,20 @@ func (f *fakeIdentity) view(email string) identity.UserView {
 
 // Register answers a new unverified user.
 func (f *fakeIdentity) Register(_ context.Context, in identity.RegisterInput) (identity.UserView, error) {
+	f.mu.Lock()
+	f.passwords = append(f.passwords, in.Password)
+	f.mu.Unlock()
 	if err := f.failure(in.Email); err != nil {
 		return identity.UserView{}, err
 	}
 	return f.view(in.Email), nil
+}
+
+// Passwords returns every password Register received, in order.
+func (f *fakeIdentity) Passwords() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.passwords...)
 }
 
 // VerifyEmail accepts any token not set to fail.

@@ -91,7 +91,7 @@ func TestIdentityErrorMapping(t *testing.T) {
 		code, field                     string
 	}{
 		{"taken email", "POST", "/api/v1/users", `{"email":"taken@example.com","password":"correct horse battery"}`, "", 409, "conflict", ""},
-		{"invalid email", "POST", "/api/v1/users", `{"email":"bad-email","password":"correct horse battery"}`, "", 400, "invalid", "email"},
+		{"invalid email", "POST", "/api/v1/users", `{"email":"bad-email","password":"correct horse battery"}`, "", 422, "unprocessable", "email"},
 		{"short password", "POST", "/api/v1/users", `{"email":"short@example.com","password":"short"}`, "", 400, "invalid", "password"},
 		{"common password", "POST", "/api/v1/users", `{"email":"common@example.com","password":"password1234"}`, "", 400, "invalid", "password"},
 		{"oversized password", "POST", "/api/v1/users", `{"email":"a@example.com","password":"` + strings.Repeat("p", 1025) + `"}`, "", 400, "invalid", "password"},

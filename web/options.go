@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dashtam/dashtam/commands/audit"
+	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 )
 
@@ -75,6 +76,21 @@ type Options struct {
 	// pages, test-only handlers); they get the same trace ids, logs,
 	// metrics, body limit and problem responses as every other route.
 	Routes func(e *echo.Echo)
+
+	// Connections serves the provider-connection routes and the OAuth
+	// callback page; nil makes them answer 503 (connections are not
+	// configured on this server): the routes of the document are always
+	// served.
+	Connections connections.Service
+	// ConnectionList reads the connections read model behind GET
+	// /api/v1/connections (projections.ConnectionReader); nil makes that
+	// route answer 503.
+	ConnectionList ConnectionLister
+
+	// Mounts are handlers served under a path prefix, outside the OpenAPI
+	// document (the sandbox institution at /sandbox), each charged a
+	// declared rate-limit policy per client IP (see Mount, mounts.go).
+	Mounts []Mount
 }
 
 // withDefaults checks o and fills in defaults, naming the first bad field.

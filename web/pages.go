@@ -5,11 +5,13 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands/ratelimit"
 )
 
 // Paths of the pages the identity mails link to: commands/identity builds
@@ -20,6 +22,17 @@ const (
 	verifyEmailPagePath   = identity.VerifyEmailPath
 	resetPasswordPagePath = identity.ResetPasswordPath
 )
+
+// pageRateLimits declares the per-IP limits of the pages, which are served
+// outside the OpenAPI document: showing a form is a cheap read, and
+// submitting one does the work of the API operation it stands for, so it
+// spends the same policy.
+var pageRateLimits = ownRouteRateLimits{
+	http.MethodGet + " " + verifyEmailPagePath:    ratelimit.PublicReads,
+	http.MethodPost + " " + verifyEmailPagePath:   ratelimit.EmailVerification,
+	http.MethodGet + " " + resetPasswordPagePath:  ratelimit.PublicReads,
+	http.MethodPost + " " + resetPasswordPagePath: ratelimit.PasswordResetCompletion,
+}
 
 // pageTemplate renders every identity page; html/template escapes the
 // token and messages, which come from the query string.
@@ -79,8 +92,17 @@ func (s *Server) registerPages(e *echo.Echo) {
 	})
 	e.POST(resetPasswordPagePath, func(c echo.Context) error {
 		ctx := c.Request().Context()
-		token := boundedFormValue(c, "token")
-		err := s.identity.ResetPassword(ctx, token, boundedFormValue(c, "password"), s.pageRequestContext(c))
+		token, password := boundedFormValue(c, "token"), boundedFormValue(c, "password")
+		if !utf8.ValidString(password) {
+			// The API refuses such a password (422), so one set here could
+			// never be typed at login: refused alike, not hashed as bytes.
+			return renderPage(c, http.StatusUnprocessableEntity, page{
+				Title: "Choose a new password", Action: resetPasswordPagePath, Token: token,
+				Button: "Set password", Form: true, AskPassword: true,
+				Message: "The password is not valid text; type it again.",
+			})
+		}
+		err := s.identity.ResetPassword(ctx, token, password, s.pageRequestContext(c))
 		if err != nil {
 			p := s.pageProblem(c, err)
 			if p.Status == http.StatusBadRequest && len(p.Fields) > 0 && p.Fields[0].Field == "password" {
@@ -159,7 +181,7 @@ func renderPage(c echo.Context, status int, p page) error {
 	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderCacheControl, "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set(headerReferrerPolicy, "no-referrer")
 	h.Set(echo.HeaderXFrameOptions, "DENY")
 	h.Set(echo.HeaderContentSecurityPolicy, "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	return c.HTMLBlob(status, buf.Bytes())

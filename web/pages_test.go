@@ -59,6 +59,10 @@ func TestResetPasswordPage(t *testing.T) {
 	assert.NotContains(t, string(r.Body), `value="short"`, "a refused password is not echoed")
 	assertPage(t, MustPostForm(t, s.URL+"/reset-password", url.Values{"token": {"spent"}, "password": {"correct horse battery"}}),
 		http.StatusBadRequest, "invalid, already used or expired")
+	// A form can carry bytes that are not UTF-8; such a password could never
+	// be typed at the JSON login, so the page refuses it as the API does.
+	assertPage(t, MustPostForm(t, s.URL+"/reset-password", url.Values{"token": {"abc"}, "password": {"p\xe4ssword long enough"}}),
+		http.StatusUnprocessableEntity, "not valid text", `value="abc"`)
 	assertPage(t, MustPostForm(t, s.URL+"/reset-password", url.Values{"token": {"abc"}, "password": {"correct horse battery"}}),
 		http.StatusOK, "Password changed")
 }

@@ -73,11 +73,15 @@ func problemFor(c echo.Context, e *Error) api.Problem {
 		p.Detail = &detail
 	}
 	if len(e.Fields) > 0 && status < http.StatusInternalServerError {
-		fields := make([]api.FieldError, len(e.Fields))
-		for i, f := range e.Fields {
+		shown := e.Fields[:min(len(e.Fields), maxFieldErrors)]
+		fields := make([]api.FieldError, len(shown))
+		for i, f := range shown {
 			fields[i] = api.FieldError{Field: f.Field, Message: f.Message}
 		}
 		p.Errors = &fields
+		if omitted := len(e.Fields) - len(shown); omitted > 0 {
+			p.ErrorsOmitted = &omitted
+		}
 	}
 	return p
 }
@@ -126,9 +130,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	for k, vs := range e.header {
 		c.Response().Header()[k] = vs
 	}
-	if !e.retryAt.IsZero() {
+	switch {
+	case !e.retryAt.IsZero():
 		// At least 1: "Retry-After: 0" invites an immediate retry loop.
 		c.Response().Header().Set(headerRetryAfter, strconv.FormatInt(ceilSeconds(e.retryAt.Sub(s.now()), 1), 10))
+	case e.retryAfter > 0:
+		c.Response().Header().Set(headerRetryAfter, strconv.FormatInt(ceilSeconds(e.retryAfter, 1), 10))
 	}
 	if e.Code == CodeTooLarge {
 		// The unread rest of the body cannot be trusted to be drained cheaply.

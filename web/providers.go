@@ -21,7 +21,7 @@ type ProviderInfo struct {
 	AuthType string
 }
 
-// Page sizes of list endpoints, fixed by ARCHITECTURE §7 for every list.
+// Page sizes of list endpoints, fixed by docs/api.md for every list.
 const (
 	defaultPageSize = 50
 	maxPageSize     = 100

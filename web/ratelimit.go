@@ -16,8 +16,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands/ratelimit"
 )
 
 // rateLimitTimeout bounds one limiter check. The limiter fails open, and a
@@ -39,17 +39,20 @@ const (
 )
 
 // RateLimiter is the token-bucket store the rate-limit middleware charges;
-// *ratelimit.Limiter implements it over PostgreSQL. Allow returns an error
+// adapters/ratelimit's Limiter implements it over PostgreSQL. Allow returns an error
 // only when the store fails, and the middleware then lets the request pass.
 type RateLimiter interface {
 	Allow(ctx context.Context, policy ratelimit.Policy, key string, now time.Time) (ratelimit.Decision, error)
 }
 
 // RateLimitOptions configures request rate limiting; with a nil Limiter no
-// request is limited.
+// request is limited (the declarations are checked all the same).
 type RateLimitOptions struct {
 	// Limiter holds the buckets; the PostgreSQL one shares them across instances.
 	Limiter RateLimiter
+	// Local holds the buckets of policies marked Local, in this process's
+	// memory (adapters/ratelimit's Memory); nil keeps them in Limiter.
+	Local RateLimiter
 	// Now is the clock buckets refill by; nil means time.Now. Tests pin it.
 	Now func() time.Time
 }
@@ -64,16 +67,18 @@ type rateRule struct {
 	key    keyFunc
 }
 
-// rateLimits is the rate-limit middleware's state: the store, the clock,
-// and where failures and denials are reported.
+// rateLimits is the rate-limit middleware's state: the stores, the clock,
+// the rules of every route, and where failures and denials are reported.
 type rateLimits struct {
-	limiter  RateLimiter
+	limiter  RateLimiter // shared buckets
+	local    RateLimiter // buckets of Local policies
 	now      func() time.Time
 	clientIP func(*http.Request) string // the bucket of the client's address
 	log      *slog.Logger
 	denied   *prometheus.CounterVec
 	failures *prometheus.CounterVec
-	// routes maps "METHOD /echo/path" to the policies specific to that route.
+	// routes maps "METHOD /echo/path" to the policies charged before the
+	// route's handler runs, in the order the declaration ranks them.
 	routes map[string][]rateRule
 	// afterLookup maps "METHOD /echo/path" to a per-user policy of a route
 	// whose user only the identity service can tell (from a credential in
@@ -93,15 +98,18 @@ func admitFrom(ctx context.Context) identity.Admit {
 	return a
 }
 
-// newRateLimits registers the rate-limit metrics on reg; it returns nil
-// when opts has no limiter, which disables rate limiting. clientAddr finds
-// a request's client address, as it does for the server's logs.
-func newRateLimits(opts RateLimitOptions, clientAddr func(*http.Request) string, reg prometheus.Registerer, log *slog.Logger) (*rateLimits, error) {
+// newRateLimits registers the rate-limit metrics on reg and turns the
+// declarations of the document (decl) and of the server's own routes
+// (own) into rules; it returns nil when opts has no limiter, which
+// disables rate limiting. clientAddr finds a request's client address, as
+// it does for the server's logs.
+func newRateLimits(opts RateLimitOptions, decl rateDeclarations, own ownRouteRateLimits, clientAddr func(*http.Request) string, reg prometheus.Registerer, log *slog.Logger) (*rateLimits, error) {
 	if opts.Limiter == nil {
 		return nil, nil
 	}
 	rl := &rateLimits{
 		limiter:  opts.Limiter,
+		local:    opts.Local,
 		now:      opts.Now,
 		clientIP: func(r *http.Request) string { return bucketIP(clientAddr(r)) },
 		log:      log,
@@ -113,57 +121,56 @@ func newRateLimits(opts RateLimitOptions, clientAddr func(*http.Request) string,
 			Name: "dashtam_rate_limit_errors_total",
 			Help: "Rate-limit checks that failed in the store and let the request pass, by policy.",
 		}, []string{"policy"}),
+		routes:      map[string][]rateRule{},
+		afterLookup: map[string]ratelimit.Policy{},
 	}
 	if rl.now == nil {
 		rl.now = time.Now
+	}
+	if rl.local == nil {
+		rl.local = rl.limiter
 	}
 	for _, c := range []prometheus.Collector{rl.denied, rl.failures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register rate limit metrics: %w", err)
 		}
 	}
-	rl.routes = map[string][]rateRule{
-		// Public routes: no verified user yet, so the client address is the key.
-		"POST /api/v1/sessions":                  {{ratelimit.Login, rl.byIP}},
-		"POST /api/v1/users":                     {{ratelimit.Register, rl.byIP}},
-		"POST /api/v1/password-reset-tokens":     {{ratelimit.PasswordReset, rl.byIP}},
-		"POST /api/v1/email-verification-tokens": {{ratelimit.VerificationResend, rl.byIP}},
-		"POST /api/v1/connections":               {{ratelimit.ProviderConnect, byPrincipal}},
-		"POST /api/v1/connections/:id/syncs":     {{ratelimit.Sync, byPrincipalAndParam("id")}},
+	for route, charges := range decl {
+		for _, ch := range charges {
+			switch {
+			case ch.key == rateKeyIP:
+				rl.routes[route] = append(rl.routes[route], rateRule{ch.policy, rl.byIP})
+			case ch.key == rateKeyUser:
+				rl.routes[route] = append(rl.routes[route], rateRule{ch.policy, byPrincipal})
+			case strings.HasPrefix(ch.key, rateKeyUserParam):
+				rl.routes[route] = append(rl.routes[route], rateRule{ch.policy, byPrincipalAndParam(strings.TrimPrefix(ch.key, rateKeyUserParam))})
+			case ch.key == rateKeyTokenUser:
+				// Only the identity service's lookup of the credential in
+				// the body names the user; that lookup asks the admission
+				// check this route gets.
+				rl.afterLookup[route] = ch.policy
+			default:
+				return nil, fmt.Errorf("rate limit of %s: unknown key %q", route, ch.key)
+			}
+		}
 	}
-	rl.afterLookup = map[string]ratelimit.Policy{
-		// POST /tokens is public: the refresh token in the body is the
-		// credential, and only the identity service's lookup of it names
-		// the user. That lookup asks the admission check this route gets.
-		"POST /api/v1/tokens": ratelimit.TokenRefresh,
+	for route, p := range own {
+		rl.routes[route] = append(rl.routes[route], rateRule{p, rl.byIP})
 	}
 	return rl, nil
 }
 
-// rules returns the policies a request is charged under: its route's own,
-// then, on API routes, the general read or write allowance of a verified user.
-func (rl *rateLimits) rules(c echo.Context) []rateRule {
-	r := c.Request()
-	rules := rl.routes[r.Method+" "+c.Path()]
-	if !strings.HasPrefix(c.Path(), "/api/v1/") {
-		return rules
-	}
-	general := ratelimit.Writes
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		general = ratelimit.Reads
-	}
-	return append(rules[:len(rules):len(rules)], rateRule{general, byPrincipal})
-}
-
-// limitRates charges every applicable policy, in order, and refuses the
-// request with 429 at the first that is exhausted. The rate-limit headers
-// describe the tightest bucket, so a client pacing itself by them never
-// runs into another. It must run after authentication (which sets the
-// verified caller) and before body validation, so that malformed requests spend
+// limitRates charges every policy declared for the route, in order, and
+// refuses the request with 429 at the first that is exhausted. The
+// rate-limit headers describe the tightest bucket, so a client pacing
+// itself by them never runs into another. It must run after authentication
+// (which sets the verified caller) and before the body is read, so that a
+// refused request costs no more than its check and malformed ones spend
 // tokens too.
 func (rl *rateLimits) limitRates(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if p, ok := rl.afterLookup[c.Request().Method+" "+c.Path()]; ok {
+		route := c.Request().Method + " " + c.Path()
+		if p, ok := rl.afterLookup[route]; ok {
 			r := c.Request()
 			c.SetRequest(r.WithContext(context.WithValue(r.Context(), admitKey{}, rl.admitUser(c, p))))
 		}
@@ -171,7 +178,7 @@ func (rl *rateLimits) limitRates(next echo.HandlerFunc) echo.HandlerFunc {
 			tightest ratelimit.Decision
 			found    bool
 		)
-		for _, rule := range rl.rules(c) {
+		for _, rule := range rl.routes[route] {
 			key, ok := rule.key(c)
 			if !ok {
 				continue
@@ -196,9 +203,9 @@ func (rl *rateLimits) limitRates(next echo.HandlerFunc) echo.HandlerFunc {
 
 // admitUser returns the identity.Admit that charges policy p under the
 // user the identity service names, with the same 429 problem and headers as
-// the route rules; a store failure admits, as it does for them. The
-// headers of an admitted request are set here, as no route rule of the
-// public routes it serves has a bucket to report.
+// the route rules; a store failure admits, as it does for them. An
+// admitted request's headers describe this bucket when it is tighter than
+// the per-IP one the route rules reported.
 func (rl *rateLimits) admitUser(c echo.Context, p ratelimit.Policy) identity.Admit {
 	return func(ctx context.Context, userID uuid.UUID) error {
 		d, ok := rl.check(ctx, p, userID.String())
@@ -208,7 +215,10 @@ func (rl *rateLimits) admitUser(c echo.Context, p ratelimit.Policy) identity.Adm
 		if !d.Allowed {
 			return rl.deny(c, p, d)
 		}
-		setRateLimitHeaders(c.Response().Header(), d)
+		h := c.Response().Header()
+		if prev, err := strconv.Atoi(h.Get(headerRateLimitRemaining)); err != nil || d.Remaining <= prev {
+			setRateLimitHeaders(h, d)
+		}
 		return nil
 	}
 }
@@ -229,7 +239,11 @@ func (rl *rateLimits) deny(c echo.Context, p ratelimit.Policy, d ratelimit.Decis
 func (rl *rateLimits) check(ctx context.Context, p ratelimit.Policy, key string) (d ratelimit.Decision, ok bool) {
 	checkCtx, cancel := context.WithTimeout(ctx, rateLimitTimeout)
 	defer cancel()
-	d, err := rl.limiter.Allow(checkCtx, p, key, rl.now())
+	store := rl.limiter
+	if p.Local {
+		store = rl.local
+	}
+	d, err := store.Allow(checkCtx, p, key, rl.now())
 	if err != nil {
 		rl.failures.WithLabelValues(p.Name).Inc()
 		// The key is left out: it is an IP address or a user id.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/aggregates/user"
+	policy "github.com/dashtam/dashtam/commands/ratelimit"
 	"github.com/dashtam/dashtam/migrations/testdb"
 	"github.com/dashtam/dashtam/web"
 )
@@ -39,28 +40,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// testAuth stands in for authentication on the stand-in routes outside the
-// OpenAPI document, which authenticate leaves alone: it verifies the bearer
-// token with the fake identity service and sets the caller as authenticate
-// does. It is Pre middleware, so it runs before the rate limits, as the
-// real authentication middleware must.
-func testAuth(id *fakeIdentity) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			r := c.Request()
-			if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-				if p, err := id.Authenticate(r.Context(), token); err == nil {
-					c.SetRequest(r.WithContext(web.WithCaller(r.Context(), p)))
-				}
-			}
-			return next(c)
-		}
-	}
-}
-
-// limitedServer is a server with rate limits over limiter, a pinned clock,
-// the fake identity service behind the real login route, stand-ins for
-// routes that do not exist yet, and testAuth.
+// limitedServer is a server with rate limits over limiter, a pinned clock
+// and the fake identity service behind the real routes.
 type limitedServer struct {
 	*testServer
 	Registry *prometheus.Registry
@@ -87,6 +68,13 @@ func MustLogin(tb testing.TB, baseURL string, header map[string]string) response
 // proxies; opts.Limiter defaults to a PostgreSQL limiter on a fresh database.
 func MustLimitedServer(tb testing.TB, opts web.RateLimitOptions, trusted ...netip.Prefix) *limitedServer {
 	tb.Helper()
+	return MustLimitedServerWith(tb, opts, "", nil, trusted...)
+}
+
+// MustLimitedServerWith is MustLimitedServer with extraPaths added to the
+// document and routes registering their handlers.
+func MustLimitedServerWith(tb testing.TB, opts web.RateLimitOptions, extraPaths string, routes func(*echo.Echo), trusted ...netip.Prefix) *limitedServer {
+	tb.Helper()
 	if opts.Limiter == nil {
 		l, err := ratelimit.New(testdb.New(tb))
 		require.NoError(tb, err)
@@ -95,19 +83,17 @@ func MustLimitedServer(tb testing.TB, opts web.RateLimitOptions, trusted ...neti
 	clock := &fakeClock{now: testEpoch}
 	opts.Now = clock.Now
 	reg := prometheus.NewRegistry()
-	ok := func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }
 	id := newFakeIdentity(tb, clock)
-	s := MustServer(tb, web.Options{
+	conns := newFakeConnections(clock)
+	s := MustServerWith(tb, web.Options{
 		Registry:       reg,
 		RateLimit:      opts,
 		TrustedProxies: trusted,
 		Identity:       id,
-		Routes: func(e *echo.Echo) {
-			e.Pre(testAuth(id))
-			e.POST("/api/v1/connections/:id/syncs", ok)
-			e.GET("/api/v1/test/items", ok)
-		},
-	})
+		Connections:    conns,
+		ConnectionList: conns,
+		Routes:         routes,
+	}, extraPaths)
 	return &limitedServer{testServer: s, Registry: reg, Clock: clock, Identity: id}
 }
 
@@ -268,33 +254,43 @@ func TestRefreshRateLimitFailsOpenWhenTheStoreFails(t *testing.T) {
 	assert.Contains(t, s.Logs.String(), `"policy":"token_refresh"`)
 }
 
-// Per-user limits apply only to requests with a verified Principal; the
-// sync policy is per user and connection, and its headers win over the
-// roomier general write allowance charged alongside.
+// syncOperation is an operation charged per user and per user and path
+// parameter, as a connection's syncs will be.
+const syncOperation = `  /api/v1/connections/{id}/syncs:
+    post:
+      operationId: testSync
+      x-dashtam-permission: data:write
+      x-dashtam-rate-limit: { user: writes, user+id: sync }
+      parameters:
+        - { name: id, in: path, required: true, schema: { type: string } }
+      responses: { "204": { description: started } }
+`
+
+// A "user+PARAM" key gives each of a user's resources its own bucket; the
+// sync policy's headers win over the roomier write allowance charged
+// alongside, and no bucket is shared between users.
 func TestRateLimitPerUserAndConnection(t *testing.T) {
-	s := MustLimitedServer(t, web.RateLimitOptions{})
+	s := MustLimitedServerWith(t, web.RateLimitOptions{}, syncOperation, func(e *echo.Echo) {
+		e.POST("/api/v1/connections/:id/syncs", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
+	})
 	aliceToken, _ := s.Identity.MustToken(t, user.RoleUser)
 	bobToken, _ := s.Identity.MustToken(t, user.RoleUser)
 	alice := map[string]string{"Authorization": "Bearer " + aliceToken}
 	bob := map[string]string{"Authorization": "Bearer " + bobToken}
 	sync := func(conn string) string { return s.URL + "/api/v1/connections/" + conn + "/syncs" }
 
-	r := MustSend(t, http.MethodGet, s.URL+"/api/v1/test/items", nil)
-	assert.Equal(t, http.StatusNoContent, r.Status)
-	assert.Empty(t, r.Header.Get("RateLimit-Limit"), "anonymous reads carry no per-user limit")
-	r = MustSend(t, http.MethodGet, s.URL+"/api/v1/test/items", alice)
-	assertRateHeaders(t, r.Header, 100, 99, 1, "first read") // 0.6 s refill, rounded up
-
 	for i := range 10 {
 		r := MustSend(t, http.MethodPost, sync("c1"), alice)
-		require.Equal(t, http.StatusNoContent, r.Status, "sync %d", i+1)
+		require.Equal(t, http.StatusNoContent, r.Status, "sync %d: %s", i+1, r.Body)
 		assertRateHeaders(t, r.Header, 10, 9-i, 12*(i+1), "sync "+strconv.Itoa(i+1))
 	}
-	r = MustSend(t, http.MethodPost, sync("c1"), alice)
+	r := MustSend(t, http.MethodPost, sync("c1"), alice)
 	MustProblem(t, r, http.StatusTooManyRequests, "/api/v1/connections/c1/syncs")
 	assert.Equal(t, "12", r.Header.Get("Retry-After"))
 
-	assert.Equal(t, http.StatusNoContent, MustSend(t, http.MethodPost, sync("c2"), alice).Status, "another connection")
+	r = MustSend(t, http.MethodPost, sync("c2"), alice)
+	assert.Equal(t, http.StatusNoContent, r.Status, "another connection")
+	assertRateHeaders(t, r.Header, 10, 9, 12, "another connection's own bucket")
 	assert.Equal(t, http.StatusNoContent, MustSend(t, http.MethodPost, sync("c1"), bob).Status, "another user")
 	assert.Equal(t, 1.0, counter(t, s.Registry, "dashtam_rate_limit_denied_total", "sync"))
 }
@@ -355,7 +351,7 @@ func TestForbiddenRequestsAreRateLimited(t *testing.T) {
 	token, _ := s.Identity.MustToken(t, user.RoleReadonly)
 	rotations := s.URL + "/api/v1/admin/security/rotations"
 	body := `{"reason":"probe"}`
-	for i := range ratelimit.Writes.Burst {
+	for i := range policy.Writes.Burst {
 		r := MustCall(t, http.MethodPost, rotations, body, token)
 		require.Equal(t, http.StatusForbidden, r.Status, "request %d: %s", i+1, r.Body)
 	}
@@ -365,7 +361,7 @@ func TestForbiddenRequestsAreRateLimited(t *testing.T) {
 	for range 5 {
 		require.Equal(t, http.StatusTooManyRequests, MustCall(t, http.MethodPost, rotations, body, token).Status)
 	}
-	assert.Len(t, s.Identity.Denied(), ratelimit.Writes.Burst, "only the requests within the allowance are recorded")
+	assert.Len(t, s.Identity.Denied(), policy.Writes.Burst, "only the requests within the allowance are recorded")
 }
 
 // Behind a trusted proxy, the access log, the rate limits and the event

@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
 	"github.com/dashtam/dashtam/commands/audit"
+	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/web/api"
 )
@@ -40,6 +42,8 @@ type Server struct {
 	providers       providerCatalog
 	identity        identity.Service
 	audit           audit.Service
+	connections     connections.Service // nil: not configured
+	connectionList  ConnectionLister    // nil: not configured
 	permissions     operationPermissions
 	clientAddr      func(*http.Request) string
 	now             func() time.Time
@@ -61,9 +65,32 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
+	return newServer(opts, doc, specJSON)
+}
+
+// newServer builds a Server serving doc; New passes the embedded
+// document, tests one they changed.
+func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) {
 	permissions, err := newOperationPermissions(doc)
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
+	}
+	// Every operation's rate limits are declared beside its permission and
+	// checked now, whether or not a limiter enforces them, so a document
+	// that would ship a public route unlimited never starts.
+	rateDecl, err := newRateDeclarations(doc, permissions)
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	mountLimits, err := mountRateLimits(opts.Mounts)
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	ownLimits := ownRouteRateLimits{}
+	for _, m := range []ownRouteRateLimits{pageRateLimits, docsRateLimits, callbackRateLimits, mountLimits} {
+		for route, p := range m {
+			ownLimits[route] = p
+		}
 	}
 	providers, err := newProviderCatalog(opts.Providers)
 	if err != nil {
@@ -76,7 +103,7 @@ func New(opts Options) (*Server, error) {
 	// One extractor finds the client address for Echo (access logs), the
 	// rate limits and event metadata, so all three agree on who asked.
 	clientAddr := clientAddrFunc(opts.TrustedProxies)
-	rateLimits, err := newRateLimits(opts.RateLimit, clientAddr, opts.Registry, opts.Logger)
+	rateLimits, err := newRateLimits(opts.RateLimit, rateDecl, ownLimits, clientAddr, opts.Registry, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -90,6 +117,8 @@ func New(opts Options) (*Server, error) {
 		providers:       providers,
 		identity:        opts.Identity,
 		audit:           opts.Audit,
+		connections:     opts.Connections,
+		connectionList:  opts.ConnectionList,
 		permissions:     permissions,
 		clientAddr:      clientAddr,
 		now:             opts.Now,
@@ -104,7 +133,7 @@ func New(opts Options) (*Server, error) {
 	e.IPExtractor = echo.IPExtractor(clientAddr)
 	// Pre-routing middleware wraps everything, 404 and 405 included; the
 	// order is outermost first.
-	e.Pre(traceRequests, s.observeRequests, s.recoverPanics, noStoreAPI)
+	e.Pre(traceRequests, s.observeRequests, s.recoverPanics, noStoreAPI, noSniff)
 	// Authentication, rate limits and permissions run after routing (all
 	// are per route) and before the body is read or validated, so refused
 	// requests cost little and malformed ones still spend tokens.
@@ -121,10 +150,18 @@ func New(opts Options) (*Server, error) {
 
 	api.RegisterHandlers(e, api.NewStrictHandler(&strictAPI{s: s}, nil))
 	e.GET("/metrics", echo.WrapHandler(metricsHandler(opts.Registry)))
-	registerDocs(e, specJSON)
+	if err := registerDocs(e, specJSON); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
 	s.registerPages(e)
+	s.registerCallbackPage(e)
+	registerMounts(e, opts.Mounts)
+	ownRoutes := e.Routes()
 	if opts.Routes != nil {
 		opts.Routes(e)
+	}
+	if err := checkRoutes(ownRoutes, e.Routes(), rateDecl, ownLimits); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
 	}
 
 	s.routes = make(map[string]struct{})

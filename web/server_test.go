@@ -63,6 +63,13 @@ type testServer struct {
 // required option the test left empty.
 func MustServer(tb testing.TB, opts web.Options) *testServer {
 	tb.Helper()
+	return MustServerWith(tb, opts, "")
+}
+
+// MustServerWith is MustServer serving the shipped document plus
+// extraPaths (see web.NewWithExtraPaths).
+func MustServerWith(tb testing.TB, opts web.Options, extraPaths string) *testServer {
+	tb.Helper()
 	logs := &syncBuffer{}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewJSONHandler(logs, nil))
@@ -76,7 +83,15 @@ func MustServer(tb testing.TB, opts web.Options) *testServer {
 	if opts.Identity == nil {
 		opts.Identity = newFakeIdentity(tb, &fakeClock{now: testEpoch})
 	}
-	s, err := web.New(opts)
+	var (
+		s   *web.Server
+		err error
+	)
+	if extraPaths == "" {
+		s, err = web.New(opts)
+	} else {
+		s, err = web.NewWithExtraPaths(opts, extraPaths)
+	}
 	require.NoError(tb, err)
 	hs := httptest.NewServer(s.Handler())
 	tb.Cleanup(hs.Close)
@@ -119,7 +134,9 @@ type problem struct {
 	TraceID  string  `json:"trace_id"`
 	Code     string  `json:"code"`
 	Errors   []field `json:"errors"`
-	Checks   []check `json:"checks"`
+	// ErrorsOmitted counts the field errors left out of Errors.
+	ErrorsOmitted *int    `json:"errors_omitted"`
+	Checks        []check `json:"checks"`
 }
 
 type field struct {

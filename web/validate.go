@@ -1,7 +1,9 @@
 package web
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -51,8 +53,11 @@ var validationOptions = &openapi3filter.Options{
 const uuidPattern = `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
 
 // validateRequests rejects requests that break the OpenAPI contract with a
-// 400 problem listing each bad field. Routes outside the document (pages,
-// test hooks) pass through untouched.
+// 400 problem listing each bad field, and JSON text the API refuses with a
+// 422. A JSON body is first scanned as a stream (body.go), which stops at
+// the first handful of errors and answers unknown members, duplicate
+// members and trailing data before the schema validator decodes anything.
+// Routes outside the document (pages, test hooks) pass through untouched.
 func validateRequests(routes specRoutes) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -60,6 +65,25 @@ func validateRequests(routes specRoutes) echo.MiddlewareFunc {
 			route, ok := routes[r.Method+" "+c.Path()]
 			if !ok {
 				return next(c)
+			}
+			var refused []FieldError
+			if schema, ok := jsonBodySchema(r, route.Operation); ok {
+				var buf bytes.Buffer
+				if r.ContentLength > 0 {
+					buf.Grow(int(r.ContentLength)) // limitBodies capped it
+				}
+				if _, err := buf.ReadFrom(r.Body); err != nil {
+					return validationError(err)
+				}
+				raw := buf.Bytes()
+				r.Body = io.NopCloser(bytes.NewReader(raw))
+				if len(raw) > 0 {
+					scan := scanJSONBody(raw, schema)
+					if len(scan.contract) > 0 {
+						return &Error{Code: CodeInvalid, Detail: "the request does not match the API contract", Fields: scan.contract}
+					}
+					refused = scan.content
+				}
 			}
 			params := make(map[string]string, len(c.ParamNames()))
 			for i, name := range c.ParamNames() {
@@ -70,6 +94,9 @@ func validateRequests(routes specRoutes) echo.MiddlewareFunc {
 			}
 			if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
 				return validationError(err)
+			}
+			if len(refused) > 0 {
+				return &Error{Code: CodeUnprocessable, Detail: "the request has text the API does not accept", Fields: refused}
 			}
 			return next(c)
 		}

@@ -5,11 +5,12 @@
 package ratelimit
 
 import (
+	policy "github.com/dashtam/dashtam/commands/ratelimit"
+
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,49 +46,15 @@ type DB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// Policy is one named token bucket shape: Burst tokens at most, one more
-// every Per.
-type Policy struct {
-	// Name namespaces the policy's buckets, so one key (an IP, a user id)
-	// has an independent bucket per policy; it must not change once deployed.
-	Name string
-	// Burst is the bucket's capacity: how many requests may arrive at once.
-	Burst int
-	// Per is the refill interval of one token; the sustained rate is 1/Per.
-	Per time.Duration
-}
-
-// Validate reports why p cannot describe a bucket, or nil.
-func (p Policy) Validate() error {
-	switch {
-	case p.Name == "" || strings.ContainsRune(p.Name, ':'):
-		return fmt.Errorf("ratelimit: policy name %q must be non-empty and free of ':'", p.Name)
-	case p.Burst < 1:
-		return fmt.Errorf("ratelimit: policy %s: burst %d is below 1", p.Name, p.Burst)
-	case p.Per <= 0:
-		return fmt.Errorf("ratelimit: policy %s: refill interval %s is not positive", p.Name, p.Per)
-	}
-	return nil
-}
-
-// FullAfter is how long an untouched bucket of p takes to refill from empty;
-// a bucket idle that long is the same as no bucket, which is what Sweep relies on.
-func (p Policy) FullAfter() time.Duration { return time.Duration(p.Burst) * p.Per }
-
-// Decision is the outcome of one check and what to tell the client about it.
-type Decision struct {
-	// Allowed says whether the request may proceed; it took a token if so.
-	Allowed bool
-	// Limit is the policy's burst, the most requests a client may send at once.
-	Limit int
-	// Remaining is the whole tokens left after this check.
-	Remaining int
-	// Reset is the time until the bucket is full again if no request comes.
-	Reset time.Duration
-	// RetryAfter is, for a denied check, the time until one token is back;
-	// zero when allowed.
-	RetryAfter time.Duration
-}
+// Policy and Decision are the limiter's vocabulary, declared with the
+// named policies in commands/ratelimit so that web can name them without
+// importing an adapter.
+type (
+	// Policy is commands/ratelimit.Policy.
+	Policy = policy.Policy
+	// Decision is commands/ratelimit.Decision.
+	Decision = policy.Decision
+)
 
 // Limiter checks requests against token buckets stored in PostgreSQL; it is
 // safe for concurrent use, and instances on the same database share buckets.

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dashtam/dashtam/adapters/ratelimit"
+	policy "github.com/dashtam/dashtam/commands/ratelimit"
 	"github.com/dashtam/dashtam/migrations/testdb"
 )
 
@@ -27,8 +28,24 @@ func MustLimiter(tb testing.TB) *ratelimit.Limiter {
 	return l
 }
 
+// allower is what both stores offer: the database Limiter and Memory.
+type allower interface {
+	Allow(ctx context.Context, p ratelimit.Policy, key string, now time.Time) (ratelimit.Decision, error)
+}
+
+// stores builds each store afresh, so that every behaviour both must share
+// is tested on both: a policy must answer alike wherever its buckets live.
+var stores = map[string]func(testing.TB) allower{
+	"postgres": func(tb testing.TB) allower { return MustLimiter(tb) },
+	"memory": func(tb testing.TB) allower {
+		m, err := ratelimit.NewMemory(ratelimit.DefaultMemoryKeys)
+		require.NoError(tb, err)
+		return m
+	},
+}
+
 // MustAllow checks key and fails the test on a store error.
-func MustAllow(tb testing.TB, l *ratelimit.Limiter, p ratelimit.Policy, key string, now time.Time) ratelimit.Decision {
+func MustAllow(tb testing.TB, l allower, p ratelimit.Policy, key string, now time.Time) ratelimit.Decision {
 	tb.Helper()
 	d, err := l.Allow(context.Background(), p, key, now)
 	require.NoError(tb, err)
@@ -36,25 +53,29 @@ func MustAllow(tb testing.TB, l *ratelimit.Limiter, p ratelimit.Policy, key stri
 }
 
 func TestAllowBucketMaths(t *testing.T) {
-	p := ratelimit.Policy{Name: "test", Burst: 3, Per: 10 * time.Second}
-	l := MustLimiter(t)
-	steps := []struct {
-		name string
-		at   time.Duration // since t0
-		want ratelimit.Decision
-	}{
-		{"new key starts full", 0, ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 2, Reset: 10 * time.Second}},
-		{"burst", 0, ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 1, Reset: 20 * time.Second}},
-		{"last token", 0, ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 0, Reset: 30 * time.Second}},
-		{"empty", 0, ratelimit.Decision{Allowed: false, Limit: 3, Remaining: 0, Reset: 30 * time.Second, RetryAfter: 10 * time.Second}},
-		{"denial takes nothing", 4 * time.Second, ratelimit.Decision{Allowed: false, Limit: 3, Remaining: 0, Reset: 26 * time.Second, RetryAfter: 6 * time.Second}},
-		{"one token refilled", 10 * time.Second, ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 0, Reset: 30 * time.Second}},
-		{"partial refill", 25 * time.Second, ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 0, Reset: 25 * time.Second}},
-		{"refill caps at burst", time.Hour, ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 2, Reset: 10 * time.Second}},
-	}
-	for _, s := range steps {
-		got := MustAllow(t, l, p, "k", t0.Add(s.at))
-		assert.Equal(t, s.want, got, s.name)
+	for name, newStore := range stores {
+		t.Run(name, func(t *testing.T) {
+			p := ratelimit.Policy{Name: "test", Burst: 3, Per: 10 * time.Second}
+			l := newStore(t)
+			steps := []struct {
+				name string
+				at   time.Duration // since t0
+				want ratelimit.Decision
+			}{
+				{"new key starts full", 0, ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 2, Reset: 10 * time.Second}},
+				{"burst", 0, ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 1, Reset: 20 * time.Second}},
+				{"last token", 0, ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 0, Reset: 30 * time.Second}},
+				{"empty", 0, ratelimit.Decision{Allowed: false, Limit: 3, Remaining: 0, Reset: 30 * time.Second, RetryAfter: 10 * time.Second}},
+				{"denial takes nothing", 4 * time.Second, ratelimit.Decision{Allowed: false, Limit: 3, Remaining: 0, Reset: 26 * time.Second, RetryAfter: 6 * time.Second}},
+				{"one token refilled", 10 * time.Second, ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 0, Reset: 30 * time.Second}},
+				{"partial refill", 25 * time.Second, ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 0, Reset: 25 * time.Second}},
+				{"refill caps at burst", time.Hour, ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 2, Reset: 10 * time.Second}},
+			}
+			for _, s := range steps {
+				got := MustAllow(t, l, p, "k", t0.Add(s.at))
+				assert.Equal(t, s.want, got, s.name)
+			}
+		})
 	}
 }
 
@@ -62,58 +83,74 @@ func TestAllowBucketMaths(t *testing.T) {
 // refills of a tenth of a token add up to 0.9999999999999999, and that must
 // still buy the request.
 func TestAllowRefillHasNoRoundingLoss(t *testing.T) {
-	for _, c := range []struct {
-		p     ratelimit.Policy
-		steps int
-	}{{ratelimit.Reads, 10}, {ratelimit.Login, 5}, {ratelimit.Login, 6}} {
-		l := MustLimiter(t)
-		for range c.p.Burst {
-			MustAllow(t, l, c.p, "u", t0)
-		}
-		now := t0
-		for round := range 3 {
-			for step := 1; step < c.steps; step++ {
-				now = now.Add(c.p.Per / time.Duration(c.steps))
-				require.False(t, MustAllow(t, l, c.p, "u", now).Allowed, "%s round %d step %d", c.p.Name, round, step)
+	for name, newStore := range stores {
+		t.Run(name, func(t *testing.T) {
+			for _, c := range []struct {
+				p     ratelimit.Policy
+				steps int
+			}{{policy.Reads, 10}, {policy.Login, 5}, {policy.Login, 6}} {
+				l := newStore(t)
+				for range c.p.Burst {
+					MustAllow(t, l, c.p, "u", t0)
+				}
+				now := t0
+				for round := range 3 {
+					for step := 1; step < c.steps; step++ {
+						now = now.Add(c.p.Per / time.Duration(c.steps))
+						require.False(t, MustAllow(t, l, c.p, "u", now).Allowed, "%s round %d step %d", c.p.Name, round, step)
+					}
+					now = now.Add(c.p.Per / time.Duration(c.steps))
+					require.True(t, MustAllow(t, l, c.p, "u", now).Allowed, "%s round %d: a whole token is back", c.p.Name, round)
+				}
 			}
-			now = now.Add(c.p.Per / time.Duration(c.steps))
-			require.True(t, MustAllow(t, l, c.p, "u", now).Allowed, "%s round %d: a whole token is back", c.p.Name, round)
-		}
+		})
 	}
 }
 
 func TestAllowKeysArePerPolicy(t *testing.T) {
-	l := MustLimiter(t)
-	a := ratelimit.Policy{Name: "a", Burst: 1, Per: time.Minute}
-	b := ratelimit.Policy{Name: "b", Burst: 1, Per: time.Minute}
-	assert.True(t, MustAllow(t, l, a, "same", t0).Allowed)
-	assert.False(t, MustAllow(t, l, a, "same", t0).Allowed)
-	assert.True(t, MustAllow(t, l, b, "same", t0).Allowed, "policy b has its own bucket")
-	assert.True(t, MustAllow(t, l, a, "other", t0).Allowed, "key other has its own bucket")
+	for name, newStore := range stores {
+		t.Run(name, func(t *testing.T) {
+			l := newStore(t)
+			a := ratelimit.Policy{Name: "a", Burst: 1, Per: time.Minute}
+			b := ratelimit.Policy{Name: "b", Burst: 1, Per: time.Minute}
+			assert.True(t, MustAllow(t, l, a, "same", t0).Allowed)
+			assert.False(t, MustAllow(t, l, a, "same", t0).Allowed)
+			assert.True(t, MustAllow(t, l, b, "same", t0).Allowed, "policy b has its own bucket")
+			assert.True(t, MustAllow(t, l, a, "other", t0).Allowed, "key other has its own bucket")
+		})
+	}
 }
 
 // A server whose clock lags another's must neither refill by a negative
 // amount nor move the bucket's time backwards.
 func TestAllowIgnoresClockGoingBackwards(t *testing.T) {
-	l := MustLimiter(t)
-	p := ratelimit.Policy{Name: "skew", Burst: 2, Per: 10 * time.Second}
-	MustAllow(t, l, p, "k", t0)
-	MustAllow(t, l, p, "k", t0)
-	assert.False(t, MustAllow(t, l, p, "k", t0.Add(-time.Hour)).Allowed, "an earlier clock mints nothing")
-	assert.True(t, MustAllow(t, l, p, "k", t0.Add(10*time.Second)).Allowed, "refill still counts from the latest time")
-	assert.False(t, MustAllow(t, l, p, "k", t0.Add(10*time.Second)).Allowed)
+	for name, newStore := range stores {
+		t.Run(name, func(t *testing.T) {
+			l := newStore(t)
+			p := ratelimit.Policy{Name: "skew", Burst: 2, Per: 10 * time.Second}
+			MustAllow(t, l, p, "k", t0)
+			MustAllow(t, l, p, "k", t0)
+			assert.False(t, MustAllow(t, l, p, "k", t0.Add(-time.Hour)).Allowed, "an earlier clock mints nothing")
+			assert.True(t, MustAllow(t, l, p, "k", t0.Add(10*time.Second)).Allowed, "refill still counts from the latest time")
+			assert.False(t, MustAllow(t, l, p, "k", t0.Add(10*time.Second)).Allowed)
+		})
+	}
 }
 
 func TestAllowRejectsInvalidPolicies(t *testing.T) {
-	l := MustLimiter(t)
-	for _, p := range []ratelimit.Policy{
-		{Name: "", Burst: 1, Per: time.Second},
-		{Name: "a:b", Burst: 1, Per: time.Second},
-		{Name: "zero_burst", Burst: 0, Per: time.Second},
-		{Name: "zero_per", Burst: 1},
-	} {
-		_, err := l.Allow(context.Background(), p, "k", t0)
-		assert.Error(t, err, "%+v", p)
+	for name, newStore := range stores {
+		t.Run(name, func(t *testing.T) {
+			l := newStore(t)
+			for _, p := range []ratelimit.Policy{
+				{Name: "", Burst: 1, Per: time.Second},
+				{Name: "a:b", Burst: 1, Per: time.Second},
+				{Name: "zero_burst", Burst: 0, Per: time.Second},
+				{Name: "zero_per", Burst: 1},
+			} {
+				_, err := l.Allow(context.Background(), p, "k", t0)
+				assert.Error(t, err, "%+v", p)
+			}
+		})
 	}
 }
 
@@ -174,7 +211,7 @@ func TestLimitersOnOneDatabaseShareBuckets(t *testing.T) {
 		return l
 	}
 	a, b := limiter(), limiter()
-	p := ratelimit.Login
+	p := policy.Login
 	for i := range p.Burst {
 		l := a
 		if i%2 == 1 {
@@ -215,34 +252,96 @@ func TestSweepDeletesOnlyIdleBuckets(t *testing.T) {
 	assert.Equal(t, 1, MustAllow(t, l, p, "idle", t0.Add(5*time.Minute)).Remaining)
 }
 
-func TestPoliciesOfIssue3(t *testing.T) {
+func TestPolicies(t *testing.T) {
 	perMinute := func(p ratelimit.Policy) float64 { return float64(time.Minute) / float64(p.Per) }
 	for _, c := range []struct {
 		p           ratelimit.Policy
 		burst       int
 		ratePerMin  float64
+		local       bool
 		description string
 	}{
-		{ratelimit.Login, 5, 5, "login 5/min"},
-		{ratelimit.Register, 3, 3, "register 3/min"},
-		{ratelimit.PasswordReset, 3, 3, "password reset 3/min"},
-		{ratelimit.VerificationResend, 3, 3, "verification resend 3/min"},
-		{ratelimit.TokenRefresh, 10, 10, "token refresh 10/min"},
-		{ratelimit.ProviderConnect, 5, 5, "provider connect 5/min"},
-		{ratelimit.Sync, 10, 5, "sync burst 10 then 5/min"},
-		{ratelimit.Reads, 100, 100, "reads 100/min"},
-		{ratelimit.Writes, 50, 50, "writes 50/min"},
+		{policy.Login, 5, 5, false, "login 5/min"},
+		{policy.Register, 3, 3, false, "register 3/min"},
+		{policy.PasswordReset, 3, 3, false, "password reset 3/min"},
+		{policy.VerificationResend, 3, 3, false, "verification resend 3/min"},
+		{policy.EmailVerification, 10, 10, false, "email verification 10/min"},
+		{policy.PasswordResetCompletion, 5, 5, false, "password reset completion 5/min"},
+		{policy.TokenRefreshIP, 30, 30, false, "token refresh per IP 30/min"},
+		{policy.TokenRefresh, 10, 10, false, "token refresh 10/min"},
+		{policy.ProviderConnect, 5, 5, false, "provider connect 5/min"},
+		{policy.OAuthCallback, 20, 20, false, "oauth callback 20/min"},
+		{policy.Sync, 10, 5, false, "sync burst 10 then 5/min"},
+		{policy.Reads, 100, 100, false, "reads 100/min"},
+		{policy.Writes, 50, 50, false, "writes 50/min"},
+		{policy.PublicReads, 120, 120, true, "public reads burst 120 then 2/s, in memory"},
 	} {
 		assert.NoError(t, c.p.Validate(), c.description)
 		assert.Equal(t, c.burst, c.p.Burst, c.description)
 		assert.InDelta(t, c.ratePerMin, perMinute(c.p), 1e-9, c.description)
+		assert.Equal(t, c.local, c.p.Local, c.description)
+		got, ok := policy.ByName(c.p.Name)
+		assert.True(t, ok, c.description)
+		assert.Equal(t, c.p, got, c.description)
 	}
 	names := map[string]bool{}
-	for _, p := range ratelimit.All {
+	for _, p := range policy.All {
 		assert.False(t, names[p.Name], "policy name %s is used twice", p.Name)
 		names[p.Name] = true
 	}
-	assert.Len(t, names, 9)
+	assert.Len(t, names, 14)
+	_, ok := policy.ByName("no_such_policy")
+	assert.False(t, ok)
+}
+
+// Concurrent checks on one key of the in-memory store spend exactly the
+// burst, as the database's row lock makes them do there.
+func TestMemoryConcurrentChecksSpendExactlyTheBurst(t *testing.T) {
+	m, err := ratelimit.NewMemory(10)
+	require.NoError(t, err)
+	p := ratelimit.Policy{Name: "race", Burst: 25, Per: time.Hour}
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if MustAllow(t, m, p, "k", t0).Allowed {
+					allowed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, int64(p.Burst), allowed.Load())
+}
+
+// The in-memory store is bounded: a new key finds room by dropping buckets
+// that have refilled, and when none has, the check fails (the web layer
+// then lets the request pass) rather than growing without bound.
+func TestMemoryIsBounded(t *testing.T) {
+	m, err := ratelimit.NewMemory(2)
+	require.NoError(t, err)
+	p := ratelimit.Policy{Name: "bounded", Burst: 2, Per: time.Minute}
+	MustAllow(t, m, p, "a", t0)
+	MustAllow(t, m, p, "b", t0.Add(time.Minute))
+	_, err = m.Allow(context.Background(), p, "c", t0.Add(time.Minute))
+	assert.ErrorIs(t, err, ratelimit.ErrMemoryFull, "no bucket has refilled yet")
+	assert.Equal(t, 2, m.Len())
+
+	d := MustAllow(t, m, p, "c", t0.Add(p.FullAfter()))
+	assert.True(t, d.Allowed, "a has refilled and made room")
+	assert.Equal(t, 2, m.Len())
+	later := t0.Add(time.Minute + p.FullAfter())
+	assert.Equal(t, 1, MustAllow(t, m, p, "a", later).Remaining, "b has refilled and made room; a comes back full, as it had refilled")
+
+	assert.Equal(t, 0, m.Sweep(later), "a and c are not full yet")
+	assert.Equal(t, 2, m.Sweep(t0.Add(time.Hour)))
+	assert.Zero(t, m.Len())
+
+	_, err = ratelimit.NewMemory(0)
+	assert.Error(t, err)
 }
 
 // BenchmarkAllow measures checks per second through a pool: on distinct

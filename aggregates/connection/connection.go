@@ -95,6 +95,10 @@ type Connection struct {
 	reauthReason  FailureReason
 	lastFailure   FailureReason
 	lastFailureAt time.Time
+	// syncing is the sync in progress (uuid.Nil: none), started at syncStartedAt.
+	syncing       uuid.UUID
+	syncStartedAt time.Time
+	lastSyncAt    time.Time
 }
 
 // New returns the state of stream id before any event: no connection.
@@ -146,6 +150,18 @@ func (c *Connection) apply(e Event) {
 		c.disconnect(e.At)
 	case ProviderDisconnectionFailed:
 		c.disconnect(e.At)
+		c.lastFailure, c.lastFailureAt = e.Reason, e.At
+	case SyncStarted:
+		c.syncing, c.syncStartedAt = e.SyncID, e.At
+	case SyncCompleted:
+		if c.syncing == e.SyncID {
+			c.syncing = uuid.Nil
+		}
+		c.lastSyncAt = e.At
+	case SyncFailed:
+		if c.syncing == e.SyncID {
+			c.syncing = uuid.Nil
+		}
 		c.lastFailure, c.lastFailureAt = e.Reason, e.At
 	}
 }

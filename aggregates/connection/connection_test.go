@@ -224,3 +224,45 @@ func walk(t *testing.T, path string, typ reflect.Type) {
 		walk(t, path+"."+f.Name, f.Type)
 	}
 }
+
+func TestSync(t *testing.T) {
+	s1, s2 := id(0x51), id(0x52)
+	at := t0.Add(3 * time.Hour)
+	req := func(sid uuid.UUID, when time.Time, force bool) func(c *Connection) ([]Event, error) {
+		return func(c *Connection) ([]Event, error) {
+			return c.StartSync(SyncRequest{SyncID: sid, Trigger: SyncManual, Force: force, From: "2025-03-01", To: "2026-03-01", At: when})
+		}
+	}
+	started := func(sid uuid.UUID, when time.Time) Event {
+		return SyncStarted{ConnectionID: cid, SyncID: sid, Trigger: SyncManual, From: "2025-03-01", To: "2026-03-01", At: when}
+	}
+	completed := SyncCompleted{ConnectionID: cid, SyncID: s1, Accounts: 1, Counts: SyncCounts{Created: 2}, At: at.Add(time.Minute)}
+	running := append(clone(active), started(s1, at))
+	done := append(clone(running), completed)
+	run(t, []scenario{
+		{name: "start", given: active, when: req(s1, at, false), then: []Event{started(s1, at)}},
+		{name: "one at a time", given: running, when: req(s2, at.Add(time.Minute), true), err: ErrSyncRunning},
+		{name: "a stale sync no longer blocks", given: running, when: req(s2, at.Add(SyncStale), false), then: []Event{started(s2, at.Add(SyncStale))}},
+		{name: "too soon after the last", given: done, when: req(s2, at.Add(2*time.Minute), false), err: ErrSyncTooSoon},
+		{name: "forced", given: done, when: req(s2, at.Add(2*time.Minute), true), then: []Event{
+			SyncStarted{ConnectionID: cid, SyncID: s2, Trigger: SyncManual, Force: true, From: "2025-03-01", To: "2026-03-01", At: at.Add(2 * time.Minute)}}},
+		{name: "after the interval", given: done, when: req(s2, at.Add(MinSyncInterval), false), then: []Event{started(s2, at.Add(MinSyncInterval))}},
+		{name: "not while it needs the user", given: needsAuth, when: req(s1, at, false), err: ErrNotActive},
+		{name: "window backwards", given: active, when: func(c *Connection) ([]Event, error) {
+			return c.StartSync(SyncRequest{SyncID: s1, Trigger: SyncManual, From: "2026-03-01", To: "2025-03-01", At: at})
+		}, err: ErrInvalidInput},
+		{name: "complete", given: running, when: func(c *Connection) ([]Event, error) {
+			return c.CompleteSync(s1, 1, SyncCounts{Created: 2}, nil, at.Add(time.Minute))
+		}, then: []Event{completed}},
+		{name: "complete another", given: running, when: func(c *Connection) ([]Event, error) {
+			return c.CompleteSync(s2, 1, SyncCounts{}, nil, at)
+		}, err: ErrNoSuchSync},
+		{name: "fail", given: running, when: func(c *Connection) ([]Event, error) { return c.FailSync(s1, FailedAuthentication, at) },
+			then: []Event{SyncFailed{ConnectionID: cid, SyncID: s1, Reason: FailedAuthentication, At: at}}},
+	})
+	c := New(cid)
+	c.Apply(done...)
+	if sid, _ := c.Syncing(); sid != uuid.Nil || c.LastSyncAt() != completed.At {
+		t.Fatalf("after completion: syncing %s, last %s", sid, c.LastSyncAt())
+	}
+}

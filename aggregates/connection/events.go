@@ -199,5 +199,6 @@ func AllEvents() []Event {
 		ProviderTokenRefreshAttempted{}, ProviderTokenRefreshSucceeded{}, ProviderTokenRefreshFailed{},
 		ProviderReauthenticationRequired{}, ProviderConnectionRenamed{},
 		ProviderDisconnectionAttempted{}, ProviderDisconnectionSucceeded{}, ProviderDisconnectionFailed{},
+		SyncStarted{}, SyncCompleted{}, SyncFailed{},
 	}
 }

@@ -14,7 +14,9 @@ var (
 	ErrAlreadyRegistered = errors.New("user is already registered")
 	// ErrInvalidID means a caller-supplied id (user, session, request) is the nil UUID.
 	ErrInvalidID = errors.New("id must not be the nil uuid")
-	// ErrInvalidEmail means an email address is empty, too long or not a bare address.
+	// ErrInvalidEmail means an email address is empty, too long, not a bare
+	// address, holds invisible or control characters, or is at an IP
+	// literal, numeric or dotless domain (commands.NormalizeEmail).
 	ErrInvalidEmail = errors.New("email address is invalid")
 	// ErrInvalidRole means a role name is not one of readonly, user, admin or auditor.
 	ErrInvalidRole = errors.New("role is invalid")

@@ -38,7 +38,7 @@ func TestEventNamesAreTheContract(t *testing.T) {
 
 var (
 	snakeCase = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
-	// secretish are words that must not name a payload field: issue 3 point
+	// secretish are words that must not name a payload field: the identity contract (docs/identity.md)
 	// 10 keeps passwords, tokens, hashes and links out of the log.
 	secretish = []string{"password", "token", "hash", "secret", "link", "digest", "credential"}
 	// allowedNames mention a token without holding one.

@@ -2,7 +2,7 @@ package user
 
 import "time"
 
-// The limits of issue 3. They are constants rather than configuration because
+// The limits of the identity contract (docs/identity.md). They are constants rather than configuration because
 // they are part of the security contract the API documents; only the session
 // limit is a parameter (LoginAttempt.SessionLimit), as the issue asks.
 const (

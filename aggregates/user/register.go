@@ -2,32 +2,16 @@ package user
 
 import (
 	"fmt"
-	"net/mail"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
 
 // maxEmailLength is the longest address SMTP can carry (RFC 5321 path limit).
 const maxEmailLength = 254
-
-// NormalizeEmail trims and lowercases s and checks that it is one bare
-// address, so that "Ann@Example.com " and "ann@example.com" are one user.
-// It returns ErrInvalidEmail (wrapped) otherwise.
-func NormalizeEmail(s string) (string, error) {
-	n := strings.ToLower(strings.TrimSpace(s))
-	if n == "" || len(n) > maxEmailLength {
-		return "", fmt.Errorf("normalize email: %w", ErrInvalidEmail)
-	}
-	// A display name, comment or quoted local part would parse but not
-	// round-trip, and has no place in a login identifier.
-	a, err := mail.ParseAddress(n)
-	if err != nil || a.Name != "" || a.Address != n {
-		return "", fmt.Errorf("normalize email: %w", ErrInvalidEmail)
-	}
-	return n, nil
-}
 
 // Register starts the user with a normalised email and a first role. The
 // caller checks that the email is not taken, which needs the read model.
@@ -39,12 +23,33 @@ func (u *User) Register(id uuid.UUID, email string, role Role, at time.Time) ([]
 	if id == uuid.Nil {
 		return nil, fmt.Errorf("register: user %w", ErrInvalidID)
 	}
-	n, err := NormalizeEmail(email)
-	if err != nil {
-		return nil, err
+	// The caller normalises (commands.NormalizeEmail: Unicode and IDNA
+	// tables have no place in a pure aggregate); what arrives here must at
+	// least be a plausible address.
+	if !plausibleEmail(email) {
+		return nil, fmt.Errorf("register: %w", ErrInvalidEmail)
 	}
 	if !role.Valid() {
 		return nil, fmt.Errorf("register %q: %w", role, ErrInvalidRole)
 	}
-	return []Event{UserRegistered{UserID: id, Email: n, Role: role, At: at}}, nil
+	return []Event{UserRegistered{UserID: id, Email: email, Role: role, At: at}}, nil
+}
+
+// plausibleEmail reports whether s could be a normalised address: valid
+// UTF-8 of at most maxEmailLength bytes, one "@" with text on both sides,
+// a dotted domain, no upper-case letters, spaces or control characters.
+func plausibleEmail(s string) bool {
+	if len(s) == 0 || len(s) > maxEmailLength || !utf8.ValidString(s) || s != strings.ToLower(s) {
+		return false
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok || local == "" || !strings.Contains(domain, ".") || strings.Contains(domain, "@") {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || !unicode.IsGraphic(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -8,7 +8,7 @@ import (
 // Role is a named bundle of permissions a user holds; a user may hold several.
 type Role string
 
-// The roles of ARCHITECTURE §7: readonly < user < admin, and auditor beside
+// The roles of the API (docs/identity.md): readonly < user < admin, and auditor beside
 // them, reading the audit trail and nothing else of other users.
 const (
 	// RoleReadonly reads its own data and changes nothing but its own sessions.

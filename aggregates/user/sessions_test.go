@@ -215,7 +215,7 @@ func TestRefresh(t *testing.T) {
 	}
 }
 
-// TestRefreshReuseJourney plays the theft story of issue 3 through the
+// TestRefreshReuseJourney plays the refresh-token theft story (docs/identity.md) through the
 // commands: the rightful client refreshes, the thief replays the old token,
 // and neither can refresh afterwards.
 func TestRefreshReuseJourney(t *testing.T) {

@@ -419,7 +419,7 @@ func (c csvWriter) flush() error {
 // tableWriter prints fixed-width columns. text/tabwriter would align them
 // better but holds every row until the end, which a replay of the whole log
 // cannot afford; the widths fit every stream and the longest event name of
-// ARCHITECTURE §4, and a longer value only shifts its own row.
+// the event catalogue, and a longer value only shifts its own row.
 type tableWriter struct{ w io.Writer }
 
 const (

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/dashtam/dashtam/adapters/vault"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/eventstore"
 )
@@ -91,11 +91,11 @@ func stateStore(opts *globalOptions, pool *pgxpool.Pool, stderr io.Writer) (*eve
 		fmt.Fprintln(stderr, "warning: DASHTAM_ENCRYPTION_KEY is not set: personal data is shown sealed, as stored")
 		return eventstore.New(pool, newEventRegistry())
 	}
-	key, err := base64.StdEncoding.DecodeString(raw)
-	if err != nil || len(key) != 32 {
-		return nil, fmt.Errorf("DASHTAM_ENCRYPTION_KEY%s is malformed: it must be base64 of exactly 32 bytes", from)
+	ring, err := vault.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("DASHTAM_ENCRYPTION_KEY%s is malformed: %v", from, err)
 	}
-	store, _, err := personalStore(pool, key)
+	store, _, err := personalStore(pool, ring)
 	return store, err
 }
 

@@ -166,8 +166,10 @@ func (auditTestBalanceRecorded) EventType() string { return "AuditTestBalanceRec
 
 // auditLog is a database with a few events at known times and owners.
 type auditLog struct {
-	url          string
-	pool         *pgxpool.Pool
+	url          string        // the application role's
+	ownerURL     string        // the owner role's, for rebuilds
+	pool         *pgxpool.Pool // the application role's
+	owner        *pgxpool.Pool // the owner role's, for tampering
 	userA, userB uuid.UUID
 	connA, acctA eventstore.Stream
 	connB        eventstore.Stream
@@ -178,19 +180,19 @@ type auditLog struct {
 func newAuditLog(t *testing.T) *auditLog {
 	t.Helper()
 	l := &auditLog{
-		url:   testdb.NewURL(t),
 		userA: uuid.New(), userB: uuid.New(),
 		connA: eventstore.Stream{Type: eventstore.StreamConnection, ID: uuid.New()},
 		acctA: eventstore.Stream{Type: eventstore.StreamAccount, ID: uuid.New()},
 		connB: eventstore.Stream{Type: eventstore.StreamConnection, ID: uuid.New()},
 		pos:   map[string]int64{},
 	}
+	l.url, l.ownerURL = testdb.NewURLs(t)
 	pool, err := pgxpool.New(context.Background(), l.url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	l.pool = pool
+	l.pool, l.owner = pool, testdb.Owner(t, pool)
 	reg := eventstore.NewRegistry()
 	eventstore.Register[auditTestConnected](reg, 1)
 	eventstore.Register[auditTestAccountOpened](reg, 1)
@@ -377,8 +379,9 @@ func parseTablePositions(t *testing.T, out string) []int64 {
 	return got
 }
 
-// auditTamper runs stmt as the table owner with the immutability trigger disabled,
-// which is exactly what an attacker with owner rights could do.
+// auditTamper runs stmt with the immutability trigger disabled, which is
+// exactly what an attacker with owner rights could do; pool must be the
+// owner's (the application role may not disable it).
 func auditTamper(t *testing.T, pool *pgxpool.Pool, stmt string, args ...any) {
 	t.Helper()
 	ctx := context.Background()
@@ -431,7 +434,7 @@ func TestAuditVerify(t *testing.T) {
 	t.Run("altered payload", func(t *testing.T) {
 		t.Parallel()
 		l := newAuditLog(t)
-		auditTamper(t, l.pool, `UPDATE events SET payload = jsonb_set(payload::jsonb, '{amount}', '"1000000.25"')::json WHERE stream_id = $1 AND version = 2`, l.acctA.ID)
+		auditTamper(t, l.owner, `UPDATE events SET payload = jsonb_set(payload::jsonb, '{amount}', '"1000000.25"')::json WHERE stream_id = $1 AND version = 2`, l.acctA.ID)
 		code, stdout, stderr := runAuditCLI(t, "--database-url", l.url, "audit", "verify")
 		if code != 1 {
 			t.Fatalf("exit %d, want 1; stdout:\n%s", code, stdout)
@@ -450,14 +453,14 @@ func TestAuditVerify(t *testing.T) {
 		l := newAuditLog(t)
 		// The streams read model records every stream's head; a chain alone
 		// cannot see a removed tail.
-		if code, out, errOut := runAuditCLI(t, "--database-url", l.url, "projections", "rebuild", "streams"); code != 0 {
+		if code, out, errOut := runAuditCLI(t, "--database-url", l.url, "--database-migrate-url", l.ownerURL, "projections", "rebuild", "streams"); code != 0 {
 			t.Fatalf("rebuild streams: exit %d: %s %s", code, out, errOut)
 		}
 		code, stdout, _ := runAuditCLI(t, "--database-url", l.url, "audit", "verify")
 		if want := "verified 5 events in 3 streams: all chains intact; stream heads match the streams read model\n" + noCheckpointLine; code != 0 || stdout != want {
 			t.Fatalf("before tampering: exit %d, stdout %q, want %q", code, stdout, want)
 		}
-		auditTamper(t, l.pool, `DELETE FROM events WHERE stream_id = $1 AND version = (SELECT max(version) FROM events WHERE stream_id = $1)`, l.acctA.ID)
+		auditTamper(t, l.owner, `DELETE FROM events WHERE stream_id = $1 AND version = (SELECT max(version) FROM events WHERE stream_id = $1)`, l.acctA.ID)
 		code, stdout, stderr := runAuditCLI(t, "--database-url", l.url, "audit", "verify")
 		if code != 1 {
 			t.Fatalf("exit %d, want 1; stdout:\n%s", code, stdout)
@@ -474,7 +477,7 @@ func TestAuditVerify(t *testing.T) {
 	t.Run("deleted middle event", func(t *testing.T) {
 		t.Parallel()
 		l := newAuditLog(t)
-		auditTamper(t, l.pool, `DELETE FROM events WHERE stream_id = $1 AND version = 2`, l.acctA.ID)
+		auditTamper(t, l.owner, `DELETE FROM events WHERE stream_id = $1 AND version = 2`, l.acctA.ID)
 		code, stdout, stderr := runAuditCLI(t, "--database-url", l.url, "audit", "verify")
 		if code != 1 {
 			t.Fatalf("exit %d, want 1; stdout:\n%s", code, stdout)

@@ -12,23 +12,54 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/dashtam/dashtam/adapters/vault"
 )
 
-// serveConfig is the validated configuration of `dashtam serve` (ARCHITECTURE §5).
+// serveConfig is the validated configuration of `dashtam serve` (README,
+// Configuration).
 type serveConfig struct {
-	HTTPAddr      string
-	PublicURL     string
-	EncryptionKey []byte
-	JWTSecret     []byte
-	MailURL       string
-	Providers     []string
+	HTTPAddr  string
+	PublicURL string
+	// Keyring seals provider credentials; its newest key seals, every key opens.
+	Keyring   *vault.Keyring
+	JWTSecret []byte
+	MailURL   string
+	Providers []string
+	// Schwab configures the Schwab adapter when "schwab" is enabled.
+	Schwab schwabConfig
+	// IDKey keys the provider account ids derived from account numbers
+	// (Schwab); it must never change, or every such account gets a new id.
+	IDKey []byte
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client; empty means the socket's peer is the client.
 	TrustedProxies []netip.Prefix
 	// RotationGrace is how long tokens issued just before a user or global
 	// token rotation stay accepted (identity.Deps.RotationGrace).
 	RotationGrace time.Duration
+	// Role says what this process runs: "api", "worker" or "all".
+	Role string
 }
+
+// schwabConfig is the SCHWAB_* variables.
+type schwabConfig struct {
+	ClientID, ClientSecret                     string
+	RedirectURI, AuthURL, TokenURL, APIBaseURL string
+}
+
+// The roles of `serve --role`: the API and projectors, the background
+// workers, or both.
+const (
+	roleAPI    = "api"
+	roleWorker = "worker"
+	roleAll    = "all"
+)
+
+// Serves says whether the process answers HTTP and runs the projectors.
+func (c serveConfig) Serves() bool { return c.Role != roleWorker }
+
+// Works says whether the process runs background jobs.
+func (c serveConfig) Works() bool { return c.Role != roleAPI }
 
 // maxRotationGrace bounds DASHTAM_TOKEN_ROTATION_GRACE: a rotation answers a
 // suspected compromise, so the old tokens must not outlive it by more than a day.
@@ -67,13 +98,11 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 		return c, err
 	}
 	if raw == "" {
-		return c, fmt.Errorf("DASHTAM_ENCRYPTION_KEY is not set: it must be base64 of 32 random bytes (make run generates one)")
+		return c, fmt.Errorf("DASHTAM_ENCRYPTION_KEY is not set: it must be base64 of 32 random bytes, or a keyring id:base64,... newest first (make run generates one)")
 	}
-	key, err := base64.StdEncoding.DecodeString(raw)
-	if err != nil || len(key) != 32 {
-		return c, fmt.Errorf("DASHTAM_ENCRYPTION_KEY%s is malformed: it must be base64 of exactly 32 bytes", from)
+	if c.Keyring, err = vault.Parse(raw); err != nil {
+		return c, fmt.Errorf("DASHTAM_ENCRYPTION_KEY%s is malformed: %v", from, err)
 	}
-	c.EncryptionKey = key
 
 	secret, from, err := secretSetting(getenv, "DASHTAM_JWT_SECRET", dataDir, "jwt.secret")
 	if err != nil {
@@ -117,6 +146,43 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 		c.TrustedProxies = append(c.TrustedProxies, prefix)
 	}
 
+	if c.enabled("schwab") {
+		c.Schwab = schwabConfig{
+			ClientID:     getenv("SCHWAB_CLIENT_ID"),
+			ClientSecret: getenv("SCHWAB_CLIENT_SECRET"),
+			RedirectURI:  orDefault(getenv("SCHWAB_REDIRECT_URI"), strings.TrimRight(c.PublicURL, "/")+"/oauth/schwab/callback"),
+			AuthURL:      orDefault(getenv("SCHWAB_AUTH_URL"), "https://api.schwabapi.com/v1/oauth/authorize"),
+			TokenURL:     orDefault(getenv("SCHWAB_TOKEN_URL"), "https://api.schwabapi.com/v1/oauth/token"),
+			APIBaseURL:   orDefault(getenv("SCHWAB_API_BASE_URL"), "https://api.schwabapi.com/trader/v1"),
+		}
+		switch {
+		case c.Schwab.ClientID == "":
+			return c, fmt.Errorf("SCHWAB_CLIENT_ID is not set: the schwab provider is enabled (DASHTAM_PROVIDERS) and needs the app key")
+		case c.Schwab.ClientSecret == "":
+			return c, fmt.Errorf("SCHWAB_CLIENT_SECRET is not set: the schwab provider needs the app secret")
+		}
+		for name, v := range map[string]string{"SCHWAB_REDIRECT_URI": c.Schwab.RedirectURI, "SCHWAB_AUTH_URL": c.Schwab.AuthURL,
+			"SCHWAB_TOKEN_URL": c.Schwab.TokenURL, "SCHWAB_API_BASE_URL": c.Schwab.APIBaseURL} {
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return c, fmt.Errorf("%s %q is not an http(s) URL", name, v)
+			}
+		}
+		raw, from, err := secretSetting(getenv, "DASHTAM_ID_KEY", dataDir, "id.key")
+		if err != nil {
+			return c, err
+		}
+		key, err := base64.StdEncoding.DecodeString(raw)
+		if raw == "" || err != nil || len(key) < 32 {
+			return c, fmt.Errorf("DASHTAM_ID_KEY%s must be base64 of at least 32 bytes, and never change: it keys the account ids derived from Schwab account numbers (make run generates one)", from)
+		}
+		c.IDKey = key
+	}
+
+	c.Role = orDefault(strings.TrimSpace(getenv("DASHTAM_ROLE")), roleAll)
+	if c.Role != roleAPI && c.Role != roleWorker && c.Role != roleAll {
+		return c, fmt.Errorf("DASHTAM_ROLE %q is not api, worker or all", c.Role)
+	}
+
 	if raw := strings.TrimSpace(getenv("DASHTAM_TOKEN_ROTATION_GRACE")); raw != "" {
 		d, err := time.ParseDuration(raw)
 		if err != nil || d < 0 || d > maxRotationGrace {
@@ -128,7 +194,7 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 }
 
 // secretSetting returns the variable's value or, when it is unset, the
-// development secret `make run` generated into the data dir (ARCHITECTURE §5:
+// development secret `make run` generated into the data dir (README, Configuration:
 // that is the variable's default), so that every command run against the
 // private cluster, not only serve under make run, finds the same secrets.
 // from names the file for error messages; the value is never echoed.
@@ -145,6 +211,16 @@ func secretSetting(getenv func(string) string, name, dataDir, file string) (valu
 		return "", "", fmt.Errorf("%s is not set and %s cannot be read: %v", name, path, errors.Unwrap(err))
 	}
 	return strings.TrimSpace(string(b)), " (from " + path + ")", nil
+}
+
+// enabled reports whether the provider slug is enabled.
+func (c serveConfig) enabled(slug string) bool {
+	for _, p := range c.Providers {
+		if p == slug {
+			return true
+		}
+	}
+	return false
 }
 
 func orDefault(v, def string) string {

@@ -31,15 +31,21 @@ func TestLoadServeConfig(t *testing.T) {
 	assert.Equal(t, "127.0.0.1:8080", c.HTTPAddr)
 	assert.Equal(t, "file:///data/mail", c.MailURL)
 	assert.Equal(t, []string{"sandbox"}, c.Providers)
-	assert.Len(t, c.EncryptionKey, 32)
+	assert.Len(t, c.Keyring.KeyIDs(), 1)
 
 	c, err = loadServeConfig(env(map[string]string{"DASHTAM_MAIL_URL": "smtps://u:p@mail.example:465"}), "/data")
 	require.NoError(t, err)
 	assert.Equal(t, "smtps://u:p@mail.example:465", c.MailURL)
 
-	c, err = loadServeConfig(env(map[string]string{"SCHWAB_CLIENT_ID": "app"}), "/data")
+	schwab := map[string]string{"SCHWAB_CLIENT_ID": "app", "SCHWAB_CLIENT_SECRET": "app-secret",
+		"DASHTAM_ID_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
+	c, err = loadServeConfig(env(schwab), "/data")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"sandbox", "schwab"}, c.Providers)
+	assert.Equal(t, "http://127.0.0.1:8080/oauth/schwab/callback", c.Schwab.RedirectURI)
+	assert.Equal(t, "https://api.schwabapi.com/trader/v1", c.Schwab.APIBaseURL)
+	assert.Len(t, c.IDKey, 32)
+	assert.Equal(t, roleAll, c.Role)
 	assert.Empty(t, c.TrustedProxies, "no proxy is trusted by default")
 	assert.Zero(t, c.RotationGrace, "a rotation cuts old tokens off at once by default")
 
@@ -57,20 +63,26 @@ func TestLoadServeConfig(t *testing.T) {
 		over map[string]string
 		want string
 	}{
-		"missing key":    {map[string]string{"DASHTAM_ENCRYPTION_KEY": ""}, "DASHTAM_ENCRYPTION_KEY is not set"},
-		"short key":      {map[string]string{"DASHTAM_ENCRYPTION_KEY": "AAEC"}, "DASHTAM_ENCRYPTION_KEY is malformed"},
-		"not base64":     {map[string]string{"DASHTAM_ENCRYPTION_KEY": "%%%"}, "DASHTAM_ENCRYPTION_KEY is malformed"},
-		"missing jwt":    {map[string]string{"DASHTAM_JWT_SECRET": ""}, "DASHTAM_JWT_SECRET is not set"},
-		"short jwt":      {map[string]string{"DASHTAM_JWT_SECRET": "short-secret-value"}, "DASHTAM_JWT_SECRET is too short"},
-		"bad addr":       {map[string]string{"DASHTAM_HTTP_ADDR": "8080"}, "DASHTAM_HTTP_ADDR"},
-		"bad provider":   {map[string]string{"DASHTAM_PROVIDERS": "sandbox,plaid"}, `unknown provider "plaid"`},
-		"bad mail url":   {map[string]string{"DASHTAM_MAIL_URL": "http://x"}, "DASHTAM_MAIL_URL"},
-		"bad public url": {map[string]string{"DASHTAM_PUBLIC_URL": "ftp://x"}, "DASHTAM_PUBLIC_URL"},
-		"bad proxy":      {map[string]string{"DASHTAM_TRUSTED_PROXIES": "10.0.0.0/8,10.0.0.1"}, `DASHTAM_TRUSTED_PROXIES entry "10.0.0.1"`},
-		"grace no unit":  {map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": "300"}, `DASHTAM_TOKEN_ROTATION_GRACE "300"`},
-		"grace garbage":  {map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": "soon"}, `DASHTAM_TOKEN_ROTATION_GRACE "soon"`},
-		"grace negative": {map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": "-1m"}, `DASHTAM_TOKEN_ROTATION_GRACE "-1m"`},
-		"grace too long": {map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": "24h1s"}, `DASHTAM_TOKEN_ROTATION_GRACE "24h1s"`},
+		"missing key":      {map[string]string{"DASHTAM_ENCRYPTION_KEY": ""}, "DASHTAM_ENCRYPTION_KEY is not set"},
+		"short key":        {map[string]string{"DASHTAM_ENCRYPTION_KEY": "AAEC"}, "DASHTAM_ENCRYPTION_KEY is malformed"},
+		"not base64":       {map[string]string{"DASHTAM_ENCRYPTION_KEY": "%%%"}, "DASHTAM_ENCRYPTION_KEY is malformed"},
+		"missing jwt":      {map[string]string{"DASHTAM_JWT_SECRET": ""}, "DASHTAM_JWT_SECRET is not set"},
+		"short jwt":        {map[string]string{"DASHTAM_JWT_SECRET": "short-secret-value"}, "DASHTAM_JWT_SECRET is too short"},
+		"bad addr":         {map[string]string{"DASHTAM_HTTP_ADDR": "8080"}, "DASHTAM_HTTP_ADDR"},
+		"bad provider":     {map[string]string{"DASHTAM_PROVIDERS": "sandbox,plaid"}, `unknown provider "plaid"`},
+		"bad mail url":     {map[string]string{"DASHTAM_MAIL_URL": "http://x"}, "DASHTAM_MAIL_URL"},
+		"bad public url":   {map[string]string{"DASHTAM_PUBLIC_URL": "ftp://x"}, "DASHTAM_PUBLIC_URL"},
+		"bad proxy":        {map[string]string{"DASHTAM_TRUSTED_PROXIES": "10.0.0.0/8,10.0.0.1"}, `DASHTAM_TRUSTED_PROXIES entry "10.0.0.1"`},
+		"grace no unit":    {map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": "300"}, `DASHTAM_TOKEN_ROTATION_GRACE "300"`},
+		"grace garbage":    {map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": "soon"}, `DASHTAM_TOKEN_ROTATION_GRACE "soon"`},
+		"grace negative":   {map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": "-1m"}, `DASHTAM_TOKEN_ROTATION_GRACE "-1m"`},
+		"grace too long":   {map[string]string{"DASHTAM_TOKEN_ROTATION_GRACE": "24h1s"}, `DASHTAM_TOKEN_ROTATION_GRACE "24h1s"`},
+		"keyring bad id":   {map[string]string{"DASHTAM_ENCRYPTION_KEY": "a b:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, "DASHTAM_ENCRYPTION_KEY is malformed"},
+		"schwab no secret": {map[string]string{"SCHWAB_CLIENT_ID": "app"}, "SCHWAB_CLIENT_SECRET is not set"},
+		"schwab no id key": {map[string]string{"SCHWAB_CLIENT_ID": "app", "SCHWAB_CLIENT_SECRET": "s"}, "DASHTAM_ID_KEY"},
+		"schwab bad url": {map[string]string{"SCHWAB_CLIENT_ID": "app", "SCHWAB_CLIENT_SECRET": "s", "SCHWAB_TOKEN_URL": "ftp://x",
+			"DASHTAM_ID_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, "SCHWAB_TOKEN_URL"},
+		"bad role": {map[string]string{"DASHTAM_ROLE": "cook"}, `DASHTAM_ROLE "cook"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadServeConfig(env(tc.over), "/data")
@@ -91,7 +103,7 @@ func TestHelpNeverShowsDatabasePassword(t *testing.T) {
 	assert.Contains(t, out.String(), "--database-url")
 }
 
-// TestSecretsDefaultToTheDataDir checks ARCHITECTURE §5's default: the
+// TestSecretsDefaultToTheDataDir checks the README's documented default: the
 // secrets `make run` generated into the data dir serve every command, and the
 // environment wins when set.
 func TestSecretsDefaultToTheDataDir(t *testing.T) {
@@ -103,7 +115,7 @@ func TestSecretsDefaultToTheDataDir(t *testing.T) {
 
 	c, err := loadServeConfig(none, dir)
 	require.NoError(t, err)
-	assert.Len(t, c.EncryptionKey, 32)
+	assert.Len(t, c.Keyring.KeyIDs(), 1)
 	assert.Equal(t, strings.Repeat("f", 48), string(c.JWTSecret))
 
 	env := map[string]string{"DASHTAM_JWT_SECRET": strings.Repeat("e", 40)}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -15,12 +14,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/dashtam/dashtam/adapters/personaldata"
 	"github.com/dashtam/dashtam/adapters/vault"
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/migrations"
+	"github.com/dashtam/dashtam/projections"
 )
 
 // connectTimeout bounds connecting and the first ping, so an unreachable or
@@ -37,11 +36,32 @@ func connect(ctx context.Context, o *globalOptions) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	return connectURL(ctx, dbURL, 0)
+}
+
+// connectOwner is connect for the owner role (resolveMigrateURL); ownerConns
+// caps its pool, since the owner only migrates and runs rare DDL.
+func connectOwner(ctx context.Context, o *globalOptions) (*pgxpool.Pool, error) {
+	dbURL, err := o.resolveMigrateURL()
+	if err != nil {
+		return nil, err
+	}
+	return connectURL(ctx, dbURL, ownerConns)
+}
+
+// ownerConns is the size of the owner's pool.
+const ownerConns = 2
+
+// connectURL is connect for a given URL; maxConns > 0 caps the pool.
+func connectURL(ctx context.Context, dbURL string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("invalid database URL: %s", redact(parseCause(err), passwordOf(dbURL)))
 	}
 	cfg.ConnConfig.ConnectTimeout = connectTimeout
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
 	where := describeTarget(cfg.ConnConfig.Config)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -76,39 +96,110 @@ func openStore(ctx context.Context, o *globalOptions) (*eventstore.Store, func()
 	return store, pool.Close, nil
 }
 
-// openMigratedStore connects, brings the schema up to date and returns an
-// event store that decodes every event type this binary knows: what serve
-// and the commands that act as it (users create) start from. Closing the
-// pool is the caller's.
-func openMigratedStore(ctx context.Context, o *globalOptions) (*pgxpool.Pool, *eventstore.Store, error) {
-	pool, err := connect(ctx, o)
+// openMigratedStore connects as the owner, brings the schema up to date
+// (migrateUp) and returns an event store that decodes every event type this
+// binary knows over a pool of the application role: what serve and the
+// commands that act as it (users create) start from. The owner's pool stays
+// open for the projectors' DDL; closing both pools is the caller's (closing
+// owner when it is pool, for one role doing both, is harmless).
+func openMigratedStore(ctx context.Context, o *globalOptions) (pool, owner *pgxpool.Pool, store *eventstore.Store, err error) {
+	appURL, err := o.resolveDatabaseURL()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	db := stdlib.OpenDBFromPool(pool)
-	err = migrations.Up(ctx, db)
-	db.Close()
+	ownerURL, err := o.resolveMigrateURL()
 	if err != nil {
-		pool.Close()
-		return nil, nil, fmt.Errorf("migrate: %w", err)
+		return nil, nil, nil, err
 	}
-	store, err := eventstore.New(pool, newEventRegistry())
+	appRole, err := migrations.RoleOf(appURL)
 	if err != nil {
-		pool.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return pool, store, nil
+	if owner, err = connectURL(ctx, ownerURL, ownerConns); err != nil {
+		return nil, nil, nil, err
+	}
+	if appURL == ownerURL {
+		pool = owner
+	} else if pool, err = connectURL(ctx, appURL, 0); err != nil {
+		owner.Close()
+		return nil, nil, nil, err
+	}
+	closeBoth := func() {
+		if pool != owner {
+			pool.Close()
+		}
+		owner.Close()
+	}
+	if pool != owner {
+		if err := sameDatabase(ctx, pool, owner); err != nil {
+			closeBoth()
+			return nil, nil, nil, err
+		}
+	}
+	if err := migrateUp(ctx, owner, appRole); err != nil {
+		closeBoth()
+		return nil, nil, nil, err
+	}
+	if store, err = eventstore.New(pool, newEventRegistry()); err != nil {
+		closeBoth()
+		return nil, nil, nil, err
+	}
+	return pool, owner, store, nil
+}
+
+// sameDatabase refuses a pair of URLs that reach different databases: the
+// owner would migrate one while the application used the other. A cluster is
+// known by its system identifier; where a managed service hides it, only the
+// database names are compared.
+func sameDatabase(ctx context.Context, app, owner *pgxpool.Pool) error {
+	identify := func(p *pgxpool.Pool) (db, cluster string, err error) {
+		if err = p.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+			return "", "", err
+		}
+		if p.QueryRow(ctx, `SELECT system_identifier::text FROM pg_control_system()`).Scan(&cluster) != nil {
+			cluster = ""
+		}
+		return db, cluster, nil
+	}
+	appDB, appCluster, err := identify(app)
+	if err != nil {
+		return fmt.Errorf("identify the database of DATABASE_URL: %w", err)
+	}
+	ownerDB, ownerCluster, err := identify(owner)
+	if err != nil {
+		return fmt.Errorf("identify the database of DATABASE_MIGRATE_URL: %w", err)
+	}
+	if appDB != ownerDB || (appCluster != "" && ownerCluster != "" && appCluster != ownerCluster) {
+		return fmt.Errorf("DATABASE_URL and DATABASE_MIGRATE_URL reach different databases (%s and %s, clusters %s and %s): they must name the same one",
+			appDB, ownerDB, orDefault(appCluster, "unknown"), orDefault(ownerCluster, "unknown"))
+	}
+	return nil
+}
+
+// migrateUp applies pending migrations on owner's pool, grants appRole the
+// application's privileges (migrations.GrantApp) and creates every
+// projector's missing tables: all of it as the owner, since the application
+// role owns nothing and may create nothing.
+func migrateUp(ctx context.Context, owner *pgxpool.Pool, appRole string) error {
+	err := migrations.Apply(ctx, owner, appRole)
+	if err == nil {
+		err = projections.Ensure(ctx, owner, projections.All()...)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		return fmt.Errorf("migrate: %w (migrations and projection tables need the owner role: set DATABASE_MIGRATE_URL or --database-migrate-url)", err)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
 }
 
 // personalStore returns an event store over pool that seals the personal
-// data of events under per-user keys wrapped by the master key
+// data of events under per-user keys wrapped by the master keyring
 // (DASHTAM_ENCRYPTION_KEY), and the keystore, which erasures destroy keys
 // in (docs/audit.md).
-func personalStore(pool *pgxpool.Pool, masterKey []byte) (*eventstore.Store, *personaldata.Keys, error) {
-	ring, err := vault.Parse(base64.StdEncoding.EncodeToString(masterKey))
-	if err != nil {
-		return nil, nil, fmt.Errorf("DASHTAM_ENCRYPTION_KEY: %w", err)
-	}
+func personalStore(pool *pgxpool.Pool, ring *vault.Keyring) (*eventstore.Store, *personaldata.Keys, error) {
 	keys, err := personaldata.New(pool, ring, time.Now)
 	if err != nil {
 		return nil, nil, err

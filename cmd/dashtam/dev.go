@@ -28,19 +28,24 @@ func newDevDBCommand(opts *globalOptions) *cobra.Command {
 		Use:   "db",
 		Short: "Manage the private PostgreSQL cluster under the data dir",
 		Long: `The private cluster lives in <data dir>/pg, runs the machine's PostgreSQL
-server binaries (as the "postgres" user when invoked as root), listens on
-127.0.0.1 only, and has a "dashtam" role (CREATEROLE, CREATEDB, not superuser)
-owning a "dashtam" database.`,
+server binaries (as the "postgres" user when invoked as root; when that user
+cannot enter the data dir's folder, the files go to a directory of its home
+and <data dir>/pg points there), listens on 127.0.0.1 only, and has the two
+roles of a production set-up: "dashtam_owner" (CREATEDB) owns the "dashtam"
+database and runs migrations, "dashtam" (the application: no CREATEROLE, no
+CREATEDB, owns nothing) gets only the privileges migrations grant it.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: requireSubcommand,
 	}
 	var throwaway bool
 	start := &cobra.Command{
 		Use:   "start",
-		Short: "Create (once) and start the cluster, then print its URL",
+		Short: "Create (once) and start the cluster, then print the application role's URL",
 		Long: `Create the cluster on first use, start it unless it is running, wait until it
-accepts connections and print the URL to stdout (progress goes to stderr), so
-scripts can run: export DATABASE_URL=$(dashtam dev db start)`,
+accepts connections and print the application role's URL to stdout (progress
+goes to stderr), so scripts can run:
+  export DATABASE_URL=$(dashtam dev db start)
+  export DATABASE_MIGRATE_URL=$(dashtam dev db url --owner)`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := opts.absDataDir()
@@ -57,28 +62,39 @@ scripts can run: export DATABASE_URL=$(dashtam dev db start)`,
 	}
 	start.Flags().BoolVar(&throwaway, "throwaway", false,
 		"when creating, trade durability for speed (fsync off): for clusters deleted after use, like make test's")
+	var deleteFiles bool
 	stop := &cobra.Command{
 		Use:   "stop",
-		Short: "Stop the cluster if it runs (its data stays)",
+		Short: "Stop the cluster if it runs (its data stays unless --delete)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := opts.absDataDir()
 			if err != nil {
 				return err
+			}
+			if deleteFiles {
+				return devdb.Destroy(cmd.Context(), dir)
 			}
 			return devdb.Stop(cmd.Context(), dir)
 		},
 	}
+	stop.Flags().BoolVar(&deleteFiles, "delete", false,
+		"also delete the cluster's files, wherever they live (the rest of the data dir stays)")
+	var owner bool
 	url := &cobra.Command{
 		Use:   "url",
-		Short: "Print the cluster's connection URL without starting it",
+		Short: "Print the application role's (or with --owner the owner's) URL without starting the cluster",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir, err := opts.absDataDir()
 			if err != nil {
 				return err
 			}
-			u, err := devdb.URL(dir)
+			get := devdb.URL
+			if owner {
+				get = devdb.OwnerURL
+			}
+			u, err := get(dir)
 			if err != nil {
 				return err
 			}
@@ -86,6 +102,7 @@ scripts can run: export DATABASE_URL=$(dashtam dev db start)`,
 			return nil
 		},
 	}
+	url.Flags().BoolVar(&owner, "owner", false, "print the owner role's URL, for DATABASE_MIGRATE_URL")
 	db.AddCommand(start, stop, url)
 	return db
 }

@@ -40,10 +40,8 @@ var layoutRules = []layoutRule{
 	{folder: "migrations", deny: []string{"aggregates", "commands", "projections", "adapters", "web", "cmd", "eventstore"}},
 }
 
-// layoutExceptions are imports that break a rule and are being removed.
-var layoutExceptions = map[string]bool{
-	modulePath + "/web " + modulePath + "/adapters/ratelimit": true,
-}
+// layoutExceptions are imports that break a rule knowingly; none today.
+var layoutExceptions = map[string]bool{}
 
 // listedPackage is the part of `go list -json` output the rules need.
 type listedPackage struct {

@@ -19,7 +19,7 @@ func insertMalformed(t *testing.T, l *auditLog) uuid.UUID {
 	t.Helper()
 	ctx := context.Background()
 	stream := uuid.New()
-	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, l.owner, func(tx pgx.Tx) error {
 		for _, stmt := range []string{
 			`ALTER TABLE events DROP CONSTRAINT events_metadata_shape`,
 			`INSERT INTO events (stream_type, stream_id, version, event_id, event_type, schema_version, payload,
@@ -95,7 +95,7 @@ func TestProjectionsParkedAndRetry(t *testing.T) {
 	t.Parallel()
 	l := newAuditLog(t)
 	db := []string{"--database-url", l.url}
-	code, out, errOut := runAuditCLI(t, append(db, "projections", "rebuild", "--all")...)
+	code, out, errOut := runAuditCLI(t, append(db, "--database-migrate-url", l.ownerURL, "projections", "rebuild", "--all")...)
 	require.Equal(t, 0, code, "stdout %q stderr %q", out, errOut)
 
 	ctx := context.Background()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 
 	"github.com/dashtam/dashtam/projections"
@@ -231,7 +233,7 @@ after a projector's code changed, or when status reports its schema stale.`,
 			if err != nil {
 				return err
 			}
-			m, closeStore, err := openProjections(cmd.Context(), opts)
+			m, closeStore, err := openProjectionsAsOwner(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
@@ -291,6 +293,10 @@ func runRebuild(ctx context.Context, m *projections.Manager, name string, stdout
 		applied = done
 	})
 	_ = bar.Finish()
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+		return fmt.Errorf("%w (a rebuild creates and swaps tables, which only the owner role may: set DATABASE_MIGRATE_URL or --database-migrate-url)", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -311,4 +317,27 @@ func openProjections(ctx context.Context, opts *globalOptions) (*projections.Man
 		return nil, nil, err
 	}
 	return m, closeStore, nil
+}
+
+// openProjectionsAsOwner is openProjections whose manager runs its DDL (a
+// rebuild's shadow tables and swap) as the owner role (DATABASE_MIGRATE_URL,
+// falling back to the database URL), while the replay itself runs as the
+// application role, as serve's would.
+func openProjectionsAsOwner(ctx context.Context, opts *globalOptions) (*projections.Manager, func(), error) {
+	store, closeStore, err := openStore(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	owner, err := connectOwner(ctx, opts)
+	if err != nil {
+		closeStore()
+		return nil, nil, err
+	}
+	closeBoth := func() { owner.Close(); closeStore() }
+	m, err := projections.NewManager(store, projections.All(), projections.WithOwnerPool(owner))
+	if err != nil {
+		closeBoth()
+		return nil, nil, err
+	}
+	return m, closeBoth, nil
 }

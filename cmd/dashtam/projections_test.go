@@ -23,7 +23,12 @@ func TestProjectionsCommand(t *testing.T) {
 		assert.Contains(t, out, name)
 	}
 
+	// The application role cannot create the shadow tables a rebuild
+	// needs: the owner's URL is what makes it work.
 	code, out, errOut = runAuditCLI(t, append(db, "projections", "rebuild", "--all")...)
+	require.Equal(t, 1, code, "stdout %q stderr %q", out, errOut)
+	assert.Contains(t, errOut, "only the owner role may: set DATABASE_MIGRATE_URL")
+	code, out, errOut = runAuditCLI(t, append(db, "--database-migrate-url", l.ownerURL, "projections", "rebuild", "--all")...)
 	require.Equal(t, 0, code, "stdout %q stderr %q", out, errOut)
 
 	code, out, errOut = runAuditCLI(t, append(db, "projections", "status")...)

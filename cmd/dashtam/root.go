@@ -31,10 +31,11 @@ func commandPath(cmd *cobra.Command) string {
 }
 
 // globalOptions are the settings every subcommand shares; flags mirror the
-// environment variables of ARCHITECTURE §5.
+// environment variables of the README's Configuration table.
 type globalOptions struct {
-	dataDir     string
-	databaseURL string
+	dataDir            string
+	databaseURL        string
+	databaseMigrateURL string
 }
 
 func newRootCommand() *cobra.Command {
@@ -54,7 +55,9 @@ func newRootCommand() *cobra.Command {
 	// No default from the environment here: cobra prints defaults in --help,
 	// and DATABASE_URL may carry a password. resolveDatabaseURL reads it.
 	root.PersistentFlags().StringVar(&opts.databaseURL, "database-url", "",
-		"PostgreSQL connection string ($DATABASE_URL; default: the private cluster under the data dir)")
+		"PostgreSQL connection string of the application role ($DATABASE_URL; default: the private cluster under the data dir)")
+	root.PersistentFlags().StringVar(&opts.databaseMigrateURL, "database-migrate-url", "",
+		"PostgreSQL connection string of the owner role, for migrations and projection tables ($DATABASE_MIGRATE_URL; default: the database URL when one is set, else the private cluster's owner)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{command: commandPath(cmd), err: err}
 	})
@@ -131,6 +134,37 @@ func (o *globalOptions) resolveDatabaseURL() (string, error) {
 	url, err := devdb.URL(dir)
 	if err != nil {
 		return "", fmt.Errorf("DATABASE_URL is not set and %w", err)
+	}
+	return url, nil
+}
+
+// resolveMigrateURL returns the owner role's URL, which migrations and
+// projection DDL run as: --database-migrate-url when given; the database URL
+// when --database-url was given alone, so that a database named on the
+// command line is never paired with another one from the environment;
+// DATABASE_MIGRATE_URL; DATABASE_URL when only that is set, so that one role
+// does both (serve warns that this role can rewrite the log); else the
+// private cluster's owner URL.
+func (o *globalOptions) resolveMigrateURL() (string, error) {
+	if o.databaseMigrateURL != "" {
+		return o.databaseMigrateURL, nil
+	}
+	if o.databaseURL != "" {
+		return o.databaseURL, nil
+	}
+	if env := os.Getenv("DATABASE_MIGRATE_URL"); env != "" {
+		return env, nil
+	}
+	if env := os.Getenv("DATABASE_URL"); env != "" {
+		return env, nil
+	}
+	dir, err := o.absDataDir()
+	if err != nil {
+		return "", fmt.Errorf("resolve data dir: %w", err)
+	}
+	url, err := devdb.OwnerURL(dir)
+	if err != nil {
+		return "", fmt.Errorf("DATABASE_MIGRATE_URL is not set and %w", err)
 	}
 	return url, nil
 }

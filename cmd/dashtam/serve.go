@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dashtam/dashtam/adapters/authtoken"
+	"github.com/dashtam/dashtam/adapters/jobs"
 	"github.com/dashtam/dashtam/adapters/mail"
 	"github.com/dashtam/dashtam/adapters/password"
 	"github.com/dashtam/dashtam/adapters/personaldata"
@@ -26,6 +27,7 @@ import (
 	"github.com/dashtam/dashtam/commands/audit"
 	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
+	policy "github.com/dashtam/dashtam/commands/ratelimit"
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/projections"
 	"github.com/dashtam/dashtam/web"
@@ -34,15 +36,18 @@ import (
 func init() { subcommands = append(subcommands, newServeCommand) }
 
 func newServeCommand(o *globalOptions) *cobra.Command {
-	var httpAddr string
+	var httpAddr, role string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the API and the projectors; applies pending migrations first",
+		Short: "Run the API, the projectors and the background workers; applies pending migrations first",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			getenv := osGetenv
 			if httpAddr != "" {
 				getenv = overrideEnv(getenv, "DASHTAM_HTTP_ADDR", httpAddr)
+			}
+			if role != "" {
+				getenv = overrideEnv(getenv, "DASHTAM_ROLE", role)
 			}
 			app, err := openServer(cmd.Context(), o, getenv, cmd.ErrOrStderr())
 			if err != nil {
@@ -53,6 +58,7 @@ func newServeCommand(o *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&httpAddr, "http-addr", "", "listen address ($DASHTAM_HTTP_ADDR, default 127.0.0.1:8080)")
+	cmd.Flags().StringVar(&role, "role", "", "what to run: api (HTTP and projectors), worker (background jobs) or all ($DASHTAM_ROLE, default all)")
 	return cmd
 }
 
@@ -69,15 +75,20 @@ func overrideEnv(getenv func(string) string, name, value string) func(string) st
 // server is the running Dashtam process: database, projectors and HTTP API.
 // End-to-end tests open one on 127.0.0.1:0 exactly as `dashtam serve` does.
 type server struct {
+	cfg      serveConfig
 	logger   *slog.Logger
-	pool     *pgxpool.Pool
+	pool     *pgxpool.Pool // the application role
+	owner    *pgxpool.Pool // the owner role, for projection DDL; pool when one role does both
 	store    *eventstore.Store
 	manager  *projections.Manager
 	notifier *projections.Notifier
 	limiter  *ratelimit.Limiter
 	identity *identity.Handler
-	http     *web.Server
-	ln       net.Listener
+	// jobs enqueues background work, and runs it in the worker role.
+	jobs        *jobs.Client
+	connections *connections.Handler
+	http        *web.Server
+	ln          net.Listener
 	// keys seals personal data and destroys it at erasures.
 	keys *personaldata.Keys
 	// checkpoints signs audit checkpoints every checkpointEvery.
@@ -101,16 +112,19 @@ func openServer(ctx context.Context, o *globalOptions, getenv func(string) strin
 		return nil, err
 	}
 	logger := slog.New(slog.NewJSONHandler(logw, nil))
-	pool, _, err := openMigratedStore(ctx, o)
+	pool, owner, _, err := openMigratedStore(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	store, keys, err := personalStore(pool, cfg.EncryptionKey)
-	if err != nil {
-		pool.Close()
+	s := &server{cfg: cfg, logger: logger, pool: pool, owner: owner}
+	if s.store, s.keys, err = personalStore(pool, cfg.Keyring); err != nil {
+		s.Close()
 		return nil, err
 	}
-	s := &server{logger: logger, pool: pool, store: store, keys: keys}
+	if err := s.warnIfLogRewritable(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.open(ctx, cfg, auditCfg); err != nil {
 		s.Close()
 		return nil, err
@@ -124,7 +138,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 	var err error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if s.manager, err = projections.NewManager(s.store, projections.All(),
+	if s.manager, err = projections.NewManager(s.store, projections.All(), projections.WithOwnerPool(s.owner),
 		projections.WithLogger(s.logger), projections.WithRegisterer(reg)); err != nil {
 		return err
 	}
@@ -137,9 +151,35 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 	if s.limiter, err = ratelimit.New(s.pool); err != nil {
 		return err
 	}
-	if s.identity, err = newIdentityService(cfg, s.store, s.pool, s.logger, s.keys); err != nil {
+	// Cheap public reads are limited in memory: a shared bucket would cost
+	// a database round trip per probe.
+	local, err := ratelimit.NewMemory(ratelimit.DefaultMemoryKeys)
+	if err != nil {
 		return err
 	}
+	workers := jobs.NewWorkers()
+	if s.jobs, err = jobs.New(s.pool, workers, jobs.Config{Work: cfg.Works(), Logger: s.logger}); err != nil {
+		return err
+	}
+	// Bound before the providers are built: the sandbox's adapter calls the
+	// institution this server mounts on the address it listens on.
+	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	providers, err := newProviders(cfg, s.ln.Addr().String(), time.Now)
+	if err != nil {
+		return err
+	}
+	// Connections before identity: an erasure disconnects the user's
+	// connections (identity.Deps.Connections).
+	if s.connections, err = newConnections(cfg, s.store, s.pool, providers.registry, s.jobs, time.Now, s.logger); err != nil {
+		return err
+	}
+	connectionJobs(workers, s.connections)
+	if s.identity, err = newIdentityService(cfg, s.store, s.pool, s.jobs, s.logger, s.keys, s.connections); err != nil {
+		return err
+	}
+	identityJobs(workers, s.identity)
 	registerSessionCacheMetrics(reg, s.identity)
 	dir, err := eventstore.OpenCheckpointDir(auditCfg.Dir)
 	if err != nil {
@@ -157,33 +197,53 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 	if err != nil {
 		return err
 	}
-	providers := make([]web.ProviderInfo, 0, len(cfg.Providers))
-	for _, slug := range cfg.Providers {
-		providers = append(providers, web.ProviderInfo{Slug: slug, Name: knownProviders[slug], AuthType: "oauth2"})
+	catalog := make([]web.ProviderInfo, 0, len(cfg.Providers))
+	for _, p := range providers.registry.List() {
+		catalog = append(catalog, web.ProviderInfo{Slug: p.Slug, Name: p.Name, AuthType: p.AuthType})
 	}
 	if s.http, err = web.New(web.Options{
 		Logger:         s.logger,
 		Registry:       reg,
 		Readiness:      readiness{pool: s.pool, manager: s.manager},
-		Providers:      providers,
+		Providers:      catalog,
 		Identity:       s.identity,
 		Audit:          auditSvc,
+		Connections:    s.connections,
+		ConnectionList: projections.ConnectionReader{Pool: s.pool},
+		Mounts:         providers.mounts,
 		TrustedProxies: cfg.TrustedProxies,
-		RateLimit:      web.RateLimitOptions{Limiter: s.limiter},
+		RateLimit:      web.RateLimitOptions{Limiter: s.limiter, Local: local},
 	}); err != nil {
 		return err
 	}
-	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-	}
 	s.logger.Info("dashtam listening", "addr", s.ln.Addr().String(), "public_url", cfg.PublicURL,
-		"providers", cfg.Providers)
+		"providers", cfg.Providers, "role", cfg.Role)
+	return nil
+}
+
+// warnIfLogRewritable logs one warning when the application role could
+// rewrite the event log, which is what happens when DATABASE_MIGRATE_URL is
+// unset and DATABASE_URL's role both migrates (so owns events) and serves.
+func (s *server) warnIfLogRewritable(ctx context.Context) error {
+	can, err := s.store.CanRewriteLog(ctx)
+	if err != nil {
+		return err
+	}
+	if can {
+		s.logger.Warn("the application role can rewrite the event log: set DATABASE_MIGRATE_URL to the owner role "+
+			"and DATABASE_URL to a role that owns nothing (README, production set-up)",
+			"role", s.pool.Config().ConnConfig.User, "database_migrate_url_set", s.owner != s.pool)
+	}
 	return nil
 }
 
 // newIdentityService wires the identity use cases to their adapters; serve
 // and `users create` share it so both hash, sign and mail alike.
-func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.Pool, logger *slog.Logger, keys commands.PersonalDataKeys) (*identity.Handler, error) {
+//
+// keys erases personal data; conns, when not nil, lets an erasure
+// disconnect the user's connections (`users create` erases nobody).
+func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.Pool, j commands.Jobs, logger *slog.Logger,
+	keys commands.PersonalDataKeys, conns identity.Connections) (*identity.Handler, error) {
 	hasher, err := password.New(password.OWASP)
 	if err != nil {
 		return nil, fmt.Errorf("password hasher: %w", err)
@@ -206,6 +266,8 @@ func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.
 		Access:    access,
 		Secrets:   authtoken.Opaque{},
 		Mailer:    mailer,
+		Jobs:      j,
+		Vault:     cfg.Keyring,
 		Now:       time.Now,
 		PublicURL: cfg.PublicURL,
 		AccessTTL: authtoken.DefaultTTL,
@@ -214,6 +276,7 @@ func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.
 		Logger:        logger,
 		NameKey:       deriveKey(cfg.JWTSecret, "dashtam login-name digest v1"),
 		Keys:          keys,
+		Connections:   conns,
 	})
 	if err != nil {
 		return nil, err
@@ -230,10 +293,6 @@ func deriveKey(secret []byte, purpose string) []byte {
 	return mac.Sum(nil)
 }
 
-// The connections use cases plug into erasure as identity.Deps.Connections
-// once serve wires them.
-var _ identity.Connections = (*connections.Handler)(nil)
-
 // Addr is the bound listen address (useful when configured with port 0).
 func (s *server) Addr() string { return s.ln.Addr().String() }
 
@@ -242,12 +301,24 @@ func (s *server) Addr() string { return s.ln.Addr().String() }
 // component's error if one fails.
 func (s *server) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.http.Serve(ctx, s.ln) })
-	g.Go(func() error { return s.manager.Start(ctx) })
-	g.Go(func() error { return s.notifier.Run(ctx) })
-	g.Go(func() error { return s.identity.RunSessionCache(ctx) })
+	if s.cfg.Serves() {
+		g.Go(func() error { return s.http.Serve(ctx, s.ln) })
+		g.Go(func() error { return s.manager.Start(ctx) })
+		g.Go(func() error { return s.notifier.Run(ctx) })
+		g.Go(func() error { return s.identity.RunSessionCache(ctx) })
+	} else {
+		// A worker answers no HTTP: its listener only reserved the address.
+		_ = s.ln.Close()
+	}
+	if s.cfg.Works() {
+		g.Go(func() error { return s.runJobs(ctx) })
+	}
 	g.Go(func() error { s.sweepRateLimits(ctx); return nil })
 	g.Go(func() error { s.sweepIdentity(ctx); return nil })
+	g.Go(func() error {
+		s.sweepEvery(ctx, identitySweepPeriod, "oauth states", s.connections.Sweep)
+		return nil
+	})
 	g.Go(func() error {
 		tick := time.NewTicker(s.checkpointEvery)
 		defer tick.Stop()
@@ -255,13 +326,30 @@ func (s *server) Run(ctx context.Context) error {
 		return nil
 	})
 	err := g.Wait()
-	// Mails sent after answering (password resets, resent verifications) finish before the pool closes.
-	s.identity.Wait()
 	s.logger.Info("dashtam stopped")
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// jobsStopTimeout bounds how long a stopping worker waits for running jobs
+// before cancelling them; river hands a cancelled job to another instance.
+const jobsStopTimeout = 20 * time.Second
+
+// runJobs works background jobs until ctx ends, then stops fetching and
+// lets running jobs finish (or cancels them after jobsStopTimeout).
+func (s *server) runJobs(ctx context.Context) error {
+	if err := s.jobs.Start(ctx); err != nil {
+		return fmt.Errorf("start background workers: %w", err)
+	}
+	<-ctx.Done()
+	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobsStopTimeout)
+	defer cancel()
+	if err := s.jobs.Stop(stop); err != nil {
+		s.logger.Warn("background workers stopped uncleanly", "err", err)
+	}
+	return nil
 }
 
 // identitySweepPeriod is how often serve deletes dead identity rows; they
@@ -272,7 +360,7 @@ const identitySweepPeriod = time.Hour
 // again, when it answers exactly as a missing bucket does.
 func rateLimitIdle() time.Duration {
 	var idle time.Duration
-	for _, p := range ratelimit.All {
+	for _, p := range policy.All {
 		idle = max(idle, p.FullAfter())
 	}
 	return idle
@@ -313,10 +401,13 @@ func (s *server) sweepEvery(ctx context.Context, period time.Duration, what stri
 	}
 }
 
-// Close releases the database pool.
+// Close releases the database pools.
 func (s *server) Close() {
 	if s.pool != nil {
 		s.pool.Close()
+	}
+	if s.owner != nil && s.owner != s.pool {
+		s.owner.Close()
 	}
 }
 

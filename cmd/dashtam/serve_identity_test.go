@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -80,17 +81,39 @@ func (r reply) Str(name string) string {
 }
 
 // mustMailToken returns the token of the link to path in the newest mail
-// to addr in the file:// outbox dir.
+// to addr in the file:// outbox dir, waiting for one to arrive: mails are
+// sent by the server's background workers. A test that needs the mail of
+// a later request drains the jobs first (identityServer.drainJobs).
 func mustMailToken(tb testing.TB, dir, addr, path string) string {
 	tb.Helper()
-	msgs := mailtest.ReadOutbox(tb, dir)
-	for i := len(msgs) - 1; i >= 0; i-- {
-		if strings.Contains(msgs[i].To, addr) {
-			return mailtest.LinkToken(tb, msgs[i].Text, path)
+	var token string
+	require.Eventually(tb, func() bool {
+		msgs := mailtest.ReadOutbox(tb, dir)
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if strings.Contains(msgs[i].To, addr) {
+				if t, ok := mailtest.FindLinkToken(msgs[i].Text, path); ok {
+					token = t
+					return true
+				}
+			}
 		}
-	}
-	tb.Fatalf("no mail to %s in %s (%d messages)", addr, dir, len(msgs))
-	return ""
+		return false
+	}, 30*time.Second, 10*time.Millisecond, "no mail with a %s link to %s in %s", path, addr, dir)
+	return token
+}
+
+// drainJobs waits until the server's job queue holds nothing to run now:
+// every mail enqueued so far has been sent (or has failed for good).
+func (s *identityServer) drainJobs(t testing.TB) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var n int
+		if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job
+			WHERE state IN ('available', 'running', 'pending') OR (state IN ('scheduled', 'retryable') AND scheduled_at <= now())`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	}, 30*time.Second, 10*time.Millisecond, "the server's jobs did not drain")
 }
 
 // identityServer is the real server over a fresh database, with a file
@@ -110,8 +133,16 @@ type identityServer struct {
 // server's environment first.
 func startIdentityServer(t *testing.T, change ...func(env map[string]string)) *identityServer {
 	t.Helper()
+	appURL, ownerURL := testdb.NewEmptyURLs(t)
+	return startIdentityServerAt(t, appURL, ownerURL, change...)
+}
+
+// startIdentityServerAt is startIdentityServer over the database that
+// appURL (the application role) and ownerURL (the owner) reach.
+func startIdentityServerAt(t *testing.T, appURL, ownerURL string, change ...func(env map[string]string)) *identityServer {
+	t.Helper()
 	mailDir := t.TempDir()
-	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL, databaseMigrateURL: ownerURL}
 	env := map[string]string{
 		"DASHTAM_HTTP_ADDR":         "127.0.0.1:0",
 		"DASHTAM_ENCRYPTION_KEY":    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
@@ -142,7 +173,7 @@ func startIdentityServer(t *testing.T, change ...func(env map[string]string)) *i
 		opts: o, mailDir: mailDir, env: env, logs: logs, stop: stop}
 }
 
-// TestIdentityJourneyEndToEnd walks issue 3's journey against the real
+// TestIdentityJourneyEndToEnd walks the identity journey (docs/identity.md) against the real
 // server, database and file outbox: register, read the mail, verify, log
 // in, call /users/me, refresh, replay the old refresh token (the session is
 // revoked), log in again, log out; another user's session is 404; and the
@@ -231,7 +262,7 @@ func TestIdentityJourneyEndToEnd(t *testing.T) {
 		t.Setenv(k, srv.env[k])
 	}
 	code, stdout, stderr := runWithStdin(t, password+"\n", "users", "create", "--email", "root@example.com",
-		"--role", "admin", "--verified", "--database-url", o.databaseURL, "--data-dir", o.dataDir)
+		"--role", "admin", "--verified", "--database-url", o.databaseURL, "--database-migrate-url", o.databaseMigrateURL, "--data-dir", o.dataDir)
 	require.Equal(t, 0, code, "users create: %s", stderr)
 	assert.Contains(t, stdout, "<root@example.com> role=admin verified=true")
 	assert.NotContains(t, stdout+stderr, password)
@@ -300,4 +331,27 @@ func TestLockoutDoesNotTellEmailsApart(t *testing.T) {
 		require.NoError(t, errors.Join(err1, err2), "Retry-After %q and %q", kr, ur)
 		require.InDelta(t, kn, un, 1, "attempt %d: Retry-After", i)
 	}
+}
+
+// TestMailSurvivesARestart: a registration committed by a server that
+// stops before sending the verification mail (here, one that runs no
+// workers at all: DASHTAM_ROLE=api) loses nothing: the mail is a job
+// committed with the user, and the next server with workers sends it.
+func TestMailSurvivesARestart(t *testing.T) {
+	appURL, ownerURL := testdb.NewEmptyURLs(t)
+	mailDir := t.TempDir()
+	first := startIdentityServerAt(t, appURL, ownerURL, func(env map[string]string) {
+		env["DASHTAM_ROLE"] = "api"
+		env["DASHTAM_MAIL_URL"] = "file://" + mailDir
+	})
+	first.client.Do("POST", "/api/v1/users", map[string]string{"email": "durable@example.com", "password": "a long and unusual passphrase"}, "").
+		Want(t, 201, "register")
+	require.NoError(t, first.stop())
+	assert.Empty(t, mailsTo(t, mailDir, "durable@example.com"), "an API-only server sends no mail")
+
+	startIdentityServerAt(t, appURL, ownerURL, func(env map[string]string) {
+		env["DASHTAM_ROLE"] = "worker"
+		env["DASHTAM_MAIL_URL"] = "file://" + mailDir
+	})
+	mustMailToken(t, mailDir, "durable@example.com", identity.VerifyEmailPath)
 }

@@ -16,9 +16,11 @@ import (
 )
 
 // TestServeEndToEnd opens the real server on 127.0.0.1:0 against a fresh
-// database, talks to it over HTTP and shuts it down gracefully.
+// database, migrating as the owner and serving as the application role,
+// talks to it over HTTP and shuts it down gracefully.
 func TestServeEndToEnd(t *testing.T) {
-	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
+	appURL, ownerURL := testdb.NewEmptyURLs(t)
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL, databaseMigrateURL: ownerURL}
 	env := map[string]string{
 		"DASHTAM_HTTP_ADDR":         "127.0.0.1:0",
 		"DASHTAM_ENCRYPTION_KEY":    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
@@ -90,6 +92,72 @@ func TestServeEndToEnd(t *testing.T) {
 	require.NoError(t, <-done)
 	assert.Contains(t, logs.String(), `"dashtam listening"`)
 	assert.NotContains(t, logs.String(), env["DASHTAM_JWT_SECRET"])
+	if appURL != ownerURL {
+		assert.NotContains(t, logs.String(), "can rewrite the event log")
+	}
+}
+
+// TestServeWarnsWhenOneRoleDoesBoth: with no migrate URL the database URL's
+// role migrates, so owns the log, and serves; serve says so once.
+func TestServeWarnsWhenOneRoleDoesBoth(t *testing.T) {
+	t.Setenv("DATABASE_MIGRATE_URL", "")
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
+	env := map[string]string{
+		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
+		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+	}
+	var logs strings.Builder
+	app, err := openServer(context.Background(), o, func(k string) string { return env[k] }, &logs)
+	require.NoError(t, err)
+	app.Close()
+	assert.Equal(t, 1, strings.Count(logs.String(), "can rewrite the event log"), logs.String())
+	assert.Contains(t, logs.String(), `"level":"WARN"`)
+}
+
+// TestServeAsApplicationRoleOnly: a release job migrated as the owner; serve
+// holding only the application role's credentials finds nothing to do and
+// serves, with no warning. Were a migration pending, it would say which
+// role it needs.
+func TestServeAsApplicationRoleOnly(t *testing.T) {
+	t.Setenv("DATABASE_MIGRATE_URL", "")
+	appURL, ownerURL := testdb.NewEmptyURLs(t)
+	if appURL == ownerURL {
+		t.Skip("DATABASE_MIGRATE_URL is unset: one role does both (make test sets both)")
+	}
+	env := map[string]string{
+		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
+		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+	}
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL}
+	_, err := openServer(context.Background(), o, func(k string) string { return env[k] }, io.Discard)
+	require.Error(t, err, "migrating as the application role")
+	assert.Contains(t, err.Error(), "need the owner role: set DATABASE_MIGRATE_URL")
+
+	var stderr strings.Builder
+	code := runWith(context.Background(), []string{"--database-url", appURL, "--database-migrate-url", ownerURL, "migrate"}, io.Discard, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	var logs strings.Builder
+	app, err := openServer(context.Background(), o, func(k string) string { return env[k] }, &logs)
+	require.NoError(t, err)
+	app.Close()
+	assert.Contains(t, logs.String(), "dashtam listening")
+	assert.NotContains(t, logs.String(), "can rewrite the event log")
+}
+
+// TestServeRefusesMismatchedURLs: an owner URL of another database than the
+// application's would migrate one and serve the other.
+func TestServeRefusesMismatchedURLs(t *testing.T) {
+	appURL, _ := testdb.NewEmptyURLs(t)
+	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL, databaseMigrateURL: testdb.NewEmptyURL(t)}
+	env := map[string]string{
+		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+	}
+	_, err := openServer(context.Background(), o, func(k string) string { return env[k] }, io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "must name the same one")
 }
 
 func TestServeRefusesMissingSecret(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/dashtam/dashtam/adapters/jobs"
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands/identity"
 )
@@ -128,16 +129,28 @@ func openIdentity(ctx context.Context, o *globalOptions, getenv func(string) str
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, _, err := openMigratedStore(ctx, o)
+	pool, owner, _, err := openMigratedStore(ctx, o)
 	if err != nil {
 		return nil, nil, err
 	}
-	store, keys, err := personalStore(pool, cfg.EncryptionKey)
+	// Only the migration needed the owner.
+	if owner != pool {
+		owner.Close()
+	}
+	// The users it creates have their email sealed, like serve's.
+	store, keys, err := personalStore(pool, cfg.Keyring)
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
 	}
-	svc, err := newIdentityService(cfg, store, pool, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), keys)
+	// Insert-only: the verification mail of an unverified user is a job
+	// that a running server's workers send.
+	j, err := jobs.New(pool, nil, jobs.Config{})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	svc, err := newIdentityService(cfg, store, pool, j, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), keys, nil)
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

@@ -119,7 +119,17 @@ func (h *Handler) authorize(ctx context.Context, prov commands.Provider, id uuid
 	if err != nil {
 		return Authorization{}, err
 	}
-	return Authorization{Connection: v, URL: prov.AuthorizationURL(a.state, a.challenge), State: a.state, ExpiresIn: AuthorizationTTL}, nil
+	u := prov.AuthorizationURL(a.state, a.challenge)
+	if ap, ok := prov.(aliasAuthorizer); ok {
+		u = ap.AuthorizationURLForAlias(a.state, a.challenge, v.Alias)
+	}
+	return Authorization{Connection: v, URL: u, State: a.state, ExpiresIn: AuthorizationTTL}, nil
+}
+
+// aliasAuthorizer is what a provider implements whose authorisation
+// depends on the connection's alias: the sandbox picks a test persona by it.
+type aliasAuthorizer interface {
+	AuthorizationURLForAlias(state, challenge, alias string) string
 }
 
 // owned loads connection id for p, or ErrNotFound when it does not exist

@@ -1,5 +1,5 @@
 // Package identity holds the use cases of users, sessions and security
-// administration (issue 3): registration, email verification, login,
+// administration (docs/identity.md): registration, email verification, login,
 // refresh-token rotation, logout and revocation, password reset, token
 // rotation and roles. Every step is an event on the user's stream; the
 // security tables that must answer at once (credentials, session status,
@@ -86,7 +86,7 @@ type Service interface {
 
 // Errors of the identity use cases, beyond those of aggregates/user and commands.
 var (
-	// ErrEmailTaken means another user registered the email (issue 3: 409).
+	// ErrEmailTaken means another user registered the email (409).
 	ErrEmailTaken = errors.New("email already registered")
 	// ErrInvalidEmail means the email is not a single valid address.
 	ErrInvalidEmail = errors.New("invalid email")
@@ -104,7 +104,7 @@ var (
 
 // Admit decides whether a request may go on once its user is known, which
 // for a refresh is only after the token in the body has been looked up. It
-// lets the web layer charge the per-user refresh rate limit (issue 3 §9)
+// lets the web layer charge the per-user refresh rate limit (docs/identity.md, rate limits)
 // against the user the service already resolved — no second lookup of the
 // token, and no rate-limit policy, store or HTTP header in this package. A
 // non-nil error refuses the request and is returned to the caller as is.

@@ -14,7 +14,7 @@ import (
 )
 
 // BenchmarkAuthenticate measures the per-request cost of authentication:
-// verifying the access JWT plus the session check (issue 3's budget: 50 µs).
+// verifying the access JWT plus the session check (budget: 50 µs, docs/identity.md).
 // "cached" is a server's path, the check answered by the session cache that
 // invalidations keep true; "database" is the same check read from the
 // database every time, as while the cache is disabled; "select-1" is a bare
@@ -85,7 +85,7 @@ func (h *timedHasher) since(start time.Time) { h.nanos.Add(int64(time.Since(star
 // BenchmarkLogin runs real logins — argon2id at OWASP's parameters, the
 // event append and security tables on the real database, a new session
 // each — and reports logins per second beside the hash time per login
-// measured in the same run (issue 3), so the share of the login that is
+// measured in the same run, so the share of the login that is
 // the deliberate cost of hashing is plain. Serial is one client; parallel
 // logs in one user per goroutine at once, as a burst of logins arrives.
 func BenchmarkLogin(b *testing.B) {

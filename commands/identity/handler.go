@@ -1,13 +1,11 @@
 package identity
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,7 +17,7 @@ import (
 
 // Defaults for the Deps fields that may be left zero.
 const (
-	// DefaultRefreshTTL is the refresh-token (and session) lifetime of issue 3.
+	// DefaultRefreshTTL is the refresh-token (and session) lifetime (docs/identity.md).
 	DefaultRefreshTTL = 30 * 24 * time.Hour
 	// DefaultAccessTTL is the access-token lifetime SecurityConfig reports
 	// when Deps.AccessTTL is zero; it matches the access-token adapter's default.
@@ -44,6 +42,12 @@ type Deps struct {
 	Secrets commands.SecretTokens
 	// Mailer sends verification and reset links.
 	Mailer commands.Mailer
+	// Jobs enqueues every mail, and the public requests decided after the
+	// answer, in the transaction that calls for them.
+	Jobs commands.Jobs
+	// Vault seals what job arguments must not hold in clear (link tokens,
+	// addresses typed into public forms).
+	Vault commands.Vault
 	// Now is the clock every decision is stamped with.
 	Now func() time.Time
 	// PublicURL is the base of the links in mails, e.g. http://127.0.0.1:8080.
@@ -89,9 +93,10 @@ type Handler struct {
 	grace        time.Duration
 	log          *slog.Logger
 	nameKey      []byte
+	jobs         commands.Jobs
+	vault        commands.Vault
 	keys         commands.PersonalDataKeys
 	connections  Connections
-	background   sync.WaitGroup // work done after the request has been answered
 
 	// users is the generic load → decide → append path of user streams.
 	users *eventstore.Repository[*user.User, user.Event]
@@ -110,6 +115,7 @@ func NewHandler(d Deps) (*Handler, error) {
 		"Store": d.Store == nil, "Pool": d.Pool == nil, "Hasher": d.Hasher == nil,
 		"Policy": d.Policy == nil, "Access": d.Access == nil, "Secrets": d.Secrets == nil,
 		"Mailer": d.Mailer == nil, "Now": d.Now == nil, "Logger": d.Logger == nil,
+		"Jobs": d.Jobs == nil, "Vault": d.Vault == nil,
 	} {
 		if isNil {
 			missing = append(missing, name)
@@ -129,7 +135,7 @@ func NewHandler(d Deps) (*Handler, error) {
 	}
 	h := &Handler{
 		store: d.Store, pool: d.Pool, hasher: d.Hasher, policy: d.Policy, access: d.Access,
-		secrets: d.Secrets, mailer: d.Mailer, now: d.Now,
+		secrets: d.Secrets, mailer: d.Mailer, now: d.Now, jobs: d.Jobs, vault: d.Vault,
 		publicURL:    strings.TrimRight(d.PublicURL, "/"),
 		sessionLimit: d.SessionLimit, refreshTTL: d.RefreshTTL, accessTTL: d.AccessTTL,
 		grace: d.RotationGrace, log: d.Logger, nameKey: d.NameKey, keys: d.Keys, connections: d.Connections,
@@ -159,32 +165,6 @@ func NewHandler(d Deps) (*Handler, error) {
 	}
 	return h, nil
 }
-
-// backgroundTimeout bounds work done after its request was answered,
-// which no request deadline bounds any more.
-const backgroundTimeout = 30 * time.Second
-
-// afterAnswer runs fn in the background, detached from the request: its
-// cancellation must not drop the work, and its answer must not wait for it
-// or depend on it. Used where the answer must be the same whatever the work
-// finds (an email that belongs to someone or not), so that neither the
-// answer nor its timing tells the two apart. Failures are only logged,
-// with what; Wait waits for it.
-func (h *Handler) afterAnswer(ctx context.Context, rc commands.RequestContext, what string, fn func(ctx context.Context) error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backgroundTimeout)
-	h.background.Go(func() {
-		defer cancel()
-		if err := fn(ctx); err != nil {
-			h.log.ErrorContext(ctx, what, "trace_id", rc.TraceID, "error", err)
-		}
-	})
-}
-
-// Wait blocks until the work done after answering (password reset and
-// resent verification requests, and their mails) has finished or failed.
-// A server calls it on shutdown, after it stops taking requests, so no link
-// is lost; tests call it before reading the outbox.
-func (h *Handler) Wait() { h.background.Wait() }
 
 // clock returns the current time in UTC at microsecond precision, the
 // precision PostgreSQL keeps, so what is decided and what is stored agree.

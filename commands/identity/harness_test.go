@@ -16,9 +16,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dashtam/dashtam/adapters/authtoken"
+	"github.com/dashtam/dashtam/adapters/jobs"
 	"github.com/dashtam/dashtam/adapters/mail"
 	"github.com/dashtam/dashtam/adapters/mail/mailtest"
 	"github.com/dashtam/dashtam/adapters/password"
+	"github.com/dashtam/dashtam/adapters/vault"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/eventstore"
@@ -86,17 +88,7 @@ func MustEnv(tb testing.TB, change ...func(*identity.Deps)) *env {
 // whose concurrency must reach the database rather than queue in the pool.
 func mustEnvWithConns(tb testing.TB, n int32) *env {
 	tb.Helper()
-	cfg, err := pgxpool.ParseConfig(testdb.NewURL(tb))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg.MaxConns = n
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(pool.Close)
-	return mustEnvOn(tb, pool)
+	return mustEnvOn(tb, testdb.NewWithConns(tb, n))
 }
 
 func mustEnvOn(tb testing.TB, pool *pgxpool.Pool, change ...func(*identity.Deps)) *env {
@@ -126,8 +118,19 @@ func mustEnvOn(tb testing.TB, pool *pgxpool.Pool, change ...func(*identity.Deps)
 		tb.Fatal(err)
 	}
 	logs := &syncBuffer{}
+	// Every mail is a job: the tests run real workers, as a server does,
+	// and mails() waits for them to be done.
+	workers := jobs.NewWorkers()
+	jc, err := jobs.New(pool, workers, jobs.Config{Work: true, FetchPollInterval: 100 * time.Millisecond})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keyring, err := vault.Parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	if err != nil {
+		tb.Fatal(err)
+	}
 	d := identity.Deps{
-		Store: store, Pool: pool, Hasher: hasher, Policy: password.Policy{}, Access: jwt,
+		Store: store, Pool: pool, Hasher: hasher, Policy: password.Policy{}, Access: jwt, Jobs: jc, Vault: keyring,
 		Secrets: authtoken.Opaque{}, Mailer: mailer, Now: c.Now, PublicURL: "http://dashtam.test",
 		RotationGrace: time.Minute,
 		NameKey:       []byte("a test key for login-name digests, 32+ bytes"),
@@ -140,10 +143,35 @@ func mustEnvOn(tb testing.TB, pool *pgxpool.Pool, change ...func(*identity.Deps)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	jobs.Handle(workers, h.SendLinkMail)
+	jobs.Handle(workers, h.RunAddressRequest)
+	jobs.Handle(workers, h.SendUserMail)
+	if err := jc.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = jc.Stop(ctx)
+	})
 	// Every test runs with the session cache on, as a server does, so each
 	// security test also checks that the cache never outlives a change.
 	runSessionCache(tb, h)
 	return &env{tb: tb, h: h, deps: d, pool: pool, store: store, clock: c, outbox: outbox, logs: logs}
+}
+
+// drainJobs waits until the job queue holds nothing to run now: every
+// mail enqueued so far has been sent (or has failed for good).
+func drainJobs(tb testing.TB, pool *pgxpool.Pool) {
+	tb.Helper()
+	waitFor(tb, "the queued jobs to run", func() bool {
+		var n int
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job
+			WHERE state IN ('available', 'running', 'pending') OR (state IN ('scheduled', 'retryable') AND scheduled_at <= now())`).Scan(&n); err != nil {
+			tb.Fatal(err)
+		}
+		return n == 0
+	})
 }
 
 // runSessionCache runs h's session cache for the rest of the test and
@@ -213,7 +241,7 @@ func (e *env) MustAuthenticate(access string) commands.Principal {
 // the outbox's messages to addr, oldest first.
 func (e *env) mails(addr string) []string {
 	e.tb.Helper()
-	e.h.Wait()
+	drainJobs(e.tb, e.pool)
 	var out []string
 	for _, m := range mailtest.ReadOutbox(e.tb, e.outbox) {
 		if strings.Contains(m.To, addr) {

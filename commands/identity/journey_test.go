@@ -12,7 +12,7 @@ import (
 	"github.com/dashtam/dashtam/commands/identity"
 )
 
-// TestJourney walks issue 3's journey below the web layer: register, read
+// TestJourney walks the identity journey (docs/identity.md) below the web layer: register, read
 // the mail, verify, log in, authenticate, refresh, present the old refresh
 // token again (the session is revoked and its access tokens stop at once),
 // log in again, log out. Along the way it collects every secret handed out

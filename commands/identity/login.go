@@ -159,7 +159,7 @@ func (h *Handler) login(ctx context.Context, in LoginInput) (Tokens, error) {
 // *user.LockedError, or the database's error.
 func (h *Handler) failUnknown(ctx context.Context, name string) error {
 	key := strings.TrimSpace(name)
-	if n, err := user.NormalizeEmail(name); err == nil {
+	if n, err := commands.NormalizeEmail(name); err == nil {
 		key = n
 	}
 	mac := hmac.New(sha256.New, h.nameKey)
@@ -183,7 +183,7 @@ func (h *Handler) failUnknown(ctx context.Context, name string) error {
 // credentials finds the user and password hash of an email; found is false
 // for an email that is malformed or unknown, which Login treats alike.
 func (h *Handler) credentials(ctx context.Context, email string) (userID uuid.UUID, hash string, found bool, err error) {
-	n, err := user.NormalizeEmail(email)
+	n, err := commands.NormalizeEmail(email)
 	if err != nil {
 		return uuid.Nil, "", false, nil
 	}

@@ -41,7 +41,7 @@ type newUser struct {
 }
 
 func (h *Handler) createUser(ctx context.Context, n newUser) (UserView, error) {
-	email, err := user.NormalizeEmail(n.email)
+	email, err := commands.NormalizeEmail(n.email)
 	if err != nil {
 		return UserView{}, fmt.Errorf("%s: %w", n.command, ErrInvalidEmail)
 	}
@@ -97,6 +97,11 @@ func (h *Handler) createUser(ctx context.Context, n newUser) (UserView, error) {
 			if err := insertRequestToken(ctx, tx, digest, "verify", userID, requestID, now.Add(user.VerificationTTL)); err != nil {
 				return decision{}, err
 			}
+			// In the registration's transaction: the mail goes out
+			// exactly when the user is stored, even across a crash.
+			if err := h.enqueueLinkMail(ctx, tx, userID, verifyMail, token, n.rc); err != nil {
+				return decision{}, err
+			}
 		}
 		if err := applyEvents(ctx, tx, u, more); err != nil {
 			return decision{}, err
@@ -106,14 +111,6 @@ func (h *Handler) createUser(ctx context.Context, n newUser) (UserView, error) {
 	})
 	if err != nil {
 		return UserView{}, fmt.Errorf("%s: %w", n.command, err)
-	}
-	if !n.verified {
-		// After the commit: a link to a user that was never stored would be
-		// worse than a mail that failed, which the caller sees as an error.
-		if err := h.sendLink(ctx, email, n.rc, verifyMail, token); err != nil {
-			h.log.ErrorContext(ctx, "send verification mail", "user_id", userID, "trace_id", n.rc.TraceID, "error", err)
-			return view, fmt.Errorf("%s: send verification mail: %w", n.command, err)
-		}
 	}
 	return view, nil
 }
@@ -168,21 +165,26 @@ const (
 
 // mailKind is one of the two mails identity sends.
 type mailKind struct {
-	path, subject, body string
+	link, path, subject, body string
 }
 
 var (
 	verifyMail = mailKind{
+		link:    "verify",
 		path:    VerifyEmailPath,
 		subject: "Confirm your email address for Dashtam",
 		body:    "Welcome to Dashtam.\n\nTo confirm your email address, open this link within 24 hours:\n\n%s\n\nIf you did not create an account, ignore this message.\n",
 	}
 	resetMail = mailKind{
+		link:    "reset",
 		path:    ResetPasswordPath,
 		subject: "Reset your Dashtam password",
 		body:    "Someone asked to reset the password of your Dashtam account.\n\nTo choose a new password, open this link within 15 minutes:\n\n%s\n\nIf it was not you, ignore this message; your password stays as it is.\n",
 	}
 )
+
+// mailKinds finds a mail kind by its link name, as LinkMail jobs carry it.
+var mailKinds = map[string]mailKind{verifyMail.link: verifyMail, resetMail.link: resetMail}
 
 // sendLink mails to the link of kind carrying token. The link appears
 // only in the mail: never in an event, a log line or an error.

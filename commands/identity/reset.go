@@ -15,17 +15,18 @@ import (
 
 // RequestPasswordReset mails a reset link if the email belongs to a user
 // who has not asked too often; it answers nil either way, so the endpoint
-// reveals nothing about which emails exist. Everything — the lookup, the
-// decision and the mail — happens after it returns (see Wait), so the
-// answer and its timing are the same for every address. See Service.
+// reveals nothing about which emails exist. It only enqueues the request
+// (AddressRequest): the lookup, the decision and the mail happen in a
+// background job, so the answer and its timing are the same for every
+// address. See Service.
 func (h *Handler) RequestPasswordReset(ctx context.Context, email string, rc commands.RequestContext) error {
-	h.afterAnswer(ctx, rc, "request password reset", func(ctx context.Context) error {
-		return h.requestPasswordReset(ctx, email, rc)
-	})
+	if err := h.enqueueAddressRequest(ctx, "reset", email, rc); err != nil {
+		return fmt.Errorf("request password reset: %w", err)
+	}
 	return nil
 }
 
-// requestPasswordReset is RequestPasswordReset's work, after the answer.
+// requestPasswordReset decides a reset request, in its job.
 func (h *Handler) requestPasswordReset(ctx context.Context, email string, rc commands.RequestContext) error {
 	userID, _, found, err := h.credentials(ctx, email)
 	if err != nil {
@@ -45,14 +46,15 @@ func (h *Handler) requestPasswordReset(ctx context.Context, email string, rc com
 	}
 	now := h.clock()
 	ctx = commands.WithMetadata(ctx, userID, commands.ActorAnonymous, "request password reset", rc)
-	var to string
 	err = h.update(ctx, userID, func(ctx context.Context, tx *eventstore.Tx, u *user.User) (decision, error) {
 		events, err := u.RequestPasswordReset(user.ResetRequest{RequestID: requestID, IP: rc.IPString(), UserAgent: rc.UserAgent, At: now})
 		if err != nil {
 			return decision{}, err
 		}
-		to = u.Email()
 		if err := insertRequestToken(ctx, tx, digest, "reset", userID, requestID, now.Add(user.PasswordResetTTL)); err != nil {
+			return decision{}, err
+		}
+		if err := h.enqueueLinkMail(ctx, tx, userID, resetMail, token, rc); err != nil {
 			return decision{}, err
 		}
 		return decision{Events: events}, applyEvents(ctx, tx, u, events)
@@ -63,9 +65,6 @@ func (h *Handler) requestPasswordReset(ctx context.Context, email string, rc com
 	}
 	if err != nil {
 		return fmt.Errorf("request password reset: %w", err)
-	}
-	if err := h.sendLink(ctx, to, rc, resetMail, token); err != nil {
-		return fmt.Errorf("send password reset mail to user %s: %w", userID, err)
 	}
 	return nil
 }

@@ -420,3 +420,10 @@ func nullTime(t time.Time) any {
 	}
 	return t
 }
+
+// readEmail returns the user's normalised address, or pgx.ErrNoRows.
+func readEmail(ctx context.Context, q querier, userID uuid.UUID) (string, error) {
+	var email string
+	err := q.QueryRow(ctx, `SELECT email FROM user_emails WHERE user_id = $1`, userID).Scan(&email)
+	return email, err
+}

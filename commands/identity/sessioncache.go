@@ -52,7 +52,7 @@ type cachedCheck struct {
 }
 
 // sessionCache keeps the database's answers about active sessions so that
-// the per-request check needs no round trip (issue 3's 50 µs budget; a bare
+// the per-request check needs no round trip (a 50 µs budget, docs/identity.md; a bare
 // round trip costs more on its own). It is only ever trusted to accept: a
 // cached answer that would refuse is checked against the database again,
 // so an out-of-date entry can only wrongly accept, and invalidation exists

@@ -15,16 +15,16 @@ import (
 // RequestEmailVerification mails a new verification link if the email
 // belongs to an unverified user who has not asked too often; it answers nil
 // either way, so the endpoint reveals nothing about which emails exist or
-// are verified. Earlier links stay valid. As for a password reset, all the
-// work happens after it returns (see Wait). See Service.
+// are verified. Earlier links stay valid. As for a password reset, it only
+// enqueues the request; a background job decides it. See Service.
 func (h *Handler) RequestEmailVerification(ctx context.Context, email string, rc commands.RequestContext) error {
-	h.afterAnswer(ctx, rc, "request email verification", func(ctx context.Context) error {
-		return h.requestEmailVerification(ctx, email, rc)
-	})
+	if err := h.enqueueAddressRequest(ctx, "verify", email, rc); err != nil {
+		return fmt.Errorf("request email verification: %w", err)
+	}
 	return nil
 }
 
-// requestEmailVerification is RequestEmailVerification's work, after the answer.
+// requestEmailVerification decides a verification request, in its job.
 func (h *Handler) requestEmailVerification(ctx context.Context, email string, rc commands.RequestContext) error {
 	userID, _, found, err := h.credentials(ctx, email)
 	if err != nil {
@@ -44,14 +44,15 @@ func (h *Handler) requestEmailVerification(ctx context.Context, email string, rc
 	}
 	now := h.clock()
 	ctx = commands.WithMetadata(ctx, userID, commands.ActorAnonymous, "request email verification", rc)
-	var to string
 	err = h.update(ctx, userID, func(ctx context.Context, tx *eventstore.Tx, u *user.User) (decision, error) {
 		events, err := u.RequestVerification(requestID, now)
 		if err != nil {
 			return decision{}, err
 		}
-		to = u.Email()
 		if err := insertRequestToken(ctx, tx, digest, "verify", userID, requestID, now.Add(user.VerificationTTL)); err != nil {
+			return decision{}, err
+		}
+		if err := h.enqueueLinkMail(ctx, tx, userID, verifyMail, token, rc); err != nil {
 			return decision{}, err
 		}
 		return decision{Events: events}, applyEvents(ctx, tx, u, events)
@@ -65,9 +66,6 @@ func (h *Handler) requestEmailVerification(ctx context.Context, email string, rc
 		return nil
 	case err != nil:
 		return fmt.Errorf("request email verification: %w", err)
-	}
-	if err := h.sendLink(ctx, to, rc, verifyMail, token); err != nil {
-		return fmt.Errorf("send verification mail to user %s: %w", userID, err)
 	}
 	return nil
 }

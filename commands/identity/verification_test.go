@@ -162,23 +162,19 @@ func TestRequestEmailVerificationLimit(t *testing.T) {
 // being sent, so its timing does not tell it from an unknown email.
 func TestVerificationRequestDoesNotWaitForTheMail(t *testing.T) {
 	t.Parallel()
-	var mailer *blockingMailer
-	e := MustEnv(t)
+	block, mailer := blockMails("Confirm")
+	e := MustEnv(t, block)
+	go func() { <-mailer.sending }() // registration's own mail
 	e.mustRegisterUnverified("slow-verify@example.com")
-	e2 := MustEnv(t, func(d *identity.Deps) {
-		d.Store, d.Pool = e.store, e.pool
-		mailer = &blockingMailer{Mailer: d.Mailer, sending: make(chan struct{}, 1), release: make(chan struct{})}
-		d.Mailer = mailer
-	})
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := e2.h.RequestEmailVerification(ctx, "slow-verify@example.com", rc); err != nil {
+	if err := e.h.RequestEmailVerification(ctx, "slow-verify@example.com", rc); err != nil {
 		t.Fatalf("verification request: %v", err)
 	}
 	cancel()
 	<-mailer.sending // the request has answered and the mail is still on its way
 	close(mailer.release)
-	token := e2.MustMailedToken("slow-verify@example.com", identity.VerifyEmailPath)
-	if err := e2.h.VerifyEmail(context.Background(), token, rc); err != nil {
+	token := e.MustMailedToken("slow-verify@example.com", identity.VerifyEmailPath)
+	if err := e.h.VerifyEmail(context.Background(), token, rc); err != nil {
 		t.Fatalf("verify with the resent link: %v", err)
 	}
 }

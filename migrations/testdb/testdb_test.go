@@ -16,7 +16,8 @@ import (
 func TestIsolated(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a, b := testdb.New(t), testdb.New(t)
+	a, aOwner := testdb.NewPair(t)
+	b := testdb.New(t)
 	var nameA, nameB string
 	if err := a.QueryRow(ctx, "SELECT current_database()").Scan(&nameA); err != nil {
 		t.Fatal(err)
@@ -34,7 +35,7 @@ func TestIsolated(t *testing.T) {
 	if !migrated {
 		t.Error("test database has no events table: migrations not applied")
 	}
-	if _, err := a.Exec(ctx, "CREATE TABLE only_in_a (id int)"); err != nil {
+	if _, err := aOwner.Exec(ctx, "CREATE TABLE only_in_a (id int)"); err != nil {
 		t.Fatal(err)
 	}
 	var leaked bool
@@ -46,31 +47,58 @@ func TestIsolated(t *testing.T) {
 	}
 }
 
-// TestKeepsRoleAndHost checks the test database is reached as the DATABASE_URL
-// role on its host, so tests meet the same privileges as the application.
+// TestKeepsRoleAndHost checks the test database is reached as the
+// DATABASE_URL role on its host, so tests meet the same privileges as the
+// application, and owned by the DATABASE_MIGRATE_URL role.
 func TestKeepsRoleAndHost(t *testing.T) {
 	t.Parallel()
-	admin, err := pgx.ParseConfig(os.Getenv("DATABASE_URL"))
+	app, err := pgx.ParseConfig(os.Getenv("DATABASE_URL"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := pgx.ParseConfig(testdb.NewURL(t))
+	ownerEnv := os.Getenv("DATABASE_MIGRATE_URL")
+	if ownerEnv == "" {
+		ownerEnv = os.Getenv("DATABASE_URL")
+	}
+	owner, err := pgx.ParseConfig(ownerEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.User != admin.User || got.Host != admin.Host || got.Port != admin.Port {
-		t.Errorf("test database at %s@%s:%d, want %s@%s:%d", got.User, got.Host, got.Port, admin.User, admin.Host, admin.Port)
+	appURL, ownerURL := testdb.NewURLs(t)
+	for _, c := range []struct {
+		url  string
+		want *pgx.ConnConfig
+	}{{appURL, app}, {ownerURL, owner}} {
+		got, err := pgx.ParseConfig(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.User != c.want.User || got.Host != c.want.Host || got.Port != c.want.Port {
+			t.Errorf("test database at %s@%s:%d, want %s@%s:%d", got.User, got.Host, got.Port, c.want.User, c.want.Host, c.want.Port)
+		}
+		if !strings.HasPrefix(got.Database, "dashtam_test_") {
+			t.Errorf("database %q, want a dashtam_test_ one", got.Database)
+		}
 	}
-	if !strings.HasPrefix(got.Database, "dashtam_test_") {
-		t.Errorf("database %q, want a dashtam_test_ one", got.Database)
+	if testdb.AppRole(t) != app.User {
+		t.Errorf("AppRole = %q, want %q", testdb.AppRole(t), app.User)
 	}
-	var user string
-	pool := testdb.New(t)
-	if err := pool.QueryRow(context.Background(), "SELECT current_user").Scan(&user); err != nil {
+
+	pool, ownerPool := testdb.NewPair(t)
+	var user, dbOwner, eventsOwner string
+	if err := pool.QueryRow(context.Background(), `SELECT current_user, pg_get_userbyid(d.datdba), pg_get_userbyid(c.relowner)
+		FROM pg_database d, pg_class c WHERE d.datname = current_database() AND c.oid = 'events'::regclass`).Scan(&user, &dbOwner, &eventsOwner); err != nil {
 		t.Fatal(err)
 	}
-	if user != admin.User {
-		t.Errorf("current_user = %q, want %q", user, admin.User)
+	if user != app.User || dbOwner != owner.User || eventsOwner != owner.User {
+		t.Errorf("current_user %q, database owner %q, events owner %q; want %q, %q, %q", user, dbOwner, eventsOwner, app.User, owner.User, owner.User)
+	}
+	if err := testdb.Owner(t, pool).QueryRow(context.Background(), "SELECT current_user").Scan(&user); err != nil || user != owner.User {
+		t.Errorf("Owner's current_user = %q, %v; want %q", user, err, owner.User)
+	}
+	var same bool
+	if err := ownerPool.QueryRow(context.Background(), "SELECT current_database() = $1", pool.Config().ConnConfig.Database).Scan(&same); err != nil || !same {
+		t.Errorf("NewPair's pools are on different databases (%v)", err)
 	}
 }
 

@@ -201,7 +201,7 @@ func Run(t *testing.T, newCase func(t *testing.T) Case) {
 // A fixed PKCE pair (RFC 7636 appendix B).
 const (
 	verifier  = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
-	challenge = "E9Melhoa2OwvFrAJUdxELQC0UNAIlVVE_q7fYy5a8J8"
+	challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 )
 
 // connect authorises through the fake and exchanges the code.

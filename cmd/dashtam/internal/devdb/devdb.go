@@ -1,14 +1,17 @@
 // Package devdb owns the private PostgreSQL cluster behind `make run` and
 // `make test`: a cluster under the data directory, created on first use from
-// the machine's server binaries, listening on loopback only, with a "dashtam"
-// role and database so a fresh checkout needs no database set-up at all.
+// the machine's server binaries, listening on loopback only, with the two
+// roles of a production set-up and a "dashtam" database, so a fresh checkout
+// needs no database set-up at all.
 package devdb
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -21,12 +24,18 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Role and Database name what the returned URL connects as and to; the role is
-// deliberately not a superuser so that the application meets the same
-// privilege checks in development as in production.
+// Role, OwnerRole and Database name what the URLs connect as and to. As in
+// production (docs/event-store.md), OwnerRole runs migrations and owns the
+// database and every table, and Role, the application, owns nothing and may
+// only what migrations.GrantApp grants it: no CREATEROLE (on PostgreSQL 15 it
+// would let the role grant itself pg_execute_server_program), no CREATEDB.
+// OwnerRole has CREATEDB, for the test helper's database per test, and is a
+// member of Role so that dropping a test database may end the application's
+// leftover sessions; the reverse membership would undo the point of it all.
 const (
-	Role     = "dashtam"
-	Database = "dashtam"
+	Role      = "dashtam"
+	OwnerRole = "dashtam_owner"
+	Database  = "dashtam"
 )
 
 // superuser is the bootstrap account initdb creates; only devdb itself uses it.
@@ -48,9 +57,13 @@ type Options struct {
 	Throwaway bool
 }
 
-// layout is where a cluster's pieces live under <data dir>/pg.
+// layout is where a cluster's pieces live: under <data dir>/pg, or where that
+// symlink points when the cluster had to be placed elsewhere (see relocate).
 type layout struct {
-	root, data, run, log, portFile, lockFile string
+	dataDir                        string // absolute
+	link                           string // <data dir>/pg
+	lockFile                       string
+	root, data, run, log, portFile string
 }
 
 func layoutOf(dataDir string) (layout, error) {
@@ -58,15 +71,25 @@ func layoutOf(dataDir string) (layout, error) {
 	if err != nil {
 		return layout{}, fmt.Errorf("resolve data dir %s: %w", dataDir, err)
 	}
-	root := filepath.Join(abs, "pg")
-	return layout{
-		root:     root,
-		data:     filepath.Join(root, "data"),
-		run:      filepath.Join(root, "run"),
-		log:      filepath.Join(root, "log"),
-		portFile: filepath.Join(root, "port"),
-		lockFile: filepath.Join(abs, "pg.lock"),
-	}, nil
+	l := layout{dataDir: abs, link: filepath.Join(abs, "pg"), lockFile: filepath.Join(abs, "pg.lock")}
+	root := l.link
+	if target, err := os.Readlink(l.link); err == nil {
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(abs, target)
+		}
+		root = target
+	}
+	return l.at(root), nil
+}
+
+// at returns l with the cluster's files in root.
+func (l layout) at(root string) layout {
+	l.root = root
+	l.data = filepath.Join(root, "data")
+	l.run = filepath.Join(root, "run")
+	l.log = filepath.Join(root, "log")
+	l.portFile = filepath.Join(root, "port")
+	return l
 }
 
 // Start is StartWith with default (durable) options.
@@ -75,9 +98,9 @@ func Start(ctx context.Context, dataDir string, out io.Writer) (string, error) {
 }
 
 // StartWith creates the cluster under dataDir on first use, starts it unless it
-// is running, makes sure the dashtam role and database exist and returns the URL
-// that connects as that role. Calling it again on a running cluster only
-// returns the URL. Progress lines go to out.
+// is running, makes sure both roles and the database exist and returns the
+// application role's URL (OwnerURL gives the owner's). Calling it again on a
+// running cluster only returns the URL. Progress lines go to out.
 func StartWith(ctx context.Context, dataDir string, out io.Writer, opts Options) (string, error) {
 	if out == nil {
 		out = io.Discard
@@ -90,7 +113,7 @@ func StartWith(ctx context.Context, dataDir string, out io.Writer, opts Options)
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(filepath.Dir(l.root), 0o755); err != nil {
+	if err := os.MkdirAll(l.dataDir, 0o755); err != nil {
 		return "", fmt.Errorf("create data dir: %w", err)
 	}
 	unlock, err := lockDir(l.lockFile)
@@ -98,7 +121,7 @@ func StartWith(ctx context.Context, dataDir string, out io.Writer, opts Options)
 		return "", err
 	}
 	defer unlock()
-	if err := owner.ensureTraversable(filepath.Dir(l.root)); err != nil {
+	if l, err = place(ctx, l, owner, out); err != nil {
 		return "", err
 	}
 	bin, err := findBinDir(l.data)
@@ -126,7 +149,7 @@ func StartWith(ctx context.Context, dataDir string, out io.Writer, opts Options)
 	if err := bootstrap(ctx, port); err != nil {
 		return "", err
 	}
-	return urlFor(port), nil
+	return urlFor(Role, port), nil
 }
 
 // Stop shuts the cluster down if it runs. A cluster that was never created, or
@@ -143,6 +166,58 @@ func Stop(ctx context.Context, dataDir string) error {
 	if err != nil {
 		return err
 	}
+	if l.root != l.link {
+		if err := owner.checkLink(l); err != nil {
+			return err
+		}
+	}
+	return stopAt(ctx, l, owner)
+}
+
+// Destroy stops the cluster under dataDir and deletes its files, wherever
+// they live, so that a relocated cluster leaves nothing behind when a
+// throwaway data dir is removed. The rest of the data dir stays.
+func Destroy(ctx context.Context, dataDir string) error {
+	l, err := layoutOf(dataDir)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(l.link); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	unlock, err := lockDir(l.lockFile)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	owner, err := currentOwner()
+	if err != nil {
+		return err
+	}
+	if l.root != l.link {
+		if err := owner.checkLink(l); errors.Is(err, fs.ErrNotExist) {
+			return os.Remove(l.link)
+		} else if err != nil {
+			return err
+		}
+	}
+	if err := stopAt(ctx, l, owner); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(l.root); err != nil {
+		return fmt.Errorf("delete cluster files in %s: %w", l.root, err)
+	}
+	if err := os.Remove(l.link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", l.link, err)
+	}
+	return nil
+}
+
+// stopAt is Stop for a layout.
+func stopAt(ctx context.Context, l layout, owner clusterOwner) error {
+	if !initialised(l) {
+		return nil
+	}
 	bin, err := findBinDir(l.data)
 	if err != nil {
 		return err
@@ -157,25 +232,35 @@ func Stop(ctx context.Context, dataDir string) error {
 	return nil
 }
 
-// URL returns the connection URL of the cluster under dataDir without starting
-// it; it fails when the cluster was never created there.
+// URL returns the application role's connection URL of the cluster under
+// dataDir without starting it; it fails when the cluster was never created
+// there.
 func URL(dataDir string) (string, error) {
+	return existingURL(dataDir, Role)
+}
+
+// OwnerURL is URL for the owner role, which migrations run as.
+func OwnerURL(dataDir string) (string, error) {
+	return existingURL(dataDir, OwnerRole)
+}
+
+func existingURL(dataDir, role string) (string, error) {
 	l, err := layoutOf(dataDir)
 	if err != nil {
 		return "", err
 	}
 	if !initialised(l) {
-		return "", fmt.Errorf("no private PostgreSQL cluster in %s: run `dashtam dev db start` or `make run` first, or set DATABASE_URL", filepath.Dir(l.root))
+		return "", fmt.Errorf("no private PostgreSQL cluster in %s: run `dashtam dev db start` or `make run` first, or set DATABASE_URL", l.dataDir)
 	}
 	port, err := readPort(l)
 	if err != nil {
 		return "", err
 	}
-	return urlFor(port), nil
+	return urlFor(role, port), nil
 }
 
-func urlFor(port int) string {
-	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", Role, port, Database)
+func urlFor(role string, port int) string {
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", role, port, Database)
 }
 
 // initialised is true once initdb finished and the port was recorded; initCluster
@@ -324,34 +409,68 @@ func superuserURL(port int) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", superuser, port)
 }
 
-// bootstrap creates the dashtam role and database if missing. It runs on every
-// start, so a cluster interrupted between initdb and here heals itself.
-// CREATEROLE lets migrations create the application's narrower roles and
-// CREATEDB lets the test helper create a database per test, without handing
-// the application a superuser.
+// bootstrap creates the roles and the database if missing and puts their
+// attributes and ownership right. It runs on every start, so a cluster
+// interrupted between initdb and here heals itself, and a cluster made before
+// the two roles existed (the application role owned everything and had
+// CREATEROLE and CREATEDB) is brought to the same state as a new one; the
+// next migration run grants the application role its privileges.
 func bootstrap(ctx context.Context, port int) error {
 	conn, err := pgx.Connect(ctx, superuserURL(port))
 	if err != nil {
 		return fmt.Errorf("connect as %s: %w", superuser, err)
 	}
 	defer conn.Close(ctx)
-	role := pgx.Identifier{Role}.Sanitize()
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", Role).Scan(&exists); err != nil {
-		return fmt.Errorf("look up role %s: %w", Role, err)
-	}
-	if !exists {
-		if _, err := conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN CREATEROLE CREATEDB"); err != nil {
-			return fmt.Errorf("create role %s: %w", Role, err)
+	app, owner := pgx.Identifier{Role}.Sanitize(), pgx.Identifier{OwnerRole}.Sanitize()
+	for _, r := range []struct{ name, attrs string }{
+		{OwnerRole, "LOGIN CREATEDB NOCREATEROLE NOSUPERUSER NOREPLICATION NOBYPASSRLS"},
+		{Role, "LOGIN NOCREATEDB NOCREATEROLE NOSUPERUSER NOREPLICATION NOBYPASSRLS"},
+	} {
+		if err := ensureRole(ctx, conn, r.name, r.attrs); err != nil {
+			return err
 		}
 	}
+	if _, err := conn.Exec(ctx, "GRANT "+app+" TO "+owner); err != nil {
+		return fmt.Errorf("make %s a member of %s: %w", OwnerRole, Role, err)
+	}
+	var exists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", Database).Scan(&exists); err != nil {
 		return fmt.Errorf("look up database %s: %w", Database, err)
 	}
+	db := pgx.Identifier{Database}.Sanitize()
 	if !exists {
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{Database}.Sanitize()+" OWNER "+role); err != nil {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+db+" OWNER "+owner); err != nil {
 			return fmt.Errorf("create database %s: %w", Database, err)
 		}
+	} else if _, err := conn.Exec(ctx, "ALTER DATABASE "+db+" OWNER TO "+owner); err != nil {
+		return fmt.Errorf("hand database %s to %s: %w", Database, OwnerRole, err)
+	}
+	// Whatever the application role owns in the database (only a cluster
+	// from before the split has anything) goes to the owner: REASSIGN
+	// OWNED works per database, hence a connection to it.
+	dbConn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", superuser, port, Database))
+	if err != nil {
+		return fmt.Errorf("connect to %s as %s: %w", Database, superuser, err)
+	}
+	defer dbConn.Close(ctx)
+	if _, err := dbConn.Exec(ctx, "REASSIGN OWNED BY "+app+" TO "+owner); err != nil {
+		return fmt.Errorf("hand what %s owns to %s: %w", Role, OwnerRole, err)
+	}
+	return nil
+}
+
+// ensureRole creates role with attrs, or sets attrs on it when it exists.
+func ensureRole(ctx context.Context, conn *pgx.Conn, role, attrs string) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role).Scan(&exists); err != nil {
+		return fmt.Errorf("look up role %s: %w", role, err)
+	}
+	stmt := "ALTER ROLE " + pgx.Identifier{role}.Sanitize() + " " + attrs
+	if !exists {
+		stmt = "CREATE ROLE " + pgx.Identifier{role}.Sanitize() + " " + attrs
+	}
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("set up role %s: %w", role, err)
 	}
 	return nil
 }

@@ -17,7 +17,8 @@ import (
 type clusterOwner struct {
 	name     string
 	uid, gid int
-	switched bool // true when commands must drop from root to this account
+	home     string // the account's home directory, when switched
+	switched bool   // true when commands must drop from root to this account
 }
 
 func currentOwner() (clusterOwner, error) {
@@ -36,7 +37,7 @@ func currentOwner() (clusterOwner, error) {
 	if err != nil {
 		return clusterOwner{}, fmt.Errorf("parse gid of postgres: %w", err)
 	}
-	return clusterOwner{name: "postgres", uid: uid, gid: gid, switched: true}, nil
+	return clusterOwner{name: "postgres", uid: uid, gid: gid, home: u.HomeDir, switched: true}, nil
 }
 
 // command builds an exec.Cmd that runs as the owner. Dropping privileges in the
@@ -70,10 +71,14 @@ func (o clusterOwner) chown(path string) error {
 // ensureTraversable makes sure the owner can reach dataDir. The data dir itself
 // is ours, so a private mode (mktemp -d gives 0700) is opened to 0755; a parent
 // we do not own is only diagnosed, because widening someone's home directory
-// behind their back is not a dev tool's call.
+// behind their back is not a dev tool's call (place moves the cluster's files
+// elsewhere instead, when it still can).
 func (o clusterOwner) ensureTraversable(dataDir string) error {
 	if !o.switched {
 		return nil
+	}
+	if dir, mode, ok := o.blockedParent(dataDir); !ok {
+		return fmt.Errorf("the postgres user cannot enter %s (mode %#o), a parent of data dir %s: run `chmod o+x %s` or choose a data dir elsewhere (DASHTAM_DATA_DIR / --data-dir)", dir, mode, dataDir, dir)
 	}
 	fi, err := os.Stat(dataDir)
 	if err != nil {
@@ -84,17 +89,21 @@ func (o clusterOwner) ensureTraversable(dataDir string) error {
 			return fmt.Errorf("open data dir %s to the postgres user: %w", dataDir, err)
 		}
 	}
-	for dir := filepath.Dir(dataDir); ; dir = filepath.Dir(dir) {
+	return nil
+}
+
+// blockedParent returns the first parent of path, from the nearest up, that
+// the owner cannot search, with its mode; ok is true when there is none.
+func (o clusterOwner) blockedParent(path string) (dir string, mode fs.FileMode, ok bool) {
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
 		if !o.canTraverse(dir) {
-			fi, _ := os.Stat(dir)
-			mode := fs.FileMode(0)
-			if fi != nil {
+			if fi, err := os.Stat(dir); err == nil {
 				mode = fi.Mode().Perm()
 			}
-			return fmt.Errorf("the postgres user cannot enter %s (mode %#o), a parent of data dir %s: run `chmod o+x %s` or choose a data dir elsewhere (DASHTAM_DATA_DIR / --data-dir)", dir, mode, dataDir, dir)
+			return dir, mode, false
 		}
 		if dir == filepath.Dir(dir) {
-			return nil
+			return "", 0, true
 		}
 	}
 }
