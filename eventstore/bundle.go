@@ -76,6 +76,10 @@ type bundleEvent struct {
 		Metadata       string     `json:"metadata_json"`
 		PrevHash       string     `json:"prev_hash"`
 		Hash           string     `json:"hash"`
+		// DigestVersion is the layout the hash was computed with
+		// (docs/event-store.md, "The digest"); owner_id is null exactly
+		// when the column is NULL, which version 2 hashes.
+		DigestVersion int `json:"digest_version"`
 	} `json:"event"`
 	Proof struct {
 		LeafIndex int64    `json:"leaf_index"`
@@ -172,10 +176,11 @@ func (s *Store) WriteBundle(ctx context.Context, w io.Writer, sel BundleSelectio
 		e := &be.Event
 		e.GlobalPosition, e.TransactionID, e.StreamType, e.StreamID = r.GlobalPosition, r.TransactionID, string(r.Stream.Type), r.Stream.ID
 		e.Version, e.EventID, e.EventType, e.SchemaVersion = r.Version, r.EventID, r.EventType, r.SchemaVersion
-		if r.OwnerID != uuid.Nil {
+		if r.OwnerSet() {
 			owner := r.OwnerID
 			e.OwnerID = &owner
 		}
+		e.DigestVersion = r.DigestVersion
 		e.RecordedAt = r.RecordedAt.UTC().Format(checkpointTimeLayout)
 		e.Payload, e.Metadata = string(r.Payload), string(r.RawMetadata)
 		e.PrevHash, e.Hash = hex.EncodeToString(r.PrevHash), hex.EncodeToString(r.Hash)
@@ -355,9 +360,10 @@ func checkBundleEvent(be bundleEvent, anchor Checkpoint, last map[uuid.UUID]bund
 	*lastPos = e.GlobalPosition
 	r := Record{GlobalPosition: e.GlobalPosition, TransactionID: e.TransactionID, Stream: Stream{Type: StreamType(e.StreamType), ID: e.StreamID},
 		Version: e.Version, EventID: e.EventID, EventType: e.EventType, SchemaVersion: e.SchemaVersion,
-		Payload: []byte(e.Payload), RawMetadata: []byte(e.Metadata)}
-	if e.OwnerID != nil {
-		r.OwnerID = *e.OwnerID
+		Payload: []byte(e.Payload), RawMetadata: []byte(e.Metadata), DigestVersion: e.DigestVersion}
+	r.SetOwner(e.OwnerID)
+	if !knownDigestVersion(r.DigestVersion) {
+		return fmt.Errorf("event at position %d: unknown digest version %d", e.GlobalPosition, r.DigestVersion)
 	}
 	var err error
 	if r.RecordedAt, err = time.Parse(time.RFC3339Nano, e.RecordedAt); err != nil {
@@ -375,6 +381,11 @@ func checkBundleEvent(be bundleEvent, anchor Checkpoint, last map[uuid.UUID]bund
 	}
 	if p, ok := last[r.Stream.ID]; ok && p.Event.Version+1 == r.Version && p.Event.Hash != e.PrevHash {
 		return fmt.Errorf("event at position %d (%s v%d): prev_hash is not version %d's hash", e.GlobalPosition, r.Stream, r.Version, r.Version-1)
+	}
+	// A stream's digest version never goes back, between neighbours or not.
+	if p, ok := last[r.Stream.ID]; ok && p.Event.Version < r.Version && p.Event.DigestVersion > r.DigestVersion {
+		return fmt.Errorf("event at position %d (%s v%d): digest version %d follows version %d of v%d: a stream's digest version never goes back",
+			e.GlobalPosition, r.Stream, r.Version, r.DigestVersion, p.Event.DigestVersion, p.Event.Version)
 	}
 	if r.Version == 1 && !bytes.Equal(r.PrevHash, ZeroHash) {
 		return fmt.Errorf("event at position %d (%s v1): prev_hash is not zero", e.GlobalPosition, r.Stream)

@@ -42,6 +42,19 @@ type Record struct {
 	ownerSet bool
 }
 
+// OwnerSet says owner_id was stored (not NULL): OwnerID reads NULL as
+// uuid.Nil, and digest version 2 hashes the difference.
+func (r Record) OwnerSet() bool { return r.ownerSet }
+
+// SetOwner sets OwnerID as the owner_id column stores it, nil for NULL:
+// for code that builds a record from raw columns and hashes it (ChainHash).
+func (r *Record) SetOwner(owner *uuid.UUID) {
+	r.OwnerID, r.ownerSet = uuid.Nil, owner != nil
+	if owner != nil {
+		r.OwnerID = *owner
+	}
+}
+
 // Position is a place in the log in commit order: subscriptions resume after it.
 type Position struct {
 	TransactionID  uint64

@@ -358,7 +358,7 @@ func (jsonlWriter) flush() error  { return nil }
 
 func (j jsonlWriter) write(r eventstore.Record) error {
 	var owner *uuid.UUID
-	if r.OwnerID != uuid.Nil {
+	if r.OwnerSet() {
 		owner = &r.OwnerID
 	}
 	var metadataErr string
@@ -392,7 +392,7 @@ func (c csvWriter) header() error { return c.w.Write(csvColumns) }
 
 func (c csvWriter) write(r eventstore.Record) error {
 	owner := ""
-	if r.OwnerID != uuid.Nil {
+	if r.OwnerSet() {
 		owner = r.OwnerID.String()
 	}
 	return c.w.Write([]string{

@@ -34,11 +34,13 @@ var tamperSeed = func() []byte {
 // all of it (in the database and in dataDir/checkpoints), a few events after
 // the checkpoint, and the streams read model.
 type checkpointedLog struct {
-	url     string
-	pool    *pgxpool.Pool
-	dataDir string
-	store   *eventstore.Store
-	// streams holds three streams of four events each, appended round robin.
+	// url is the application role's, ownerURL the owner's.
+	url, ownerURL string
+	pool          *pgxpool.Pool
+	dataDir       string
+	store         *eventstore.Store
+	// streams holds three streams of four events each, appended round
+	// robin; the third has no owner (owner_id NULL), like a system stream.
 	streams []eventstore.Stream
 	// pos maps "stream index/version" to the event's global position.
 	pos    map[[2]int]int64
@@ -48,7 +50,8 @@ type checkpointedLog struct {
 func newCheckpointedLog(t *testing.T) *checkpointedLog {
 	t.Helper()
 	ctx := context.Background()
-	l := &checkpointedLog{url: testdb.NewURL(t), dataDir: t.TempDir(), pos: map[[2]int]int64{}}
+	l := &checkpointedLog{dataDir: t.TempDir(), pos: map[[2]int]int64{}}
+	l.url, l.ownerURL = testdb.NewURLs(t)
 	require.NoError(t, os.WriteFile(filepath.Join(l.dataDir, signingKeyFile), []byte(base64.StdEncoding.EncodeToString(tamperSeed)), 0o600))
 	pool, err := pgxpool.New(ctx, l.url)
 	require.NoError(t, err)
@@ -66,13 +69,18 @@ func newCheckpointedLog(t *testing.T) *checkpointedLog {
 		_ = i
 	}
 	md := eventstore.WithMetadata(ctx, eventstore.Metadata{OwnerID: owner, Actor: "user:" + owner.String(), IP: "192.0.2.1"})
+	system := eventstore.WithMetadata(ctx, eventstore.Metadata{Actor: "system"})
 	appendRound := func(v int) {
 		for i, s := range l.streams {
 			var e eventstore.Event = auditTestBalanceRecorded{Amount: "10" + string(rune('0'+v)) + ".00"}
 			if v == 1 {
 				e = auditTestConnected{Institution: "sandbox"}
 			}
-			res, err := l.store.Append(md, s, int64(v-1), e)
+			ctx := md
+			if i == 2 {
+				ctx = system
+			}
+			res, err := l.store.Append(ctx, s, int64(v-1), e)
 			require.NoError(t, err)
 			l.pos[[2]int{i, v}] = res.LastPosition
 		}
@@ -94,7 +102,7 @@ func newCheckpointedLog(t *testing.T) *checkpointedLog {
 		return l.newest.TreeSize == 12
 	}, 30*time.Second, 5*time.Millisecond, "the checkpoint never covered the log (xid horizon held back?)")
 	appendRound(5) // after the checkpoint: covered by the chains only
-	code, out, errOut := runAuditCLI(t, "--database-url", l.url, "projections", "rebuild", "streams")
+	code, out, errOut := runAuditCLI(t, "--database-url", l.url, "--database-migrate-url", l.ownerURL, "projections", "rebuild", "streams")
 	require.Equal(t, 0, code, "rebuild streams: %s %s", out, errOut)
 	return l
 }
@@ -106,10 +114,12 @@ func (l *checkpointedLog) verify(t *testing.T, extra ...string) (int, string, st
 }
 
 // superuser runs fn in a transaction in which no trigger fires, as a
-// superuser would: connected as the cluster's bootstrap superuser with
-// session_replication_role = replica when it accepts us (the private
-// test cluster does), otherwise as the tables' owner with their triggers
-// disabled, which is what the owner role could do too.
+// superuser would: connected as the cluster's bootstrap superuser
+// (postgres) with session_replication_role = replica when it accepts us
+// (the private test cluster does), otherwise as the owner role
+// (DATABASE_MIGRATE_URL) with the tables' triggers disabled, which the
+// owner may do. The application role can do neither
+// (migrations/privileges_test.go).
 func (l *checkpointedLog) superuser(t *testing.T, fn func(ctx context.Context, tx pgx.Tx)) {
 	t.Helper()
 	ctx := context.Background()
@@ -130,7 +140,7 @@ func (l *checkpointedLog) superuser(t *testing.T, fn func(ctx context.Context, t
 	owner := conn == nil
 	if owner {
 		t.Log("no superuser connection: tampering as the tables' owner with triggers disabled")
-		conn, err = pgx.Connect(ctx, l.url)
+		conn, err = pgx.Connect(ctx, l.ownerURL)
 		require.NoError(t, err)
 	}
 	defer conn.Close(ctx)
@@ -162,7 +172,7 @@ func (l *checkpointedLog) superuser(t *testing.T, fn func(ctx context.Context, t
 func rechain(t *testing.T, ctx context.Context, tx pgx.Tx, streamID uuid.UUID) {
 	t.Helper()
 	rows, err := tx.Query(ctx, `SELECT global_position, stream_type, stream_id, version, event_id, event_type, schema_version,
-		owner_id, payload::text, metadata::text, recorded_at FROM events WHERE stream_id = $1 ORDER BY version`, streamID)
+		owner_id, payload::text, metadata::text, recorded_at, digest_version FROM events WHERE stream_id = $1 ORDER BY version`, streamID)
 	require.NoError(t, err)
 	var recs []eventstore.Record
 	for rows.Next() {
@@ -173,11 +183,9 @@ func rechain(t *testing.T, ctx context.Context, tx pgx.Tx, streamID uuid.UUID) {
 			pay, met string
 		)
 		require.NoError(t, rows.Scan(&r.GlobalPosition, &typ, &r.Stream.ID, &r.Version, &r.EventID, &r.EventType,
-			&r.SchemaVersion, &owner, &pay, &met, &r.RecordedAt))
+			&r.SchemaVersion, &owner, &pay, &met, &r.RecordedAt, &r.DigestVersion))
 		r.Stream.Type = eventstore.StreamType(typ)
-		if owner != nil {
-			r.OwnerID = *owner
-		}
+		r.SetOwner(owner)
 		r.Payload, r.RawMetadata = json.RawMessage(pay), json.RawMessage(met)
 		recs = append(recs, r)
 	}
@@ -232,6 +240,60 @@ func TestAuditVerifyTamperMatrix(t *testing.T) {
 				rechain(t, ctx, tx, moved)
 			})
 			return []string{"position " + itoa(l.pos[[2]int{1, 1}]), "altered"}
+		}},
+		{name: "owner_id NULL to the zero UUID, hashes not recomputed", tamper: func(t *testing.T, l *checkpointedLog) []string {
+			// Digest version 2 hashes owner_id's NULL-ness: the blind spot
+			// of version 1 is closed for every row the store writes now.
+			l.superuser(t, func(ctx context.Context, tx pgx.Tx) {
+				_, err := tx.Exec(ctx, `UPDATE events SET owner_id = $2 WHERE stream_id = $1 AND version = 2`, l.streams[2].ID, uuid.Nil)
+				require.NoError(t, err)
+			})
+			return []string{"position " + itoa(l.pos[[2]int{2, 2}]), "stored hash does not match"}
+		}},
+		{name: "owner_id NULL to the zero UUID and rechain", tamper: func(t *testing.T, l *checkpointedLog) []string {
+			s := l.streams[2]
+			l.superuser(t, func(ctx context.Context, tx pgx.Tx) {
+				_, err := tx.Exec(ctx, `UPDATE events SET owner_id = $2 WHERE stream_id = $1 AND version = 2`, s.ID, uuid.Nil)
+				require.NoError(t, err)
+				rechain(t, ctx, tx, s.ID)
+			})
+			return []string{"position " + itoa(l.pos[[2]int{2, 2}]), "altered"}
+		}},
+		{name: "owner_id to NULL and rechain", tamper: func(t *testing.T, l *checkpointedLog) []string {
+			s := l.streams[1]
+			l.superuser(t, func(ctx context.Context, tx pgx.Tx) {
+				_, err := tx.Exec(ctx, `UPDATE events SET owner_id = NULL WHERE stream_id = $1 AND version = 2`, s.ID)
+				require.NoError(t, err)
+				rechain(t, ctx, tx, s.ID)
+			})
+			return []string{"position " + itoa(l.pos[[2]int{1, 2}]), "altered"}
+		}},
+		{name: "digest_version 2 to 1, hashes not recomputed", tamper: func(t *testing.T, l *checkpointedLog) []string {
+			l.superuser(t, func(ctx context.Context, tx pgx.Tx) {
+				_, err := tx.Exec(ctx, `UPDATE events SET digest_version = 1 WHERE stream_id = $1 AND version = 3`, l.streams[1].ID)
+				require.NoError(t, err)
+			})
+			return []string{"position " + itoa(l.pos[[2]int{1, 3}]), "digest version 1 follows version 2"}
+		}},
+		{name: "digest_version 2 to 1 after a version 2 event and rechain", tamper: func(t *testing.T, l *checkpointedLog) []string {
+			s := l.streams[1]
+			l.superuser(t, func(ctx context.Context, tx pgx.Tx) {
+				_, err := tx.Exec(ctx, `UPDATE events SET digest_version = 1 WHERE stream_id = $1 AND version >= 3`, s.ID)
+				require.NoError(t, err)
+				rechain(t, ctx, tx, s.ID)
+			})
+			return []string{"position " + itoa(l.pos[[2]int{1, 3}]), "digest version 1 follows version 2", "altered"}
+		}},
+		{name: "a whole stream relabelled to digest version 1 and rechained", tamper: func(t *testing.T, l *checkpointedLog) []string {
+			// Every chain holds (version 1 throughout, no downgrade); only
+			// the checkpoint sees the rows' hashes change.
+			s := l.streams[0]
+			l.superuser(t, func(ctx context.Context, tx pgx.Tx) {
+				_, err := tx.Exec(ctx, `UPDATE events SET digest_version = 1 WHERE stream_id = $1`, s.ID)
+				require.NoError(t, err)
+				rechain(t, ctx, tx, s.ID)
+			})
+			return []string{"log: position " + itoa(l.pos[[2]int{0, 1}]), "altered"}
 		}},
 		{name: "alter hash without rechaining", tamper: func(t *testing.T, l *checkpointedLog) []string {
 			l.superuser(t, func(ctx context.Context, tx pgx.Tx) {

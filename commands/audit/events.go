@@ -249,7 +249,7 @@ func (h *Handler) eventOf(ctx context.Context, r eventstore.Record) (Event, erro
 		Type: r.EventType, SchemaVersion: r.SchemaVersion, RecordedAt: r.RecordedAt.UTC(), Actor: r.Metadata.Actor,
 		Metadata: metadata, Payload: payload,
 	}
-	if r.OwnerID != uuid.Nil {
+	if r.OwnerSet() {
 		owner := r.OwnerID
 		e.OwnerID = &owner
 	}
