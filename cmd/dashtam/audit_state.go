@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
-	"github.com/dashtam/dashtam/adapters/vault"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/eventstore"
 )
@@ -76,26 +75,13 @@ roles and sessions. T is an RFC 3339 time or a date (midnight UTC).`,
 }
 
 // stateStore opens personal data with the master key when one is
-// configured (DASHTAM_ENCRYPTION_KEY or the data dir's), and otherwise
-// shows it sealed, as stored, saying so.
+// configured (keyedStore), and otherwise shows it sealed, as stored,
+// saying so.
 func stateStore(opts *globalOptions, pool *pgxpool.Pool, stderr io.Writer) (*eventstore.Store, error) {
-	dataDir, err := opts.absDataDir()
-	if err != nil {
-		return nil, err
-	}
-	raw, from, err := secretSetting(osGetenv, "DASHTAM_ENCRYPTION_KEY", dataDir, "encryption.key")
-	if err != nil {
-		return nil, err
-	}
-	if raw == "" {
+	store, keyed, err := keyedStore(opts, pool)
+	if err == nil && !keyed {
 		fmt.Fprintln(stderr, "warning: DASHTAM_ENCRYPTION_KEY is not set: personal data is shown sealed, as stored")
-		return eventstore.New(pool, newEventRegistry())
 	}
-	ring, err := vault.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("DASHTAM_ENCRYPTION_KEY%s is malformed: %v", from, err)
-	}
-	store, _, err := personalStore(pool, ring)
 	return store, err
 }
 

@@ -211,6 +211,31 @@ func personalStore(pool *pgxpool.Pool, ring *vault.Keyring) (*eventstore.Store, 
 	return store, keys, nil
 }
 
+// keyedStore returns an event store over pool that opens personal data
+// with the master keyring when one is configured (DASHTAM_ENCRYPTION_KEY,
+// or the data dir's encryption.key), and keyed true; without one, a store
+// that leaves it sealed, as stored, and keyed false.
+func keyedStore(opts *globalOptions, pool *pgxpool.Pool) (store *eventstore.Store, keyed bool, err error) {
+	dataDir, err := opts.absDataDir()
+	if err != nil {
+		return nil, false, err
+	}
+	raw, from, err := secretSetting(osGetenv, "DASHTAM_ENCRYPTION_KEY", dataDir, "encryption.key")
+	if err != nil {
+		return nil, false, err
+	}
+	if raw == "" {
+		store, err = eventstore.New(pool, newEventRegistry())
+		return store, false, err
+	}
+	ring, err := vault.Parse(raw)
+	if err != nil {
+		return nil, false, fmt.Errorf("DASHTAM_ENCRYPTION_KEY%s is malformed: %v", from, err)
+	}
+	store, _, err = personalStore(pool, ring)
+	return store, err == nil, err
+}
+
 // describeTarget names where cfg connects: host:port, or the socket path for a
 // Unix-domain socket, plus any fallback hosts of a multi-host URL.
 func describeTarget(cfg pgconn.Config) string {
