@@ -6,58 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/dashtam/dashtam/adapters/browsertest"
 	"github.com/dashtam/dashtam/adapters/providers/sandbox"
 )
-
-// chromiumNames are the executables tried, in order: Debian's package
-// (chromium), Ubuntu's, Google's, and chromedp's headless-shell image.
-var chromiumNames = []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"}
-
-// findChromium returns the browser to drive. Without one the test fails,
-// because the authorize page must be proven in a real browser; outside CI
-// DASHTAM_SKIP_BROWSER=1 skips it on purpose.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("DASHTAM_SKIP_BROWSER") == "1" && os.Getenv("CI") == "" {
-		t.Skip("DASHTAM_SKIP_BROWSER=1: the authorize page is not tried in a browser")
-	}
-	for _, name := range chromiumNames {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatalf("no Chromium on PATH (tried %v): install the Debian package chromium (.ci/run does), "+
-		"or outside CI set DASHTAM_SKIP_BROWSER=1 to skip this test", chromiumNames)
-	return ""
-}
-
-// browser starts a headless Chromium for the test. As root, Chromium
-// refuses to start without --no-sandbox.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	path := findChromium(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()))
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	t.Cleanup(cancelCtx)
-	// A bound on the whole browser session, not a synchronisation: every
-	// step below waits for a condition in the page.
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(cancelTimeout)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v", path, err)
-	}
-	return ctx
-}
 
 // TestAuthorizePageInABrowser walks the authorize page in headless
 // Chromium as a person would: it opens the authorization URL, picks a
@@ -72,7 +28,7 @@ func TestAuthorizePageInABrowser(t *testing.T) {
 	t.Cleanup(callback.Close)
 	cbURL := callback.URL + "/oauth/sandbox/callback"
 	e := newEnv(t, envOptions{redirects: []string{cbURL}})
-	ctx := browser(t)
+	ctx := browsertest.Start(t, "the authorize page")
 
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(e.provider.AuthorizationURL("browser-state", testChallenge)),
