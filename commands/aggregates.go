@@ -84,8 +84,9 @@ func ConnectionAggregate() eventstore.Aggregate[*connection.Connection, connecti
 
 // DescribedAggregates is the registry `audit state` and the audit API read
 // states through: one line per aggregate, its description and the view
-// that renders its state for auditors. A new aggregate (account,
-// transaction) plugs in with one more line here.
+// that renders its state for auditors. A new aggregate plugs in with one
+// more line here (TestStateAsOfEqualsLiveState then asks for its history,
+// and TestEveryStreamTypeIsDescribed fails until it is here).
 func DescribedAggregates(store *eventstore.Store) (*eventstore.Aggregates, error) {
 	var errs []error
 	add := func(r eventstore.StateReader, err error) eventstore.StateReader {
@@ -95,6 +96,8 @@ func DescribedAggregates(store *eventstore.Store) (*eventstore.Aggregates, error
 	readers := []eventstore.StateReader{
 		add(eventstore.Describe(store, UserAggregate(), UserStateView)),
 		add(eventstore.Describe(store, ConnectionAggregate(), ConnectionStateView)),
+		add(eventstore.Describe(store, AccountAggregate(), AccountStateView)),
+		add(eventstore.Describe(store, TransactionAggregate(), TransactionStateView)),
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

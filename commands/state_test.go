@@ -7,9 +7,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dashtam/dashtam/aggregates/account"
 	"github.com/dashtam/dashtam/aggregates/connection"
+	"github.com/dashtam/dashtam/aggregates/transaction"
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/eventstore"
@@ -26,6 +29,8 @@ type stateScenario func(t *testing.T, ctx context.Context, store *eventstore.Sto
 var stateScenarios = map[eventstore.StreamType]stateScenario{
 	eventstore.StreamUser:       userScenario,
 	eventstore.StreamConnection: connectionScenario,
+	eventstore.StreamAccount:     accountScenario,
+	eventstore.StreamTransaction: transactionScenario,
 }
 
 func update[A any, E eventstore.Event](t *testing.T, ctx context.Context, repo *eventstore.Repository[A, E], id uuid.UUID, decide func(A) ([]E, error)) {
@@ -106,6 +111,65 @@ func connectionScenario(t *testing.T, ctx context.Context, store *eventstore.Sto
 	do(func(c *connection.Connection) ([]connection.Event, error) { return c.Disconnected(true, "", now()) })
 }
 
+func accountScenario(t *testing.T, ctx context.Context, store *eventstore.Store, now func() time.Time, step func(uuid.UUID)) {
+	repo, err := eventstore.NewRepository(store, commands.AccountAggregate())
+	require.NoError(t, err)
+	id, conn, owner := uuid.New(), uuid.New(), uuid.New()
+	do := func(decide func(*account.Account) ([]account.Event, error)) {
+		update(t, ctx, repo, id, decide)
+		step(id)
+	}
+	details := account.Details{ProviderAccountID: "acct-1", Name: "Checking", Type: "checking", Currency: "USD",
+		MaskedNumber: "****1234", Raw: []byte(`{"id":"acct-1"}`)}
+	observe := func(d account.Details, balance string, holdings []account.Holding, known bool) func(*account.Account) ([]account.Event, error) {
+		return func(a *account.Account) ([]account.Event, error) {
+			o := account.Observation{ConnectionID: conn, UserID: owner, SyncID: uuid.New(), Details: d,
+				Holdings: holdings, HoldingsKnown: known, At: now()}
+			if balance != "" {
+				o.Balance = &account.Balance{Current: decimal.RequireFromString(balance), Currency: "USD"}
+			}
+			return a.Observe(o)
+		}
+	}
+	apple := account.Holding{Symbol: "AAPL", Quantity: decimal.RequireFromString("3"), MarketValue: decimal.RequireFromString("570.30"), Currency: "USD"}
+	do(observe(details, "100.00", nil, false))
+	do(observe(details, "250.75", nil, false))
+	do(observe(details, "", []account.Holding{apple}, true))
+	renamed := details
+	renamed.Name = "Everyday checking"
+	do(observe(renamed, "", nil, false))
+	do(observe(renamed, "-12.50", nil, true)) // a new balance, and the holdings sold
+	do(func(a *account.Account) ([]account.Event, error) { return a.Close(account.ClosedDisconnected, now()) })
+	do(observe(renamed, "", nil, false)) // reopened by a later sync
+}
+
+func transactionScenario(t *testing.T, ctx context.Context, store *eventstore.Store, now func() time.Time, step func(uuid.UUID)) {
+	repo, err := eventstore.NewRepository(store, commands.TransactionAggregate())
+	require.NoError(t, err)
+	id, acct, conn := uuid.New(), uuid.New(), uuid.New()
+	do := func(decide func(*transaction.Transaction) ([]transaction.Event, error)) {
+		update(t, ctx, repo, id, decide)
+		step(id)
+	}
+	data := transaction.Data{ProviderTransactionID: "tx-1", Type: commands.TransactionTypeBuy, Pending: true,
+		Amount: decimal.RequireFromString("-42.10"), Currency: "USD", Description: "Coffee", Date: "2026-03-01",
+		Raw: []byte(`{"id":"tx-1"}`)}
+	observe := func(d transaction.Data) func(*transaction.Transaction) ([]transaction.Event, error) {
+		return func(x *transaction.Transaction) ([]transaction.Event, error) {
+			return x.Observe(transaction.Observation{AccountID: acct, ConnectionID: conn, SyncID: uuid.New(), Data: d, At: now()})
+		}
+	}
+	do(observe(data))
+	corrected := data
+	corrected.Amount = decimal.RequireFromString("-42.60")
+	do(observe(corrected))
+	do(func(x *transaction.Transaction) ([]transaction.Event, error) { return x.Remove(uuid.New(), now()) })
+	do(observe(corrected)) // reappeared
+	posted := corrected
+	posted.Pending, posted.SettlementDate = false, "2026-03-03"
+	do(observe(posted))
+}
+
 // TestStateAsOfEqualsLiveState drives every described aggregate through a
 // history and, after each decision, records the live state (the generic
 // path's Load, snapshots and all) at the moment its last event was
@@ -161,8 +225,23 @@ func TestStateAsOfEqualsLiveState(t *testing.T) {
 			require.ErrorIs(t, err, eventstore.ErrStreamNotFound, "nothing before the first event")
 		})
 	}
-	_, err = aggs.Reader(eventstore.StreamAccount)
+	_, err = aggs.Reader(eventstore.StreamType("ledger"))
 	require.ErrorIs(t, err, eventstore.ErrNoStateReader)
+}
+
+// TestEveryStreamTypeIsDescribed: audit state answers for every aggregate
+// the project has, so every stream type has a reader (and, through
+// TestStateAsOfEqualsLiveState, a history proving it).
+func TestEveryStreamTypeIsDescribed(t *testing.T) {
+	t.Parallel()
+	store, err := eventstore.New(testdb.New(t), newRegistry())
+	require.NoError(t, err)
+	aggs, err := commands.DescribedAggregates(store)
+	require.NoError(t, err)
+	for _, typ := range eventstore.StreamTypes {
+		_, err := aggs.Reader(typ)
+		require.NoError(t, err, "stream type %s", typ)
+	}
 }
 
 func newRegistry() *eventstore.Registry {

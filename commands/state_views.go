@@ -5,7 +5,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dashtam/dashtam/aggregates/account"
 	"github.com/dashtam/dashtam/aggregates/connection"
+	"github.com/dashtam/dashtam/aggregates/transaction"
 	"github.com/dashtam/dashtam/aggregates/user"
 )
 
@@ -96,4 +98,47 @@ func timeOrNil(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// AccountState is an account's state as auditors see it at a moment: whose
+// it is, through which connection, what the provider called it and the
+// balance and holdings last recorded by then. The provider's raw record is
+// left out: it is kept for re-mapping, not for reading.
+type AccountState struct {
+	AccountID    uuid.UUID         `json:"account_id"`
+	ConnectionID uuid.UUID         `json:"connection_id"`
+	UserID       uuid.UUID         `json:"user_id"`
+	Active       bool              `json:"is_active"`
+	Details      account.Details   `json:"details"`
+	Balance      *account.Balance  `json:"balance"`
+	Holdings     []account.Holding `json:"holdings"`
+}
+
+// AccountStateView renders a; it does not depend on the moment.
+func AccountStateView(a *account.Account, _ time.Time) any {
+	d := a.Details()
+	d.Raw = nil
+	holdings := a.Holdings()
+	if holdings == nil {
+		holdings = []account.Holding{}
+	}
+	return AccountState{AccountID: a.ID(), ConnectionID: a.ConnectionID(), UserID: a.UserID(), Active: a.Active(),
+		Details: d, Balance: a.Balance(), Holdings: holdings}
+}
+
+// TransactionState is a transaction's state as auditors see it at a
+// moment: its account, status and what the provider reported (amount,
+// dates, description), without the provider's raw record.
+type TransactionState struct {
+	TransactionID uuid.UUID          `json:"transaction_id"`
+	AccountID     uuid.UUID          `json:"account_id"`
+	Status        transaction.Status `json:"status"`
+	Data          transaction.Data   `json:"data"`
+}
+
+// TransactionStateView renders t; it does not depend on the moment.
+func TransactionStateView(t *transaction.Transaction, _ time.Time) any {
+	d := t.Data()
+	d.Raw = nil
+	return TransactionState{TransactionID: t.ID(), AccountID: t.AccountID(), Status: t.Status(), Data: d}
 }

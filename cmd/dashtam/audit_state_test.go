@@ -63,11 +63,12 @@ func TestAuditStateCommand(t *testing.T) {
 	code, _, stderr := runAuditCLI(t, "--database-url", url, "audit", "state", "--stream", "user:"+id.String(), "--as-of", "2026-04-01")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "had no event recorded by")
+	code, _, stderr = runAuditCLI(t, "--database-url", url, "audit", "state", "--stream", "account:"+id.String(), "--as-of", "2026-04-01")
+	assert.Equal(t, 1, code, "an account stream with no event: %s", stderr)
 	for _, args := range [][]string{
 		{"--stream", "user:" + id.String()},
 		{"--as-of", "2026-04-01"},
 		{"--stream", "ledger:" + id.String(), "--as-of", "2026-04-01"},
-		{"--stream", "account:" + id.String(), "--as-of", "2026-04-01"},
 		{"--stream", "user:" + id.String(), "--as-of", "yesterday"},
 	} {
 		code, _, stderr := runAuditCLI(t, append([]string{"--database-url", url, "audit", "state"}, args...)...)

@@ -152,7 +152,7 @@ func TestServeAuditAPI(t *testing.T) {
 	assert.Equal(t, false, early.Body["state"].(map[string]any)["email_verified"])
 	c.Do("GET", "/api/v1/audit/streams/user/"+aliceID+"?as_of=2000-01-01", nil, tok).Want(t, 404, "before she existed")
 	c.Do("GET", "/api/v1/audit/streams/ledger/"+aliceID, nil, tok).Want(t, 422, "an unknown type")
-	c.Do("GET", "/api/v1/audit/streams/account/"+aliceID, nil, tok).Want(t, 422, "no account state yet")
+	c.Do("GET", "/api/v1/audit/streams/account/"+aliceID, nil, tok).Want(t, 404, "no such account")
 	c.Do("GET", "/api/v1/audit/streams/user/"+aliceID+"?as_of=soon", nil, tok).Want(t, 422, "a malformed as_of")
 
 	// Every answered use was recorded on the auditor's stream, with its filters.
