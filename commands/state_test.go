@@ -27,8 +27,8 @@ type stateScenario func(t *testing.T, ctx context.Context, store *eventstore.Sto
 // for an aggregate described without one, so a new aggregate gets its
 // as-of test when it plugs in.
 var stateScenarios = map[eventstore.StreamType]stateScenario{
-	eventstore.StreamUser:       userScenario,
-	eventstore.StreamConnection: connectionScenario,
+	eventstore.StreamUser:        userScenario,
+	eventstore.StreamConnection:  connectionScenario,
 	eventstore.StreamAccount:     accountScenario,
 	eventstore.StreamTransaction: transactionScenario,
 }
