@@ -156,26 +156,31 @@ func fillChainedLog(b *testing.B, pool *pgxpool.Pool, n int) {
 		prev[i] = eventstore.ZeroHash
 	}
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	owner := uuid.New()
 	meta := json.RawMessage(`{"actor":"user:bench","ip":"192.0.2.1","trace_id":"0123456789abcdef0123456789abcdef"}`)
 	rows := make([][]any, 0, n)
 	for v := 1; v <= auditBenchStreamSize; v++ {
 		for i, id := range ids {
+			// Rows as Append writes them now: digest version 2, an owner.
 			r := eventstore.Record{
 				Stream: eventstore.Stream{Type: eventstore.StreamAccount, ID: id}, Version: int64(v), EventID: uuid.New(),
-				EventType: "CounterIncremented", SchemaVersion: 1,
+				EventType: "CounterIncremented", SchemaVersion: 1, DigestVersion: 2,
 				Payload:     json.RawMessage(`{"command_id":"bench-command-0001","amount":"1234.56"}`),
 				RawMetadata: meta, RecordedAt: at, PrevHash: prev[i],
 			}
+			r.SetOwner(&owner)
 			h, err := eventstore.ChainHash(r)
 			if err != nil {
 				b.Fatal(err)
 			}
-			rows = append(rows, []any{"account", id, int64(v), r.EventID, r.EventType, 1, string(r.Payload), string(meta), at, prev[i], h})
+			rows = append(rows, []any{"account", id, int64(v), r.EventID, r.EventType, 1, string(r.Payload), string(meta), at, prev[i], h,
+				2, owner})
 			prev[i] = h
 		}
 	}
 	_, err := pool.CopyFrom(context.Background(), pgx.Identifier{"events"},
-		[]string{"stream_type", "stream_id", "version", "event_id", "event_type", "schema_version", "payload", "metadata", "recorded_at", "prev_hash", "hash"},
+		[]string{"stream_type", "stream_id", "version", "event_id", "event_type", "schema_version", "payload", "metadata", "recorded_at", "prev_hash", "hash",
+			"digest_version", "owner_id"},
 		pgx.CopyFromRows(rows))
 	if err != nil {
 		b.Fatal(err)
