@@ -258,8 +258,8 @@ func TestAppRoleAuditGrants(t *testing.T) {
 		 VALUES (0, '1', 1, '1', 1, decode(repeat('00', 40), 'hex'))`,
 		`INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (8, 0, sha256(''))`,
 		`INSERT INTO personal_data_keys (user_id, key_id, wrapped, created_at)
-		 VALUES ('00000000-0000-0000-0000-000000000001', 'k1', '', now())`,
-		`UPDATE personal_data_keys SET key_id = 'k2', wrapped = '' WHERE user_id = '00000000-0000-0000-0000-000000000001'`,
+		 VALUES ('00000000-0000-0000-0000-000000000001', 'k1', '\x01', now())`,
+		`UPDATE personal_data_keys SET key_id = 'k2', wrapped = '\x02' WHERE user_id = '00000000-0000-0000-0000-000000000001'`,
 		`UPDATE personal_data_keys SET key_id = NULL, wrapped = NULL, erased_at = now() WHERE user_id = '00000000-0000-0000-0000-000000000001'`,
 	} {
 		if _, err := app.Exec(ctx, stmt); err != nil {
