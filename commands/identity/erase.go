@@ -164,6 +164,11 @@ func (h *Handler) forgetRows(ctx context.Context, tx *eventstore.Tx, id uuid.UUI
 		// Snapshots hold the decoded state; the erasure's own, if one is
 		// due, is taken after this from the state that forgot.
 		{`DELETE FROM snapshots WHERE stream_type = 'user' AND stream_id = $1`, []any{id}},
+		// Mail jobs for the user, waiting or kept after they ran: their
+		// arguments hold what the mail says (a connection's alias). A
+		// running one is left to finish against the forgotten address.
+		{`DELETE FROM river_job WHERE kind = ANY($2) AND args->>'user_id' = $1::text AND state <> 'running'`,
+			[]any{id, []string{commands.UserMail{}.Kind(), LinkMail{}.Kind()}}},
 	}
 	for _, st := range steps {
 		if _, err := tx.Exec(ctx, st.sql, st.args...); err != nil {

@@ -76,6 +76,19 @@ func TestEraseEndsSessionsDisconnectsAndRetries(t *testing.T) {
 	})
 	v := e.MustRegister("erase.me@example.com")
 	tok := e.MustLogin("erase.me@example.com")
+	// A mail about a connection waits for its time; its arguments name
+	// the connection as she did. The verification mail was sent.
+	require.NoError(t, pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		return e.deps.Jobs.EnqueueTx(ctx, tx, commands.UserMail{UserID: v.ID, Template: commands.MailReauthorizationReminder,
+			Params: map[string]string{"alias": "Erase Me Household", "provider": "Sandbox"}}, commands.JobOptions{RunAt: time.Now().Add(time.Hour)})
+	}))
+	drainJobs(t, e.pool)
+	mailJobs := func() int {
+		var n int
+		require.NoError(t, e.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE args->>'user_id' = $1`, v.ID.String()).Scan(&n))
+		return n
+	}
+	require.Equal(t, 2, mailJobs(), "the sent verification mail and the waiting one")
 	p, err := e.h.Authenticate(ctx, tok.AccessToken)
 	require.NoError(t, err)
 
@@ -85,6 +98,7 @@ func TestEraseEndsSessionsDisconnectsAndRetries(t *testing.T) {
 	assert.Contains(t, err.Error(), "provider down")
 	assert.Equal(t, []uuid.UUID{v.ID}, conns.forgot, "aliases forgotten in the erasure's transaction")
 	assert.Equal(t, []uuid.UUID{c1}, conns.disconnected)
+	assert.Zero(t, mailJobs(), "the user's mail jobs are gone with what they said")
 
 	_, err = e.h.Authenticate(ctx, tok.AccessToken)
 	require.Error(t, err, "every session ended")
