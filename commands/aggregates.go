@@ -3,6 +3,7 @@ package commands
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/dashtam/dashtam/aggregates/account"
@@ -79,6 +80,29 @@ func ConnectionAggregate() eventstore.Aggregate[*connection.Connection, connecti
 		New:   connection.New,
 		Apply: func(c *connection.Connection, e connection.Event) { c.Apply(e) },
 	}
+}
+
+// DescribedAggregates is the registry `audit state` and the audit API read
+// states through: one line per aggregate, its description and the view
+// that renders its state for auditors. A new aggregate plugs in with one
+// more line here (TestStateAsOfEqualsLiveState then asks for its history,
+// and TestEveryStreamTypeIsDescribed fails until it is here).
+func DescribedAggregates(store *eventstore.Store) (*eventstore.Aggregates, error) {
+	var errs []error
+	add := func(r eventstore.StateReader, err error) eventstore.StateReader {
+		errs = append(errs, err)
+		return r
+	}
+	readers := []eventstore.StateReader{
+		add(eventstore.Describe(store, UserAggregate(), UserStateView)),
+		add(eventstore.Describe(store, ConnectionAggregate(), ConnectionStateView)),
+		add(eventstore.Describe(store, AccountAggregate(), AccountStateView)),
+		add(eventstore.Describe(store, TransactionAggregate(), TransactionStateView)),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return eventstore.NewAggregates(readers...)
 }
 
 // AccountAggregate describes the account aggregate to the generic path:

@@ -80,5 +80,7 @@ func registerUserEvents(r *eventstore.Registry) {
 	eventstore.Register[user.UserRoleRevoked](r, 1)
 	eventstore.Register[user.UserTokensRotated](r, 1)
 	eventstore.Register[user.UserAccessDenied](r, 1)
+	eventstore.Register[user.UserAuditTrailViewed](r, 1)
+	eventstore.Register[user.UserErased](r, 1)
 	eventstore.Register[user.SecurityTokensRotated](r, 1)
 }

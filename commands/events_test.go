@@ -64,6 +64,8 @@ func TestRegisteredUserEventsRoundTrip(t *testing.T) {
 		user.UserRoleRevoked{UserID: id, Role: user.RoleUser, At: at},
 		user.UserTokensRotated{UserID: id, TokenVersion: 2, Reason: "stolen laptop", At: at},
 		user.UserAccessDenied{UserID: id, SessionID: sid, Method: "GET", Route: "/api/v1/audit-events", Permission: user.PermissionAuditRead, At: at},
+		user.UserAuditTrailViewed{UserID: id, SessionID: sid, Route: "GET /api/v1/audit-events", Filters: map[string]string{"actor": "user:x"}, At: at},
+		user.UserErased{UserID: id, By: id, At: at},
 	}
 	var covered []string
 	for _, e := range samples {

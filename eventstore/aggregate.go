@@ -141,7 +141,7 @@ func (r *Repository[A, E]) Load(ctx context.Context, q Querier, id uuid.UUID) (L
 	l.Version = l.SnapshotVersion
 	l.history = make([]E, 0, len(records))
 	for _, rec := range records {
-		e, err := r.store.Decode(rec)
+		e, err := r.store.DecodeContext(ctx, rec)
 		if err != nil {
 			return Loaded[A, E]{}, fmt.Errorf("load %s: %w", stream, err)
 		}

@@ -1,8 +1,10 @@
 package eventstore_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -52,16 +54,41 @@ func rawFields(digestVersion int, stream eventstore.Stream, version int64, owner
 	return f
 }
 
-// requireBreak runs VerifyChains and requires a break at stream id and version.
+// requireBreak runs both verifiers — VerifyChains (stream order) and
+// VerifyLog (one scan in commit order, links in one join) — and requires
+// each to find a break at stream id and version; it returns VerifyLog's.
 func requireBreak(t *testing.T, s *eventstore.Store, id uuid.UUID, version int64) *eventstore.ChainBreak {
 	t.Helper()
 	_, brk, err := s.VerifyChains(context.Background(), nil)
 	require.NoError(t, err)
-	require.NotNil(t, brk, "the change must be detected")
+	require.NotNil(t, brk, "VerifyChains must detect the change")
 	assert.Equal(t, id, brk.Stream.ID, brk.Error())
 	assert.Equal(t, version, brk.Version, brk.Error())
 	assert.Contains(t, brk.Error(), id.String())
-	return brk
+	rep, err := s.VerifyLog(context.Background(), eventstore.LogVerifyOptions{})
+	require.NoError(t, err)
+	lb := rep.ChainBreak
+	require.NotNil(t, lb, "VerifyLog must detect the change")
+	assert.Equal(t, id, lb.Stream.ID, lb.Error())
+	assert.Equal(t, version, lb.Version, lb.Error())
+	require.NotEmpty(t, rep.Findings)
+	assert.Equal(t, eventstore.FindingChain, rep.Findings[0].Kind)
+	return lb
+}
+
+// requireIntact runs both verifiers and requires neither to find a break;
+// it returns VerifyChains' report, which VerifyLog's must equal.
+func requireIntact(t *testing.T, s *eventstore.Store, msg string) eventstore.VerifyReport {
+	t.Helper()
+	rep, brk, err := s.VerifyChains(context.Background(), nil)
+	require.NoError(t, err)
+	require.Nil(t, brk, "VerifyChains: %s", msg)
+	lr, err := s.VerifyLog(context.Background(), eventstore.LogVerifyOptions{})
+	require.NoError(t, err)
+	require.Nil(t, lr.ChainBreak, "VerifyLog: %s", msg)
+	require.Empty(t, lr.Findings, "VerifyLog: %s", msg)
+	assert.Equal(t, rep, lr.Chains, "VerifyLog's count: %s", msg)
+	return rep
 }
 
 // TestVerifyAcceptsVersionOneRows: events hashed with the version 1 digest,
@@ -85,9 +112,7 @@ func TestVerifyAcceptsVersionOneRows(t *testing.T) {
 	_, err = s.Append(ctx, ownerless, 1, counterIncremented{CommandID: "new", Amount: "1"})
 	require.NoError(t, err)
 
-	rep, brk, err := s.VerifyChains(ctx, nil)
-	require.NoError(t, err)
-	require.Nil(t, brk)
+	rep := requireIntact(t, s, "version 1 rows, then version 2")
 	assert.Equal(t, eventstore.VerifyReport{Events: 5, Streams: 2}, rep)
 	recs, err := s.ReadStream(ctx, owned, 0)
 	require.NoError(t, err)
@@ -99,9 +124,7 @@ func TestVerifyAcceptsVersionOneRows(t *testing.T) {
 	// Version 1 rows keep the blind spot they were written with: only their
 	// own digest can check them. Version 2 rows do not have it.
 	tamper(t, pool, `UPDATE events SET owner_id = '00000000-0000-0000-0000-000000000000' WHERE stream_id = $1 AND version = 1`, ownerless.ID)
-	_, brk, err = s.VerifyChains(ctx, nil)
-	require.NoError(t, err)
-	require.Nil(t, brk, "a version 1 digest cannot see NULL become the zero UUID")
+	requireIntact(t, s, "a version 1 digest cannot see NULL become the zero UUID")
 	tamper(t, pool, `UPDATE events SET owner_id = '00000000-0000-0000-0000-000000000000' WHERE stream_id = $1 AND version = 2`, ownerless.ID)
 	requireBreak(t, s, ownerless.ID, 2)
 }
@@ -200,6 +223,12 @@ func TestVerifyCatchesTamperingWithEveryHashedColumn(t *testing.T) {
 			tamper(t, pool, `UPDATE events SET digest_version = 1 WHERE stream_id = $1`, l.ownerless.ID)
 			return l.ownerless.ID, 1
 		},
+		"digest_version to one no verifier knows": func(t *testing.T, pool *pgxpool.Pool, l logStreams) (uuid.UUID, int64) {
+			// Only the owner can drop the check that keeps it to 1 or 2.
+			tamper(t, pool, `ALTER TABLE events DROP CONSTRAINT events_digest_version_known`)
+			tamper(t, pool, `UPDATE events SET digest_version = 3 WHERE stream_id = $1 AND version = 2`, l.owned.ID)
+			return l.owned.ID, 2
+		},
 		"prev_hash": func(t *testing.T, pool *pgxpool.Pool, l logStreams) (uuid.UUID, int64) {
 			tamper(t, pool, `UPDATE events SET prev_hash = $2 WHERE stream_id = $1 AND version = 2`, l.owned.ID, eventstore.ZeroHash)
 			return l.owned.ID, 2
@@ -229,13 +258,73 @@ func TestVerifyCatchesTamperingWithEveryHashedColumn(t *testing.T) {
 			// uuid.Nil), but version 2 must tell it from NULL either way.
 			insertRaw(t, s.Pool(), eventstore.ZeroHash, rawFields(2, l.zeroOwner, 1, &zero))
 
-			rep, brk, err := s.VerifyChains(ctx, nil)
-			require.NoError(t, err)
-			require.Nil(t, brk)
+			rep := requireIntact(t, s, "before tampering")
 			require.Equal(t, eventstore.VerifyReport{Events: 6, Streams: 3}, rep)
 
 			id, version := mutate(t, s.Pool(), l)
 			requireBreak(t, s, id, version)
 		})
 	}
+}
+
+// TestBundlesCarryDigestVersions exports a log holding version 1 rows, an
+// owner stored as NULL and one stored as the zero UUID: the bundle records
+// each row's digest version and owner as stored, and verifies offline.
+// A log whose stream goes back from version 2 to version 1, correctly
+// chained and checkpointed, exports a bundle that does not verify.
+func TestBundlesCarryDigestVersions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	export := func(t *testing.T, s *eventstore.Store) []byte {
+		t.Helper()
+		dir, err := eventstore.OpenCheckpointDir(filepath.Join(t.TempDir(), "checkpoints"))
+		require.NoError(t, err)
+		cp, err := eventstore.NewCheckpointer(s, testSigner(t), dir)
+		require.NoError(t, err)
+		checkpointAll(t, s, cp)
+		var buf bytes.Buffer
+		_, err = s.WriteBundle(ctx, &buf, eventstore.BundleSelection{}, testSigner(t))
+		require.NoError(t, err)
+		return buf.Bytes()
+	}
+
+	t.Run("versions 1 and 2, NULL and zero owners", func(t *testing.T) {
+		t.Parallel()
+		s := mustStore(t)
+		owner, zero := uuid.New(), uuid.Nil
+		owned, ownerless, zeroOwner := newStream(eventstore.StreamAccount), newStream(eventstore.StreamUser), newStream(eventstore.StreamConnection)
+		h := insertRaw(t, s.Pool(), eventstore.ZeroHash, rawFields(1, owned, 1, &owner))
+		insertRaw(t, s.Pool(), h, rawFields(1, owned, 2, &owner))
+		_, err := s.Append(eventstore.WithMetadata(ctx, eventstore.Metadata{OwnerID: owner, Actor: "system"}), owned, 2,
+			counterIncremented{CommandID: "new", Amount: "1"})
+		require.NoError(t, err)
+		insertRaw(t, s.Pool(), eventstore.ZeroHash, rawFields(1, ownerless, 1, nil))
+		_, err = s.Append(ctx, ownerless, 1, counterIncremented{CommandID: "new", Amount: "1"})
+		require.NoError(t, err)
+		insertRaw(t, s.Pool(), eventstore.ZeroHash, rawFields(2, zeroOwner, 1, &zero))
+
+		b := export(t, s)
+		rep, err := eventstore.VerifyBundle(bytes.NewReader(b), eventstore.TrustedKeys{testSigner(t).PublicKey()})
+		require.NoError(t, err)
+		assert.Equal(t, int64(6), rep.Events)
+		for _, want := range []string{`"owner_id":null`, `"owner_id":"00000000-0000-0000-0000-000000000000"`,
+			`"digest_version":1}`, `"digest_version":2}`} {
+			assert.Contains(t, string(b), want)
+		}
+	})
+
+	t.Run("a digest downgrade", func(t *testing.T) {
+		t.Parallel()
+		s := mustStore(t)
+		st := newStream(eventstore.StreamAccount)
+		_, err := s.Append(ctx, st, 0, counterOpened{Name: "v2"})
+		require.NoError(t, err)
+		recs, err := s.ReadStream(ctx, st, 0)
+		require.NoError(t, err)
+		insertRaw(t, s.Pool(), recs[0].Hash, rawFields(1, st, 2, nil))
+
+		_, err = eventstore.VerifyBundle(bytes.NewReader(export(t, s)), eventstore.TrustedKeys{testSigner(t).PublicKey()})
+		require.ErrorIs(t, err, eventstore.ErrBundle)
+		assert.Contains(t, err.Error(), "digest version 1 follows version 2")
+	})
 }

@@ -120,6 +120,16 @@ func TestMalformedMetadataIsFlaggedNotFatal(t *testing.T) {
 			t.Errorf("verify (page %d) reported %+v", page, m)
 		}
 	}
+	// The commit-order verifier reports it alike and finds no break.
+	lrep, err := store.VerifyLog(ctx, LogVerifyOptions{})
+	if err != nil || lrep.ChainBreak != nil || len(lrep.Findings) != 0 {
+		t.Fatalf("VerifyLog: %+v, %v", lrep, err)
+	}
+	if c := lrep.Chains; c.Events != 6 || c.Streams != 2 || c.MalformedCount != 1 || len(c.Malformed) != 1 {
+		t.Fatalf("VerifyLog: %+v", c)
+	} else if m := c.Malformed[0]; m.Stream != s || m.Version != 4 || m.EventID != bad.eventID.String() || m.Err == nil {
+		t.Errorf("VerifyLog reported %+v", m)
+	}
 }
 
 func TestAppendRefusesInvalidMetadata(t *testing.T) {

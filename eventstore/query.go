@@ -29,6 +29,9 @@ type Filter struct {
 	ConnectionID *uuid.UUID
 	// EventTypes keeps the events whose type is one of these names.
 	EventTypes []string
+	// Actor keeps the events whose metadata names this actor (index
+	// events_actor, migration 00016).
+	Actor *string
 	// From keeps events recorded at or after this instant (inclusive).
 	From *time.Time
 	// To keeps events recorded before this instant (exclusive), so that
@@ -91,6 +94,9 @@ func (f Filter) where() (string, []any) {
 	}
 	if len(f.EventTypes) > 0 {
 		conds = append(conds, "event_type = ANY("+arg(f.EventTypes)+"::text[])")
+	}
+	if f.Actor != nil {
+		conds = append(conds, "metadata ->> 'actor' = "+arg(*f.Actor))
 	}
 	// recorded_at has microsecond precision and the driver truncates finer
 	// bounds, which would move them across stored instants: a lower or an
@@ -212,4 +218,40 @@ func (s *Store) Count(ctx context.Context, f Filter) (int64, error) {
 		return 0, fmt.Errorf("count events: %w", err)
 	}
 	return n, nil
+}
+
+// QueryPage returns up to limit events matching f after global position
+// after, in global_position order: one keyset page of the audit API, one
+// short statement.
+func (s *Store) QueryPage(ctx context.Context, f Filter, after int64, limit int) ([]Record, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("query events: limit must be positive")
+	}
+	where, args := f.where()
+	n := len(args)
+	sql := `SELECT ` + recordColumns + ` FROM events WHERE ` + where +
+		` AND global_position > $` + strconv.Itoa(n+1) + ` ORDER BY global_position LIMIT $` + strconv.Itoa(n+2)
+	recs, err := collectRecords(ctx, s.pool, sql, append(args, after, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	return recs, nil
+}
+
+// ErrEventNotFound means no event has the requested id.
+var ErrEventNotFound = errors.New("event not found")
+
+// RecordByEventID returns the event with the given id.
+func (s *Store) RecordByEventID(ctx context.Context, id uuid.UUID) (Record, error) {
+	recs, err := collectRecords(ctx, s.pool, `SELECT `+recordColumns+` FROM events WHERE event_id = $1`, id)
+	if err != nil {
+		return Record{}, fmt.Errorf("read event %s: %w", id, err)
+	}
+	if len(recs) == 0 {
+		return Record{}, ErrEventNotFound
+	}
+	return recs[0], nil
 }

@@ -42,6 +42,19 @@ type Record struct {
 	ownerSet bool
 }
 
+// OwnerSet says owner_id was stored (not NULL): OwnerID reads NULL as
+// uuid.Nil, and digest version 2 hashes the difference.
+func (r Record) OwnerSet() bool { return r.ownerSet }
+
+// SetOwner sets OwnerID as the owner_id column stores it, nil for NULL:
+// for code that builds a record from raw columns and hashes it (ChainHash).
+func (r *Record) SetOwner(owner *uuid.UUID) {
+	r.OwnerID, r.ownerSet = uuid.Nil, owner != nil
+	if owner != nil {
+		r.OwnerID = *owner
+	}
+}
+
 // Position is a place in the log in commit order: subscriptions resume after it.
 type Position struct {
 	TransactionID  uint64
@@ -95,9 +108,16 @@ func scanRecord(row pgx.Row) (Record, error) {
 	return r, nil
 }
 
-// Decode returns the record's typed event through the store's registry.
-func (s *Store) Decode(r Record) (Event, error) {
+// Decode returns the record's typed event through the store's registry,
+// its personal fields opened (see WithPersonalData).
+func (s *Store) Decode(r Record) (Event, error) { return s.DecodeContext(context.Background(), r) }
+
+// DecodeContext is Decode with a context for the key lookups of personal data.
+func (s *Store) DecodeContext(ctx context.Context, r Record) (Event, error) {
 	e, err := s.registry.Decode(r.EventType, r.SchemaVersion, r.Payload)
+	if err == nil {
+		e, err = s.openEvent(ctx, e, r.OwnerID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("event %s at %s v%d: %w", r.EventID, r.Stream, r.Version, err)
 	}

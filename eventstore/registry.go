@@ -24,6 +24,7 @@ type registration struct {
 	version   int
 	goType    reflect.Type
 	upcasters map[int]Upcaster // from version -> to version+1
+	personal  []personalField  // fields tagged personal:"true" (personal.go)
 }
 
 // Registry maps stable event names to Go types and holds the upcasters for
@@ -54,7 +55,7 @@ func Register[E Event](r *Registry, version int) {
 	if version < 1 {
 		panic(fmt.Sprintf("eventstore: event type %q: schema version must be >= 1", name))
 	}
-	r.byName[name] = &registration{name: name, version: version, goType: t, upcasters: map[int]Upcaster{}}
+	r.byName[name] = &registration{name: name, version: version, goType: t, upcasters: map[int]Upcaster{}, personal: scanPersonal(t)}
 }
 
 // AddUpcaster registers up to turn payloads of schema version from of the named

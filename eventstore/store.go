@@ -21,6 +21,7 @@ type Store struct {
 	now      func() time.Time
 	newID    func() (uuid.UUID, error)
 	appended *Signal
+	personal PersonalData // nil: personal data is stored as given (personal.go)
 }
 
 // Option configures a Store.
@@ -178,6 +179,10 @@ func (s *Store) append(ctx context.Context, q Querier, stream Stream, expectedVe
 	if err := md.validate(); err != nil {
 		return AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
 	}
+	md, err := s.sealMetadata(ctx, md)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
 	mdJSON, err := json.Marshal(md)
 	if err == nil {
 		mdJSON, err = canonicalJSON(mdJSON)
@@ -194,7 +199,7 @@ func (s *Store) append(ctx context.Context, q Querier, stream Stream, expectedVe
 	payloads := make([]string, n)
 	digests := make([][]byte, n)
 	for i, e := range events {
-		name, sv, payload, err := s.registry.encode(e)
+		name, sv, payload, err := s.encodeEvent(ctx, e, md.OwnerID)
 		if err != nil {
 			return AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
 		}

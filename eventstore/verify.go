@@ -13,12 +13,14 @@ type ChainBreak struct {
 	Stream  Stream
 	Version int64
 	EventID string
-	Reason  string
+	// Position is the event's global position.
+	Position int64
+	Reason   string
 }
 
 // Error renders the break for an operator.
 func (b *ChainBreak) Error() string {
-	return fmt.Sprintf("hash chain broken at %s version %d (event %s): %s", b.Stream, b.Version, b.EventID, b.Reason)
+	return fmt.Sprintf("hash chain broken at %s version %d (position %d, event %s): %s", b.Stream, b.Version, b.Position, b.EventID, b.Reason)
 }
 
 // VerifyProgress is called after each verified event with the count so far.
@@ -120,7 +122,8 @@ func (s *Store) verifyChains(ctx context.Context, progress VerifyProgress, limit
 // would reopen the blind spot version 2 closed, so it is a break.
 func checkLink(prev Record, havePrev bool, r Record) *ChainBreak {
 	brk := func(reason string, args ...any) *ChainBreak {
-		return &ChainBreak{Stream: r.Stream, Version: r.Version, EventID: r.EventID.String(), Reason: fmt.Sprintf(reason, args...)}
+		return &ChainBreak{Stream: r.Stream, Version: r.Version, EventID: r.EventID.String(), Position: r.GlobalPosition,
+			Reason: fmt.Sprintf(reason, args...)}
 	}
 	sameStream := havePrev && prev.Stream.ID == r.Stream.ID
 	expectedPrev := ZeroHash
@@ -133,7 +136,7 @@ func checkLink(prev Record, havePrev bool, r Record) *ChainBreak {
 		return brk("stream starts at version %d, not 1", r.Version)
 	}
 	switch {
-	case r.DigestVersion < digestV1 || r.DigestVersion > digestCurrent:
+	case !knownDigestVersion(r.DigestVersion):
 		return brk("unknown digest version %d", r.DigestVersion)
 	case sameStream && r.DigestVersion < prev.DigestVersion:
 		return brk("digest version %d follows version %d: a stream's digest version never goes back", r.DigestVersion, prev.DigestVersion)
@@ -141,18 +144,54 @@ func checkLink(prev Record, havePrev bool, r Record) *ChainBreak {
 	if !bytes.Equal(r.PrevHash, expectedPrev) {
 		return brk("prev_hash does not match the previous event's hash")
 	}
-	metadata, err := canonicalJSON(r.RawMetadata)
+	d, err := recordDigest(&r)
 	if err != nil {
 		return brk("cannot canonicalise stored metadata: %v", err)
 	}
-	d := digestInput{
-		digestVersion: r.DigestVersion, streamType: r.Stream.Type, streamID: r.Stream.ID, version: r.Version,
-		eventID: r.EventID, eventType: r.EventType, schemaVersion: r.SchemaVersion,
-		ownerID: r.OwnerID, ownerSet: r.ownerSet, recordedAt: r.RecordedAt,
-		payload: r.Payload, metadata: metadata,
-	}.digest()
 	if !bytes.Equal(chainHash(r.PrevHash, d), r.Hash) {
 		return brk("stored hash does not match the event's contents")
 	}
 	return nil
+}
+
+// recordDigest recomputes the digest of a stored record from its columns,
+// in the layout of the record's own digest version (digestInput).
+func recordDigest(r *Record) ([]byte, error) {
+	metadata, err := canonicalJSON(r.RawMetadata)
+	if err != nil {
+		return nil, err
+	}
+	return digestOf(r, metadata), nil
+}
+
+// digestOf is the digest of r with its metadata already in canonical form:
+// the one place a stored row becomes a digestInput, so that every reader
+// (VerifyChains, VerifyLog's scan, bundles) hashes each row with its own
+// digest version and owner_id's NULL-ness exactly as the writer did.
+func digestOf(r *Record, canonicalMetadata []byte) []byte {
+	return digestInput{
+		digestVersion: r.DigestVersion, streamType: r.Stream.Type, streamID: r.Stream.ID, version: r.Version,
+		eventID: r.EventID, eventType: r.EventType, schemaVersion: r.SchemaVersion,
+		ownerID: r.OwnerID, ownerSet: r.ownerSet, recordedAt: r.RecordedAt,
+		payload: r.Payload, metadata: canonicalMetadata,
+	}.digest()
+}
+
+// knownDigestVersion says whether v is a digest layout this binary knows
+// (digestV1 up to digestCurrent); a row of any other cannot be verified.
+func knownDigestVersion(v int) bool { return v >= digestV1 && v <= digestCurrent }
+
+// ChainHash recomputes the hash a record must have from its stored columns
+// (its digest version and owner_id's NULL-ness included) and its PrevHash:
+// what verification, offline bundles and the tamper tests (which rewrite a
+// chain consistently) need.
+func ChainHash(r Record) ([]byte, error) {
+	if !knownDigestVersion(r.DigestVersion) {
+		return nil, fmt.Errorf("hash of %s v%d: unknown digest version %d", r.Stream, r.Version, r.DigestVersion)
+	}
+	d, err := recordDigest(&r)
+	if err != nil {
+		return nil, fmt.Errorf("hash of %s v%d: %w", r.Stream, r.Version, err)
+	}
+	return chainHash(r.PrevHash, d), nil
 }

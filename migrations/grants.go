@@ -39,11 +39,50 @@ var narrowTables = []narrowTable{
 	// process holding only the application role's credentials find the
 	// schema up to date (serve after a release job migrated) or report it.
 	{name: "goose_db_version", grant: grantSelect},
+	// Signed checkpoints and the stored levels of their Merkle tree
+	// (migration 00016): append-only like the log, each row a fact about
+	// the log at one moment. The checkpointer reads and inserts; nothing
+	// may change or remove a row.
+	{name: "audit_checkpoints", grant: grantSelectInsert},
+	{name: "audit_tree_leaves", grant: grantSelectInsert},
+	{name: "audit_tree_nodes", grant: grantSelectInsert},
+	// Per-person data keys (migration 00017): created on first use,
+	// destroyed by an erasure (an UPDATE that nulls the wrapped key and
+	// sets erased_at), re-wrapped under a new master key. Never DELETE: the
+	// erased row is the record that the person was erased; without it the
+	// next event sealed for them would create a fresh key. Never UPDATE
+	// user_id or created_at.
+	{name: "personal_data_keys", grant: grantPersonalDataKeys},
 }
 
 // grantSelect grants SELECT only.
 func grantSelect(_ context.Context, _ *sql.Tx, table, role string) ([]string, error) {
 	return []string{"GRANT SELECT ON TABLE " + pgx.Identifier{table}.Sanitize() + " TO " + pgx.Identifier{role}.Sanitize()}, nil
+}
+
+// grantSelectInsert grants SELECT and INSERT only: an append-only table.
+func grantSelectInsert(_ context.Context, _ *sql.Tx, table, role string) ([]string, error) {
+	t, r := pgx.Identifier{table}.Sanitize(), pgx.Identifier{role}.Sanitize()
+	return []string{"GRANT SELECT, INSERT ON TABLE " + t + " TO " + r}, nil
+}
+
+// personalDataKeyUpdates are the columns of personal_data_keys the
+// application role may update: an erasure destroys the key, a rotation
+// of the master key re-wraps it.
+var personalDataKeyUpdates = []string{"key_id", "wrapped", "erased_at"}
+
+// grantPersonalDataKeys grants SELECT, INSERT and UPDATE of
+// personalDataKeyUpdates, and no DELETE.
+func grantPersonalDataKeys(_ context.Context, _ *sql.Tx, table, role string) ([]string, error) {
+	t, r := pgx.Identifier{table}.Sanitize(), pgx.Identifier{role}.Sanitize()
+	cols := make([]string, len(personalDataKeyUpdates))
+	for i, c := range personalDataKeyUpdates {
+		cols[i] = pgx.Identifier{c}.Sanitize()
+	}
+	return []string{
+		"GRANT SELECT, INSERT ON TABLE " + t + " TO " + r,
+		"GRANT UPDATE (" + strings.Join(cols, ", ") + ") ON TABLE " + t + " TO " + r,
+	}, nil
 }
 
 // AssignedEventColumns are the events columns the database assigns at

@@ -173,7 +173,8 @@ func TestAppRoleGrants(t *testing.T) {
 		  AND has_table_privilege(c.oid, 'UPDATE') AND has_table_privilege(c.oid, 'DELETE'),
 		has_table_privilege(c.oid, 'TRUNCATE') OR has_table_privilege(c.oid, 'TRIGGER') OR has_table_privilege(c.oid, 'REFERENCES')
 		FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
-		  AND c.relname NOT IN ('events', 'goose_db_version') ORDER BY 1`)
+		  AND c.relname NOT IN ('events', 'goose_db_version', 'audit_checkpoints', 'audit_tree_leaves', 'audit_tree_nodes',
+		      'personal_data_keys') ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +201,92 @@ func TestAppRoleGrants(t *testing.T) {
 	for _, stmt := range []string{`INSERT INTO later_live DEFAULT VALUES`, `INSERT INTO later_shadow DEFAULT VALUES`, `DELETE FROM later_live`} {
 		if _, err := app.Exec(ctx, stmt); err != nil {
 			t.Errorf("as the application role, %s: %v", stmt, err)
+		}
+	}
+}
+
+// tablePrivileges lists the privileges the connected role holds on table,
+// in a fixed order, and the columns it may update when it holds no
+// table-wide UPDATE.
+func tablePrivileges(t *testing.T, ctx context.Context, app *pgxpool.Pool, table string) (privs string, updatable []string) {
+	t.Helper()
+	if err := app.QueryRow(ctx, `SELECT concat_ws(',',
+		CASE WHEN has_table_privilege($1, 'SELECT') THEN 'SELECT' END,
+		CASE WHEN has_table_privilege($1, 'INSERT') THEN 'INSERT' END,
+		CASE WHEN has_table_privilege($1, 'UPDATE') THEN 'UPDATE' END,
+		CASE WHEN has_table_privilege($1, 'DELETE') THEN 'DELETE' END,
+		CASE WHEN has_table_privilege($1, 'TRUNCATE') THEN 'TRUNCATE' END,
+		CASE WHEN has_table_privilege($1, 'TRIGGER') THEN 'TRIGGER' END,
+		CASE WHEN has_table_privilege($1, 'REFERENCES') THEN 'REFERENCES' END),
+		coalesce((SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute
+		  WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
+		    AND has_column_privilege(current_user, $1::regclass, attnum, 'UPDATE')), '{}')`, table).Scan(&privs, &updatable); err != nil {
+		t.Fatal(err)
+	}
+	return privs, updatable
+}
+
+// TestAppRoleAuditGrants checks the narrow grants of the audit tables: the
+// checkpoint tables (migration 00016) are append-only for the application
+// role, like events, and the data keys of crypto-shredding (00017) may be
+// created and destroyed (an UPDATE of the key columns) but never deleted,
+// since the erased row is what stops a fresh key being made for an erased
+// person. Each refusal comes from the privilege system ("permission
+// denied"), not from a trigger the owner could disable.
+func TestAppRoleAuditGrants(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	app, _ := rolePair(t)
+	for _, table := range []string{"audit_checkpoints", "audit_tree_leaves", "audit_tree_nodes"} {
+		if privs, _ := tablePrivileges(t, ctx, app, table); privs != "SELECT,INSERT" {
+			t.Errorf("privileges on %s = %q, want SELECT,INSERT", table, privs)
+		}
+	}
+	privs, updatable := tablePrivileges(t, ctx, app, "personal_data_keys")
+	if privs != "SELECT,INSERT" || strings.Join(updatable, ",") != "key_id,wrapped,erased_at" {
+		t.Errorf("privileges on personal_data_keys = %q, updatable columns %v; want SELECT,INSERT and key_id,wrapped,erased_at", privs, updatable)
+	}
+
+	// What the application does: append a checkpoint's rows, create a key,
+	// destroy it.
+	for _, stmt := range []string{
+		`INSERT INTO audit_checkpoints (seq, tree_size, root, last_transaction_id, last_position, created_at, prev_digest,
+			consistency_proof, key_id, public_key, signature, frontier)
+		 VALUES (1, 1, sha256(''), '1', 1, now(), decode(repeat('00', 32), 'hex'), '', 'k',
+			decode(repeat('00', 32), 'hex'), decode(repeat('00', 64), 'hex'), sha256(''))`,
+		`INSERT INTO audit_tree_leaves (start_index, first_transaction_id, first_position, last_transaction_id, last_position, leaves)
+		 VALUES (0, '1', 1, '1', 1, decode(repeat('00', 40), 'hex'))`,
+		`INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (8, 0, sha256(''))`,
+		`INSERT INTO personal_data_keys (user_id, key_id, wrapped, created_at)
+		 VALUES ('00000000-0000-0000-0000-000000000001', 'k1', '\x01', now())`,
+		`UPDATE personal_data_keys SET key_id = 'k2', wrapped = '\x02' WHERE user_id = '00000000-0000-0000-0000-000000000001'`,
+		`UPDATE personal_data_keys SET key_id = NULL, wrapped = NULL, erased_at = now() WHERE user_id = '00000000-0000-0000-0000-000000000001'`,
+	} {
+		if _, err := app.Exec(ctx, stmt); err != nil {
+			t.Errorf("as the application role, %s: %v", stmt, err)
+		}
+	}
+	for _, stmt := range []string{
+		`UPDATE audit_checkpoints SET root = sha256(root)`,
+		`DELETE FROM audit_checkpoints`,
+		`TRUNCATE audit_checkpoints`,
+		`UPDATE audit_tree_leaves SET leaves = leaves`,
+		`DELETE FROM audit_tree_leaves`,
+		`TRUNCATE audit_tree_leaves`,
+		`UPDATE audit_tree_nodes SET hash = hash`,
+		`DELETE FROM audit_tree_nodes`,
+		`TRUNCATE audit_tree_nodes`,
+		`ALTER TABLE audit_checkpoints DISABLE TRIGGER USER`,
+		`DROP TRIGGER audit_checkpoints_no_update_delete ON audit_checkpoints`,
+		`DELETE FROM personal_data_keys`,
+		`TRUNCATE personal_data_keys`,
+		`UPDATE personal_data_keys SET user_id = gen_random_uuid()`,
+		`UPDATE personal_data_keys SET created_at = now()`,
+	} {
+		_, err := app.Exec(ctx, stmt)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" || !strings.Contains(pgErr.Message, "must be owner") && !strings.Contains(pgErr.Message, "permission denied") {
+			t.Errorf("as the application role, %s: err = %v; want a privilege refusal (42501, permission denied)", stmt, err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dashtam/dashtam/aggregates/connection"
+	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/eventstore"
 )
 
@@ -19,6 +21,13 @@ import (
 // times the API shows. It folds the connection events exactly as the
 // aggregate (aggregates/connection) does, so a row shows what loading the
 // stream would show once the projector has caught up.
+//
+// The alias is personal data, sealed in the log under its owner's key
+// (docs/audit.md): a manager hands the projector its store, which opens it
+// (an alias whose owner was erased reads eventstore.ErasedValue). A sealed
+// alias the projector cannot open is an error, never a row showing
+// ciphertext. A user's UserErased sets the alias of every row of theirs to
+// eventstore.ErasedValue, in log order, so a rebuild erases it again.
 //
 // Event types that change nothing the list shows (the attempts, and the
 // types later features add to the stream, such as syncs) are passed over:
@@ -34,7 +43,16 @@ import (
 // order of a stream's events, so a parked event retried after later ones
 // is skipped; `dashtam projections rebuild connections` replays the log in
 // order instead (docs/projections.md).
-type Connections struct{}
+type Connections struct {
+	// store opens sealed aliases; nil outside a manager (NewManager sets it).
+	store *eventstore.Store
+}
+
+// withStore returns the projector opening sealed aliases through store.
+func (c Connections) withStore(store *eventstore.Store) Projector {
+	c.store = store
+	return c
+}
 
 // connectionsTable is the logical name of the one table Connections owns.
 const connectionsTable = "connections"
@@ -86,18 +104,42 @@ type connectionRow struct {
 // Apply folds the batch's connection events into their rows: it reads the
 // rows the batch touches, folds in Go and writes them back in one upsert.
 // Events of other stream types are not its concern.
-func (Connections) Apply(ctx context.Context, tx pgx.Tx, t TableNames, batch []eventstore.Record) error {
-	var ids []uuid.UUID
+func (c Connections) Apply(ctx context.Context, tx pgx.Tx, t TableNames, batch []eventstore.Record) error {
+	var ids, erased []uuid.UUID
 	seen := map[uuid.UUID]bool{}
 	for _, r := range batch {
 		if r.Stream.Type == eventstore.StreamConnection && !seen[r.Stream.ID] {
 			seen[r.Stream.ID] = true
 			ids = append(ids, r.Stream.ID)
 		}
+		if r.Stream.Type == eventstore.StreamUser && r.EventType == (user.UserErased{}).EventType() {
+			erased = append(erased, r.Stream.ID)
+		}
 	}
-	if len(ids) == 0 {
+	if len(ids) > 0 {
+		if err := c.fold(ctx, tx, t, batch, ids); err != nil {
+			return err
+		}
+	}
+	return eraseAliases(ctx, tx, t, erased)
+}
+
+// eraseAliases replaces the alias of every connection of the erased users.
+// It runs after the batch's rows are written: an alias a connection event
+// later in the batch carries is the erased user's too.
+func eraseAliases(ctx context.Context, tx pgx.Tx, t TableNames, users []uuid.UUID) error {
+	if len(users) == 0 {
 		return nil
 	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET alias = $2 WHERE user_id = ANY($1) AND alias <> $2`,
+		t.Of(connectionsTable)), users, eventstore.ErasedValue); err != nil {
+		return fmt.Errorf("erase aliases: %w", err)
+	}
+	return nil
+}
+
+// fold folds the batch's events of connections ids into their rows.
+func (c Connections) fold(ctx context.Context, tx pgx.Tx, t TableNames, batch []eventstore.Record, ids []uuid.UUID) error {
 	rows, err := readConnectionRows(ctx, tx, t, ids)
 	if err != nil {
 		return err
@@ -111,6 +153,10 @@ func (Connections) Apply(ctx context.Context, tx pgx.Tx, t TableNames, batch []e
 		if (row != nil && r.Version <= row.version) || !foldedConnectionEvents[r.EventType] {
 			continue // applied before, or of no interest
 		}
+		r, err := c.open(ctx, r)
+		if err != nil {
+			return fmt.Errorf("connection %s version %d (%s): %w", r.Stream.ID, r.Version, r.EventType, err)
+		}
 		next, err := foldConnection(row, r)
 		if err != nil {
 			return fmt.Errorf("connection %s version %d (%s): %w", r.Stream.ID, r.Version, r.EventType, err)
@@ -120,6 +166,35 @@ func (Connections) Apply(ctx context.Context, tx pgx.Tx, t TableNames, batch []e
 		changed[r.Stream.ID] = true
 	}
 	return upsertConnectionRows(ctx, tx, t, rows, ids, changed)
+}
+
+// errSealed means a connection event's alias is sealed and this projector
+// has no store that can open it: folding it would show ciphertext.
+var errSealed = errors.New("the alias is sealed personal data and this process cannot open it (the store has no personal-data keys: DASHTAM_ENCRYPTION_KEY)")
+
+// personalConnectionEvents are the folded event types with personal fields.
+var personalConnectionEvents = map[string]bool{
+	connection.ProviderConnectionAttempted{}.EventType(): true,
+	connection.ProviderConnectionRenamed{}.EventType():   true,
+}
+
+// open returns r with its alias opened by the store: the plaintext, or
+// eventstore.ErasedValue once the owner was erased.
+func (c Connections) open(ctx context.Context, r eventstore.Record) (eventstore.Record, error) {
+	if !personalConnectionEvents[r.EventType] {
+		return r, nil
+	}
+	if c.store != nil {
+		payload, _, err := c.store.Reveal(ctx, r)
+		if err != nil {
+			return r, fmt.Errorf("open the alias: %w", err)
+		}
+		r.Payload = payload
+	}
+	if bytes.Contains(r.Payload, []byte(`"`+eventstore.SealedPrefix)) {
+		return r, errSealed
+	}
+	return r, nil
 }
 
 // readConnectionRows returns the existing rows of ids.

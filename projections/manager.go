@@ -33,6 +33,7 @@ func NewManager(store *eventstore.Store, ps []Projector, opts ...Option) (*Manag
 	if err := validate(ps); err != nil {
 		return nil, err
 	}
+	ps = bindStore(store, ps)
 	m := &Manager{store: store, projectors: ps, byName: make(map[string]Projector, len(ps)), cfg: newConfig(opts)}
 	for _, p := range ps {
 		m.byName[p.Name()] = p
@@ -43,6 +44,27 @@ func NewManager(store *eventstore.Store, ps []Projector, opts ...Option) (*Manag
 	}
 	m.metrics = met
 	return m, nil
+}
+
+// storeBound is a projector that needs the store to read its events: one
+// that folds personal data, which the store seals and opens
+// (docs/audit.md).
+type storeBound interface {
+	withStore(*eventstore.Store) Projector
+}
+
+// bindStore returns ps with every storeBound projector given store, so that
+// every path a manager applies events by (live, parked retries, rebuilds)
+// reads them alike.
+func bindStore(store *eventstore.Store, ps []Projector) []Projector {
+	out := make([]Projector, len(ps))
+	for i, p := range ps {
+		if b, ok := p.(storeBound); ok {
+			p = b.withStore(store)
+		}
+		out[i] = p
+	}
+	return out
 }
 
 // Projector returns the projector called name, or ErrUnknownProjector.

@@ -42,6 +42,11 @@ if [ -z "${DASHTAM_ID_KEY:-}" ]; then
 	DASHTAM_ID_KEY=$(secret "$data_dir/id.key" 32)
 	export DASHTAM_ID_KEY
 fi
+# The Ed25519 seed that signs audit checkpoints (docs/audit.md).
+if [ -z "${DASHTAM_AUDIT_SIGNING_KEY:-}" ]; then
+	DASHTAM_AUDIT_SIGNING_KEY=$(secret "$data_dir/audit-signing.key" 32)
+	export DASHTAM_AUDIT_SIGNING_KEY
+fi
 export DASHTAM_DATA_DIR=$data_dir
 
 # serve applies pending migrations too; doing it here first reports a broken

@@ -2,6 +2,7 @@ package web
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -36,10 +37,31 @@ func (s *Server) observeRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Int("status", status),
 			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 			slog.Int64("bytes_out", c.Response().Size),
-			slog.String("remote_ip", c.RealIP()),
+			slog.String("remote_ip", maskIP(c.RealIP())),
 		)
 		return nil
 	}
+}
+
+// maskIP returns the network of a client address, not the address: /24
+// for IPv4, /48 for IPv6. An IP address is personal data, and a log file
+// cannot be erased the way an event's sealed fields can (docs/audit.md);
+// the network still tells an operator where traffic comes from. Event
+// metadata and rate limits use the whole address.
+func maskIP(s string) string {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return ""
+	}
+	bits := 48
+	if a = a.Unmap(); a.Is4() {
+		bits = 24
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return ""
+	}
+	return p.String()
 }
 
 // routeLabel returns the route template Echo matched, or unmatchedRoute

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ func MustIdentityServer(tb testing.TB) *identityServer {
 	clock := &fakeClock{now: testEpoch}
 	id := newFakeIdentity(tb, clock)
 	conns := newFakeConnections(clock)
-	s := MustServer(tb, web.Options{Identity: id, Connections: conns, ConnectionList: conns, Now: clock.Now,
+	s := MustServer(tb, web.Options{Identity: id, Audit: &fakeAudit{}, Connections: conns, ConnectionList: conns, Now: clock.Now,
 		Providers: []web.ProviderInfo{{Slug: "sandbox", Name: "Dashtam Sandbox", AuthType: "oauth2"},
 			{Slug: "schwab", Name: "Charles Schwab", AuthType: "oauth2"}}})
 	return &identityServer{testServer: s, Identity: id, Connections: conns, Clock: clock}
@@ -64,6 +65,9 @@ func MustCall(tb testing.TB, method, url, body, token string) response {
 	return MustDo(tb, req)
 }
 
+// pathParam matches an OpenAPI path parameter, which Echo writes :name.
+var pathParam = regexp.MustCompile(`\{(\w+)\}`)
+
 // sampleBodies holds a valid request body for every operation that takes
 // one; the matrix fails on an operation missing here, so a new route
 // cannot slip past it with a body the validator refuses before auth runs.
@@ -76,6 +80,7 @@ var sampleBodies = map[string]string{
 	"requestEmailVerification": `{"email":"ada@example.com"}`,
 	"resetPassword":            `{"token":"abc","password":"correct horse battery"}`,
 	"rotateAllTokens":          `{"reason":"matrix test"}`,
+	"eraseCurrentUser":         `{"password":"correct horse battery"}`,
 	"rotateUserTokens":         `{"reason":"matrix test"}`,
 	"setUserRoles":             `{"roles":["user"]}`,
 	"requestSync":              `{"force":false}`,
@@ -100,7 +105,7 @@ func TestRoleMatrix(t *testing.T) {
 			raw, ok := op.Extensions[web.PermissionExtension]
 			require.True(t, ok, "%s %s declares no permission", method, path)
 			perm, _ := raw.(string)
-			url := s.URL + strings.NewReplacer("{id}", uuid.NewString(), "{sync_id}", uuid.NewString()).Replace(path)
+			url := s.URL + strings.NewReplacer("{id}", uuid.NewString(), "{sync_id}", uuid.NewString(), "{type}", "connection").Replace(path)
 			body := sampleBodies[op.OperationID]
 			if op.RequestBody != nil {
 				require.NotEmpty(t, body, "%s has a request body but no sample in sampleBodies", op.OperationID)
@@ -132,7 +137,7 @@ func TestRoleMatrix(t *testing.T) {
 				p := MustProblem(t, r, http.StatusForbidden, strings.TrimPrefix(url, s.URL))
 				assert.Equal(t, "forbidden", p.Code, "%s as %s", name, role)
 				// The route is Echo's template, so other users' ids stay out of the event.
-				want := user.AccessDenial{Method: method, Route: strings.NewReplacer("{id}", ":id", "{sync_id}", ":sync_id").Replace(path), Permission: user.Permission(perm)}
+				want := user.AccessDenial{Method: method, Route: pathParam.ReplaceAllString(path, ":$1"), Permission: user.Permission(perm)}
 				assert.Equal(t, []user.AccessDenial{want}, s.Identity.Denied()[denied:],
 					"%s as %s: the refusal is recorded with its method and route", name, role)
 			}

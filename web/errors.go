@@ -10,6 +10,7 @@ import (
 	"github.com/dashtam/dashtam/aggregates/connection"
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/commands/audit"
 	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 )
@@ -39,7 +40,8 @@ const (
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
 	// CodeUnprocessable means the request matches the contract but a value
 	// is refused: text with invalid UTF-8 or control characters, an email
-	// that is not one deliverable mailbox (422).
+	// that is not one deliverable mailbox, audit filters that cannot be
+	// answered (422).
 	CodeUnprocessable Code = "unprocessable"
 	// CodeRateLimited means the caller sent too many requests (429).
 	CodeRateLimited Code = "rate_limited"
@@ -222,6 +224,24 @@ var errorMappings = []errorMapping{
 	is(connection.ErrDisconnected, CodeConnectionDisconnected, "the connection is disconnected"),
 	is(connection.ErrFailed, CodeConnectionNotActive, "the connection's authorization failed; create a new connection"),
 	is(connection.ErrNotActive, CodeConnectionNotActive, "the connection is not active"),
+
+	// Erasure (docs/audit.md).
+	is(identity.ErrErasureUnavailable, CodeUnavailable, "erasure is not available on this server"),
+
+	// Audit (docs/audit.md).
+	auditInvalid,
+	is(audit.ErrNotFound, CodeNotFound, "no such resource"),
+	is(user.ErrNotPermitted, CodeForbidden, "your role does not allow this operation"),
+}
+
+// auditInvalid maps the audit API's refusals of input to 422 naming the field.
+func auditInvalid(err error) (*Error, bool) {
+	var ie *audit.InvalidError
+	if !errors.As(err, &ie) {
+		return nil, false
+	}
+	return &Error{Code: CodeUnprocessable, Detail: "the query cannot be answered as given",
+		Fields: []FieldError{{Field: ie.Field, Message: ie.Message}}, Err: err}, true
 }
 
 // defaultProviderRetryAfter is the Retry-After of a busy provider that

@@ -314,3 +314,14 @@ func (f *fakeIdentity) CreateUser(_ context.Context, email, _ string, role user.
 	v.Roles, v.Verified = []user.Role{role}, verified
 	return v, nil
 }
+
+func (f *fakeIdentity) EraseSelf(_ context.Context, _ commands.Principal, password string, _ commands.RequestContext) error {
+	if password == "wrong" {
+		return identity.ErrInvalidCredentials
+	}
+	return nil
+}
+
+func (f *fakeIdentity) EraseUser(context.Context, commands.Principal, uuid.UUID, commands.RequestContext) error {
+	return nil
+}

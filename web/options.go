@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dashtam/dashtam/commands/audit"
 	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 )
@@ -42,6 +43,8 @@ type Options struct {
 	// Identity authenticates bearer tokens and serves the user, session and
 	// security-administration routes.
 	Identity identity.Service
+	// Audit serves the audit routes; nil answers them 503.
+	Audit audit.Service
 	// Now is the clock Retry-After of a lockout is counted from; nil means
 	// time.Now. Tests pin it.
 	Now func() time.Time

@@ -12,6 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
+	"github.com/dashtam/dashtam/commands/audit"
 	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/web/api"
@@ -42,6 +43,7 @@ type Server struct {
 	identity        identity.Service
 	syncs           SyncService
 	syncReader      SyncReader
+	audit           audit.Service
 	connections     connections.Service // nil: not configured
 	connectionList  ConnectionLister    // nil: not configured
 	permissions     operationPermissions
@@ -118,6 +120,7 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 		identity:        opts.Identity,
 		syncs:           opts.Syncs,
 		syncReader:      opts.SyncReader,
+		audit:           opts.Audit,
 		connections:     opts.Connections,
 		connectionList:  opts.ConnectionList,
 		permissions:     permissions,

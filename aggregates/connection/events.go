@@ -40,8 +40,9 @@ type ProviderConnectionAttempted struct {
 	ConnectionID uuid.UUID `json:"connection_id"`
 	UserID       uuid.UUID `json:"user_id"`
 	ProviderSlug string    `json:"provider_slug"`
-	// Alias is the name the user gave the connection; set on the first attempt.
-	Alias string `json:"alias,omitempty"`
+	// Alias is the name the user gave the connection; set on the first
+	// attempt. Personal data: sealed under the owner's key (docs/audit.md).
+	Alias string `json:"alias,omitempty" personal:"true"`
 	// Reauthorization is true when an existing connection authorises again.
 	Reauthorization bool `json:"reauthorization,omitempty"`
 	// ExpiresAt is when the authorisation must have come back.
@@ -137,7 +138,7 @@ type ProviderReauthenticationRequired struct {
 // ProviderConnectionRenamed records a new alias.
 type ProviderConnectionRenamed struct {
 	ConnectionID uuid.UUID `json:"connection_id"`
-	Alias        string    `json:"alias"`
+	Alias        string    `json:"alias" personal:"true"`
 	At           time.Time `json:"at"`
 }
 

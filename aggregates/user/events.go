@@ -13,6 +13,9 @@ import (
 // Payloads carry ids, times, reasons and request context, never a password,
 // token, hash or link: the log is read by people replaying the audit trail
 // and kept forever, so a secret written here could never be taken back.
+// Fields tagged `personal:"true"` (an email, an IP address, a user agent)
+// are personal data: the store seals them under the user's own key, which
+// an erasure destroys (docs/audit.md).
 type Event interface {
 	// EventType returns the stable, registered name, which is also the Go type name.
 	EventType() string
@@ -68,7 +71,7 @@ type UserRegistered struct {
 	// UserID is the user, which is also the stream id.
 	UserID uuid.UUID `json:"user_id"`
 	// Email is the normalised address, the login identifier.
-	Email string `json:"email"`
+	Email string `json:"email" personal:"true"`
 	// Role is the first role the user holds.
 	Role Role `json:"role"`
 	// At is when it happened, by the deciding handler's clock.
@@ -107,11 +110,11 @@ type UserLoginAttempted struct {
 	// UserID is the user, which is also the stream id.
 	UserID uuid.UUID `json:"user_id"`
 	// IP is the client address of the request.
-	IP string `json:"ip"`
+	IP string `json:"ip" personal:"true"`
 	// UserAgent is the raw User-Agent header of the request.
-	UserAgent string `json:"user_agent"`
+	UserAgent string `json:"user_agent" personal:"true"`
 	// Device is the user agent as parsed for people, e.g. "Firefox on Linux".
-	Device string `json:"device"`
+	Device string `json:"device" personal:"true"`
 	// At is when it happened, by the deciding handler's clock.
 	At time.Time `json:"at"`
 }
@@ -124,11 +127,11 @@ type UserLoginSucceeded struct {
 	// SessionID is the new session.
 	SessionID uuid.UUID `json:"session_id"`
 	// IP is the client address of the request.
-	IP string `json:"ip"`
+	IP string `json:"ip" personal:"true"`
 	// UserAgent is the raw User-Agent header of the request.
-	UserAgent string `json:"user_agent"`
+	UserAgent string `json:"user_agent" personal:"true"`
 	// Device is the user agent as parsed for people, e.g. "Firefox on Linux".
-	Device string `json:"device"`
+	Device string `json:"device" personal:"true"`
 	// TokenVersion is the user's token version the session's first tokens carry.
 	TokenVersion int64 `json:"token_version"`
 	// ExpiresAt is when the first refresh token expires.
@@ -209,9 +212,9 @@ type UserTokenRefreshed struct {
 	// TokenVersion is the token version the new tokens carry.
 	TokenVersion int64 `json:"token_version"`
 	// IP is the client address of the request.
-	IP string `json:"ip"`
+	IP string `json:"ip" personal:"true"`
 	// UserAgent is the raw User-Agent header of the request.
-	UserAgent string `json:"user_agent"`
+	UserAgent string `json:"user_agent" personal:"true"`
 	// ExpiresAt is when the new refresh token expires.
 	ExpiresAt time.Time `json:"expires_at"`
 	// At is when it happened, by the deciding handler's clock.
@@ -230,9 +233,9 @@ type UserRefreshTokenReuseDetected struct {
 	// CurrentGeneration was the only generation still valid.
 	CurrentGeneration int64 `json:"current_generation"`
 	// IP is the client address of the request.
-	IP string `json:"ip"`
+	IP string `json:"ip" personal:"true"`
 	// UserAgent is the raw User-Agent header of the request.
-	UserAgent string `json:"user_agent"`
+	UserAgent string `json:"user_agent" personal:"true"`
 	// At is when it happened, by the deciding handler's clock.
 	At time.Time `json:"at"`
 }
@@ -245,9 +248,9 @@ type UserPasswordResetRequested struct {
 	// RequestID names the reset link's stored secret.
 	RequestID uuid.UUID `json:"request_id"`
 	// IP is the client address of the request.
-	IP string `json:"ip"`
+	IP string `json:"ip" personal:"true"`
 	// UserAgent is the raw User-Agent header of the request.
-	UserAgent string `json:"user_agent"`
+	UserAgent string `json:"user_agent" personal:"true"`
 	// ExpiresAt is when the link stops working.
 	ExpiresAt time.Time `json:"expires_at"`
 	// At is when it happened, by the deciding handler's clock.
@@ -322,7 +325,7 @@ type UserAccessDenied struct {
 	// Permission is what the route requires and the user lacks.
 	Permission Permission `json:"permission"`
 	// IP is the client address of the request.
-	IP string `json:"ip"`
+	IP string `json:"ip" personal:"true"`
 	// At is when it happened, by the deciding handler's clock.
 	At time.Time `json:"at"`
 }
@@ -428,5 +431,7 @@ func AllEvents() []Event {
 		UserRoleRevoked{},
 		UserTokensRotated{},
 		UserAccessDenied{},
+		UserAuditTrailViewed{},
+		UserErased{},
 	}
 }

@@ -18,6 +18,7 @@ var contractNames = []string{
 	"UserTokenRefreshed", "UserRefreshTokenReuseDetected",
 	"UserPasswordResetRequested", "UserPasswordResetCompleted", "UserPasswordRehashed",
 	"UserRoleGranted", "UserRoleRevoked", "UserTokensRotated", "UserAccessDenied",
+	"UserAuditTrailViewed", "UserErased",
 }
 
 func TestEventNamesAreTheContract(t *testing.T) {
@@ -160,6 +161,8 @@ func sampleEvents() []Event {
 		UserRoleRevoked{UserID: uid, Role: RoleUser, At: at},
 		UserTokensRotated{UserID: uid, TokenVersion: 2, Reason: "r", At: at},
 		UserAccessDenied{UserID: uid, SessionID: sid1, Method: "GET", Route: "/api/v1/audit-events", Permission: PermissionAuditRead, IP: ip, At: at},
+		UserAuditTrailViewed{UserID: uid, SessionID: sid1, Route: "GET /api/v1/audit-events", Filters: map[string]string{"actor": "user:x"}, At: at},
+		UserErased{UserID: uid, By: uid, At: at},
 	}
 	return out
 }

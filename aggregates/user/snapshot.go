@@ -17,7 +17,7 @@ import (
 // upcaster that changes what old events mean counts too). FromSnapshot then
 // refuses the old snapshots and callers replay the stream instead, which is
 // always correct; keeping the schema when the fold changed is never.
-const SnapshotSchema = 2
+const SnapshotSchema = 3
 
 // ErrSnapshotSchema means a snapshot was taken under another SnapshotSchema;
 // the caller replays the stream instead.
@@ -62,6 +62,8 @@ type Snapshot struct {
 	TokensRotatedAt time.Time `json:"tokens_rotated_at"`
 	// Resets are the password reset requests, in request order.
 	Resets []ResetSnapshot `json:"resets"`
+	// Erased reports whether the user's personal data was erased.
+	Erased bool `json:"erased"`
 }
 
 // ResetSnapshot is one password reset request within a Snapshot.
@@ -93,6 +95,7 @@ func (u *User) Snapshot() Snapshot {
 		LockedUntil:     u.lockedUntil,
 		TokenVersion:    u.tokenVersion,
 		TokensRotatedAt: u.tokensRotatedAt,
+		Erased:          u.erased,
 	}
 	// nil stays nil and empty stays empty, so that the restored user is
 	// equal to the folded one field by field.
@@ -132,6 +135,7 @@ func FromSnapshot(s Snapshot) (*User, error) {
 		lockedUntil:     s.LockedUntil,
 		tokenVersion:    s.TokenVersion,
 		tokensRotatedAt: s.TokensRotatedAt,
+		erased:          s.Erased,
 	}
 	if s.Sessions != nil {
 		u.sessions = make([]*Session, len(s.Sessions))

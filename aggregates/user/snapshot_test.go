@@ -19,7 +19,7 @@ import (
 // and snapshotShapes under a new SnapshotSchema.
 var userFieldsInSnapshot = []string{
 	"id", "registered", "registeredAt", "email", "roles", "verified", "verifications",
-	"failedAttempts", "lastFailureAt", "lockedUntil", "sessions", "tokenVersion", "tokensRotatedAt", "resets",
+	"failedAttempts", "lastFailureAt", "lockedUntil", "sessions", "tokenVersion", "tokensRotatedAt", "resets", "erased",
 }
 
 // snapshotShapes are the JSON keys of a snapshot of each schema, nested ones
@@ -37,6 +37,15 @@ var snapshotShapes = map[int][]string{
 	},
 	2: {
 		"email", "failed_attempts", "id", "last_failure_at", "locked_until", "registered", "registered_at",
+		"resets", "resets.at", "resets.expires_at", "resets.id", "resets.used", "roles", "schema",
+		"sessions", "sessions.created_at", "sessions.device", "sessions.ended_at", "sessions.expires_at",
+		"sessions.id", "sessions.ip", "sessions.last_active_at", "sessions.last_ip",
+		"sessions.refresh_generation", "sessions.revoke_reason", "sessions.status",
+		"sessions.token_version", "sessions.user_agent",
+		"token_version", "tokens_rotated_at", "verifications", "verified",
+	},
+	3: {
+		"email", "erased", "failed_attempts", "id", "last_failure_at", "locked_until", "registered", "registered_at",
 		"resets", "resets.at", "resets.expires_at", "resets.id", "resets.used", "roles", "schema",
 		"sessions", "sessions.created_at", "sessions.device", "sessions.ended_at", "sessions.expires_at",
 		"sessions.id", "sessions.ip", "sessions.last_active_at", "sessions.last_ip",
@@ -90,6 +99,7 @@ func lifeStory(tb testing.TB) []Event {
 	do(u.RotateTokens("laptop stolen", t0.Add(7*time.Hour)))
 	do(u.RecordAccessDenied(AccessDenial{SessionID: id(5), Method: "GET", Route: "/api/v1/audit-events", Permission: PermissionAuditRead, IP: ip, At: t0.Add(7 * time.Hour)}))
 	do(u.RecordGlobalRotation(2, "key rotation", t0.Add(8*time.Hour)))
+	do(u.RecordAuditTrailView(AuditView{SessionID: id(5), Route: "GET /api/v1/audit-events", Filters: map[string]string{"limit": "10"}, At: t0.Add(8 * time.Hour)}))
 
 	// 40 days on: sessions 1 to 4 ended more than EndedSessionRetention
 	// ago and are forgotten; 5 expired without ending and stays.
@@ -103,6 +113,7 @@ func lifeStory(tb testing.TB) []Event {
 		do(u.Login(at(login(id(100+i), false, t0), later.Add(time.Hour), 0))) // the last locks out
 	}
 	do(u.Login(at(login(id(200), false, t0), later.Add(2*time.Hour), 0))) // one failure after the lockout
+	do(u.Erase(uid, later.Add(3*time.Hour)))                              // ends session 7, forgets the personal data
 	return story
 }
 

@@ -26,6 +26,7 @@ type User struct {
 	tokenVersion    int64
 	tokensRotatedAt time.Time
 	resets          []resetRequest // in request order
+	erased          bool           // personal data erased (erase.go)
 }
 
 // resetRequest is one password reset request; used turns true when it, or
@@ -149,6 +150,10 @@ func (u *User) apply(e Event) {
 		u.tokensRotatedAt = e.At
 	case UserAccessDenied:
 		// Recorded for the audit trail; access decisions are not state.
+	case UserAuditTrailViewed:
+		// The audit of the auditors; reading changes no state.
+	case UserErased:
+		u.forget()
 	}
 }
 

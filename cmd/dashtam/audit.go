@@ -30,13 +30,14 @@ func init() { subcommands = append(subcommands, newAuditCommand) }
 func newAuditCommand(opts *globalOptions) *cobra.Command {
 	audit := &cobra.Command{
 		Use:   "audit",
-		Short: "Replay the event log and verify its hash chains",
+		Short: "Replay, verify, checkpoint and export the event log",
 		// A group command: without these, cobra prints help and exits 0 for
 		// `dashtam audit typo`.
 		Args: cobra.ArbitraryArgs,
 		RunE: requireSubcommand,
 	}
-	audit.AddCommand(newAuditReplayCommand(opts), newAuditVerifyCommand(opts))
+	audit.AddCommand(newAuditReplayCommand(opts), newAuditVerifyCommand(opts), newAuditCheckpointCommand(opts),
+		newAuditPublicKeyCommand(opts), newAuditStateCommand(opts), newAuditExportCommand(opts))
 	return audit
 }
 
@@ -357,7 +358,7 @@ func (jsonlWriter) flush() error  { return nil }
 
 func (j jsonlWriter) write(r eventstore.Record) error {
 	var owner *uuid.UUID
-	if r.OwnerID != uuid.Nil {
+	if r.OwnerSet() {
 		owner = &r.OwnerID
 	}
 	var metadataErr string
@@ -391,7 +392,7 @@ func (c csvWriter) header() error { return c.w.Write(csvColumns) }
 
 func (c csvWriter) write(r eventstore.Record) error {
 	owner := ""
-	if r.OwnerID != uuid.Nil {
+	if r.OwnerSet() {
 		owner = r.OwnerID.String()
 	}
 	return c.w.Write([]string{
@@ -456,41 +457,112 @@ func auditPrintable(s string) string {
 	return s
 }
 
+// verifyFlags are the flags of `audit verify`.
+type verifyFlags struct {
+	checkpoints optionalString
+	bundle      optionalString
+	publicKeys  []string
+}
+
 func newAuditVerifyCommand(opts *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "verify",
-		Short: "Recompute every stream's hash chain; exit 1 at the first break",
-		Long: `Recompute every stream's SHA-256 hash chain from the stored rows. Prints
-"verified N events in M streams: all chains intact" and exits 0, or prints the
-first break (stream, version, event and reason) and exits 1.
+	var fl verifyFlags
+	cmd := &cobra.Command{
+		Use:   "verify [--checkpoints DIR] [--bundle FILE] [--public-key KEY]...",
+		Short: "Verify every hash chain and every signed checkpoint; exit 1 at a break",
+		Long: `Recompute every stream's SHA-256 hash chain from the stored rows, then check
+every signed checkpoint: its Ed25519 signature, its link to the previous one
+(digest and RFC 6962 consistency proof) and its Merkle root against the log
+recomputed in commit order. Prints a summary and exits 0, or prints each break
+(BROKEN: ..., naming the first bad position where it can) and exits 1.
 
 A chain proves that no event of a stream was altered, reordered or removed
-before the stream's last event. Removing a stream's newest events, or a whole
-stream, leaves no gap in a chain; verify therefore also compares every
-stream's head with the version the streams read model recorded, and reports a
-log that ends earlier. (A read model rebuilt after such a removal cannot see
-it.)
+before the stream's last event, unless someone recomputed the hashes. A
+checkpoint proves more: anything rewritten at or before its position — an
+altered, inserted, deleted or reordered event, with every later hash
+recomputed or not, a deleted stream, an emptied table — no longer hashes to its
+signed root. Events after the newest checkpoint are covered by the chains only.
+Verify also compares every stream's head with the streams read model.
+
+--checkpoints DIR also checks an outside copy of the checkpoints (the directory
+serve writes, or a copy of it): checkpoints missing from the database or
+different from it are breaks, and the log is verified against the copy, which
+catches a superuser who rewrote or emptied the database's checkpoints too.
+
+--bundle FILE verifies an export bundle (audit export) without any database.
+
+Signatures are checked against --public-key (base64, repeatable) and the public
+half of DASHTAM_AUDIT_SIGNING_KEY when set; with neither, against each
+checkpoint's own key, which proves integrity but not who signed.
 
 An event whose metadata no reader can decode (written past the store's
 checks, e.g. {"actor": 5}) is listed as MALFORMED with its stream and version;
 verification goes on, and the command exits 1.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			trusted, err := trustedKeys(opts, fl.publicKeys)
+			if err != nil {
+				return usagef(cmd, "%v", err)
+			}
+			if fl.checkpoints.set && fl.checkpoints.value == "" {
+				return usagef(cmd, "--checkpoints: empty value (want a directory)")
+			}
+			if fl.bundle.set {
+				if fl.bundle.value == "" {
+					return usagef(cmd, "--bundle: empty value (want a file)")
+				}
+				if fl.checkpoints.set {
+					return usagef(cmd, "--bundle verifies a file without the database; --checkpoints does not apply")
+				}
+				return runVerifyBundle(cmd.Context(), fl.bundle.value, trusted, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
+			var dir *eventstore.CheckpointDir
+			if fl.checkpoints.set {
+				if dir, err = eventstore.ReadCheckpointDir(fl.checkpoints.value); err != nil {
+					return usagef(cmd, "--checkpoints: %v", err)
+				}
+			}
 			store, closeStore, err := openStore(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
 			defer closeStore()
-			return runAuditVerify(cmd.Context(), store, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runAuditVerify(cmd.Context(), store, eventstore.LogVerifyOptions{Trusted: trusted, Dir: dir},
+				cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
+	f := cmd.Flags()
+	f.Var(&fl.checkpoints, "checkpoints", "also check the outside copy of the checkpoints in `DIR`")
+	f.Var(&fl.bundle, "bundle", "verify the export bundle `FILE` offline, without the database")
+	f.StringArrayVar(&fl.publicKeys, "public-key", nil, "trust checkpoints signed by this public `KEY` (base64; repeatable)")
+	return cmd
 }
 
-// runAuditVerify runs Store.VerifyChains, then compares stream heads with the
-// streams read model (which catches removed tails a chain cannot), and reports
-// the outcome on stdout; a break is also the command's error, so the exit
-// status is 1.
-func runAuditVerify(ctx context.Context, store *eventstore.Store, stdout, stderr io.Writer) error {
+// trustedKeys are the keys verification accepts: the --public-key flags
+// and the configured signing key's public half.
+func trustedKeys(o *globalOptions, flags []string) (eventstore.TrustedKeys, error) {
+	var out eventstore.TrustedKeys
+	for _, f := range flags {
+		k, err := eventstore.ParsePublicKey(f)
+		if err != nil {
+			return nil, fmt.Errorf("--public-key: %v", err)
+		}
+		out = append(out, k)
+	}
+	cfg, err := auditSettings(o, false)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Signer != nil {
+		out = append(out, cfg.Signer.PublicKey())
+	}
+	return out, nil
+}
+
+// runAuditVerify runs Store.VerifyLog, then compares stream heads with the
+// streams read model (which catches removed tails a chain cannot), and
+// reports the outcome on stdout; a break is also the command's error, so
+// the exit status is 1 and stderr names the first one.
+func runAuditVerify(ctx context.Context, store *eventstore.Store, opts eventstore.LogVerifyOptions, stdout, stderr io.Writer) error {
 	// Counting the log is a full scan of its own; only a bar someone
 	// watches needs the total, as in replay.
 	bar := newAuditProgressBar(io.Discard, 0, "")
@@ -500,13 +572,14 @@ func runAuditVerify(ctx context.Context, store *eventstore.Store, stdout, stderr
 			return err
 		}
 		bar = newAuditProgressBar(stderr, total, "verifying")
+		opts.Progress = func(_ string, done int64) { _ = bar.Set64(done) }
 	}
-	rep, brk, err := store.VerifyChains(ctx, func(verified int64) { _ = bar.Set64(verified) })
+	rep, err := store.VerifyLog(ctx, opts)
 	_ = bar.Finish()
 	if err != nil {
 		return err
 	}
-	for _, m := range rep.Malformed {
+	for _, m := range rep.Chains.Malformed {
 		reason := m.Err
 		if cause := errors.Unwrap(reason); cause != nil {
 			reason = cause // the wrapper repeats the event, stream and version
@@ -514,36 +587,71 @@ func runAuditVerify(ctx context.Context, store *eventstore.Store, stdout, stderr
 		fmt.Fprintf(stdout, "MALFORMED: stream %s, version %d, event %s: metadata does not decode: %s\n",
 			m.Stream, m.Version, m.EventID, auditPrintable(reason.Error()))
 	}
-	if more := rep.MalformedCount - int64(len(rep.Malformed)); more > 0 {
+	if more := rep.Chains.MalformedCount - int64(len(rep.Chains.Malformed)); more > 0 {
 		fmt.Fprintf(stdout, "MALFORMED: %s more with metadata that does not decode\n", plural(more, "event"))
 	}
-	if brk != nil {
-		fmt.Fprintf(stdout, "BROKEN: stream %s, version %d, event %s: %s\n", brk.Stream, brk.Version, brk.EventID, brk.Reason)
-		fmt.Fprintf(stdout, "verified %d events before the break\n", rep.Events)
-		return errors.New("audit verify: " + brk.Error())
+	var first string
+	broken := func(line string) {
+		fmt.Fprintf(stdout, "BROKEN: %s\n", line)
+		if first == "" {
+			first = line
+		}
+	}
+	chainBroken := rep.ChainBreak != nil
+	if chainBroken {
+		b := rep.ChainBreak
+		fmt.Fprintf(stdout, "BROKEN: stream %s, version %d, position %d, event %s: %s\n", b.Stream, b.Version, b.Position, b.EventID, b.Reason)
+		first = b.Error()
 	}
 	trunc, checked, err := projections.FindTruncation(ctx, store.Pool())
 	if err != nil {
 		return err
 	}
 	if trunc != nil {
-		fmt.Fprintf(stdout, "BROKEN: %s\n", trunc.Error())
-		return errors.New("audit verify: " + trunc.Error())
+		broken(trunc.Error())
+	}
+	for _, f := range rep.Findings {
+		if f.Kind != eventstore.FindingChain {
+			broken(f.String())
+		}
+	}
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	heads := "stream heads match the streams read model"
-	if !checked {
+	switch {
+	case !checked:
 		heads = "stream heads not checked: the streams read model does not exist yet"
+	case trunc != nil:
+		heads = "a stream head is behind the streams read model"
 	}
-	if _, err := fmt.Fprintf(stdout, "verified %s in %s: all chains intact; %s\n",
-		plural(rep.Events, "event"), plural(rep.Streams, "stream"), heads); err != nil {
+	chains := "all chains intact"
+	if chainBroken {
+		chains = "a chain is broken"
+	}
+	if _, err := fmt.Fprintf(stdout, "verified %s in %s: %s; %s\n",
+		plural(rep.Chains.Events, "event"), plural(rep.Chains.Streams, "stream"), chains, heads); err != nil {
 		return err
 	}
-	if rep.MalformedCount > 0 {
+	switch {
+	case rep.Checkpoints == 0:
+		fmt.Fprintln(stdout, "no signed checkpoint yet: run `dashtam audit checkpoint` (serve makes them on its own)")
+	case first == "":
+		fmt.Fprintf(stdout, "verified %s: the log matches every one (%s covered)\n",
+			plural(rep.Checkpoints, "signed checkpoint"), plural(rep.Covered, "event"))
+		if len(opts.Trusted) == 0 {
+			fmt.Fprintln(stderr, "warning: no public key pinned: signatures were checked against the checkpoints' own keys (pass --public-key)")
+		}
+	}
+	if first != "" {
+		return errors.New("audit verify: " + first)
+	}
+	if rep.Chains.MalformedCount > 0 {
 		// Intact chains prove the rows are as written; the rows themselves
 		// were written past the store's checks, and no reader can decode them.
-		first := rep.Malformed[0]
+		m := rep.Chains.Malformed[0]
 		return fmt.Errorf("audit verify: %s with malformed metadata, the first at stream %s version %d",
-			plural(rep.MalformedCount, "event"), first.Stream, first.Version)
+			plural(rep.Chains.MalformedCount, "event"), m.Stream, m.Version)
 	}
 	return nil
 }

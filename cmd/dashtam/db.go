@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dashtam/dashtam/adapters/personaldata"
+	"github.com/dashtam/dashtam/adapters/vault"
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/migrations"
 	"github.com/dashtam/dashtam/projections"
@@ -191,6 +193,47 @@ func migrateUp(ctx context.Context, owner *pgxpool.Pool, appRole string) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// personalStore returns an event store over pool that seals the personal
+// data of events under per-user keys wrapped by the master keyring
+// (DASHTAM_ENCRYPTION_KEY), and the keystore, which erasures destroy keys
+// in (docs/audit.md).
+func personalStore(pool *pgxpool.Pool, ring *vault.Keyring) (*eventstore.Store, *personaldata.Keys, error) {
+	keys, err := personaldata.New(pool, ring, time.Now)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := eventstore.New(pool, newEventRegistry(), eventstore.WithPersonalData(keys))
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, keys, nil
+}
+
+// keyedStore returns an event store over pool that opens personal data
+// with the master keyring when one is configured (DASHTAM_ENCRYPTION_KEY,
+// or the data dir's encryption.key), and keyed true; without one, a store
+// that leaves it sealed, as stored, and keyed false.
+func keyedStore(opts *globalOptions, pool *pgxpool.Pool) (store *eventstore.Store, keyed bool, err error) {
+	dataDir, err := opts.absDataDir()
+	if err != nil {
+		return nil, false, err
+	}
+	raw, from, err := secretSetting(osGetenv, "DASHTAM_ENCRYPTION_KEY", dataDir, "encryption.key")
+	if err != nil {
+		return nil, false, err
+	}
+	if raw == "" {
+		store, err = eventstore.New(pool, newEventRegistry())
+		return store, false, err
+	}
+	ring, err := vault.Parse(raw)
+	if err != nil {
+		return nil, false, fmt.Errorf("DASHTAM_ENCRYPTION_KEY%s is malformed: %v", from, err)
+	}
+	store, _, err = personalStore(pool, ring)
+	return store, err == nil, err
 }
 
 // describeTarget names where cfg connects: host:port, or the socket path for a

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/dashtam/dashtam/adapters/personaldata"
 	"github.com/dashtam/dashtam/adapters/vault"
 	"github.com/dashtam/dashtam/commands/connections"
 )
@@ -32,10 +33,11 @@ func newKeysRotateCommand(o *globalOptions) *cobra.Command {
 	var batch int
 	cmd := &cobra.Command{
 		Use:   "rotate [--batch N]",
-		Short: "Re-seal every stored provider credential under the keyring's newest key",
+		Short: "Re-seal every stored provider credential and personal-data key under the keyring's newest key",
 		Long: "Re-seal, under the newest key of DASHTAM_ENCRYPTION_KEY (id:base64,... newest first), every\n" +
 			"provider credential and every PKCE verifier of an authorisation in flight sealed under another\n" +
-			"key, in small batches, while servers run. Restart every server with the new keyring first\n" +
+			"key, and every personal-data key (docs/audit.md) wrapped under another, in small batches,\n" +
+			"while servers run. Restart every server with the new keyring first\n" +
 			"(new key first, the old ones after it), run this, then drop the old keys (docs/connections.md).\n" +
 			"Exits 0 when nothing remains under an older key, 1 otherwise.",
 		Args: noArgs,
@@ -100,6 +102,15 @@ func rotateKeys(ctx context.Context, pool *pgxpool.Pool, kr *vault.Keyring, batc
 	if err != nil {
 		return fmt.Errorf("keys rotate: %w", err)
 	}
+	// The personal-data keys are wrapped by the same keyring: left under
+	// the old key, dropping it would make everyone's personal data
+	// unreadable (docs/audit.md).
+	wrapped, err := personaldata.Rewrap(ctx, pool, kr, batch, nil)
+	fmt.Fprintf(stdout, "re-wrapped %s; %s did not open; %s remain under older keys\n",
+		plural(int64(wrapped.Rewrapped), "personal-data key"), plural(int64(wrapped.Failed), "key"), plural(int64(wrapped.Remaining), "key"))
+	if err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
 	switch {
 	case counts.Failed > 0:
 		return fmt.Errorf("keys rotate: %s did not open with this keyring (a key missing from it, or a damaged blob): keep the old keys",
@@ -107,6 +118,12 @@ func rotateKeys(ctx context.Context, pool *pgxpool.Pool, kr *vault.Keyring, batc
 	case counts.Remaining > 0:
 		return fmt.Errorf("keys rotate: %s were sealed under an older key while rotating: restart every server with the new keyring and run keys rotate again",
 			plural(int64(counts.Remaining), "blob"))
+	case wrapped.Failed > 0:
+		return fmt.Errorf("keys rotate: %s did not open with this keyring (a key missing from it, or a damaged row): keep the old keys",
+			plural(int64(wrapped.Failed), "personal-data key"))
+	case wrapped.Remaining > 0:
+		return fmt.Errorf("keys rotate: %s were wrapped under an older key while rotating: restart every server with the new keyring and run keys rotate again",
+			plural(int64(wrapped.Remaining), "personal-data key"))
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 
+	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/projections"
 )
 
@@ -62,7 +63,7 @@ events the projector could not apply and moved past; the last error of each
 such projection follows the table (see 'projections parked NAME').`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, closeStore, err := openProjections(cmd.Context(), opts)
+			m, closeStore, err := openProjections(cmd.Context(), opts, nil)
 			if err != nil {
 				return err
 			}
@@ -142,7 +143,7 @@ re-applies them; a rebuild replaces them with whatever it parks itself.`,
 			if limit <= 0 {
 				return usagef(cmd, "--limit %d: want a positive number", limit)
 			}
-			m, closeStore, err := openProjections(cmd.Context(), opts)
+			m, closeStore, err := openProjections(cmd.Context(), opts, nil)
 			if err != nil {
 				return err
 			}
@@ -194,7 +195,7 @@ rebuild instead.`,
 			if err != nil {
 				return err
 			}
-			m, closeStore, err := openProjections(cmd.Context(), opts)
+			m, closeStore, err := openProjections(cmd.Context(), opts, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -233,7 +234,7 @@ after a projector's code changed, or when status reports its schema stale.`,
 			if err != nil {
 				return err
 			}
-			m, closeStore, err := openProjectionsAsOwner(cmd.Context(), opts)
+			m, closeStore, err := openProjectionsAsOwner(cmd.Context(), opts, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -304,10 +305,31 @@ func runRebuild(ctx context.Context, m *projections.Manager, name string, stdout
 	return err
 }
 
+// openProjectionStore connects and returns a store that opens personal data
+// when the master key is configured: the connections projector folds
+// aliases, which the log holds sealed (docs/audit.md). Without the key it
+// says on stderr that applying such events will fail. close releases the pool.
+func openProjectionStore(ctx context.Context, opts *globalOptions, stderr io.Writer) (*eventstore.Store, func(), error) {
+	pool, err := connect(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, keyed, err := keyedStore(opts, pool)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	if !keyed && stderr != nil {
+		fmt.Fprintln(stderr, "warning: DASHTAM_ENCRYPTION_KEY is not set: events with sealed personal data (connection aliases) cannot be applied")
+	}
+	return store, pool.Close, nil
+}
+
 // openProjections connects and returns a manager of every projector; close
-// releases the pool.
-func openProjections(ctx context.Context, opts *globalOptions) (*projections.Manager, func(), error) {
-	store, closeStore, err := openStore(ctx, opts)
+// releases the pool. Commands that apply events pass stderr for
+// openProjectionStore's warning; those that only read pass nil.
+func openProjections(ctx context.Context, opts *globalOptions, stderr io.Writer) (*projections.Manager, func(), error) {
+	store, closeStore, err := openProjectionStore(ctx, opts, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -323,8 +345,8 @@ func openProjections(ctx context.Context, opts *globalOptions) (*projections.Man
 // rebuild's shadow tables and swap) as the owner role (DATABASE_MIGRATE_URL,
 // falling back to the database URL), while the replay itself runs as the
 // application role, as serve's would.
-func openProjectionsAsOwner(ctx context.Context, opts *globalOptions) (*projections.Manager, func(), error) {
-	store, closeStore, err := openStore(ctx, opts)
+func openProjectionsAsOwner(ctx context.Context, opts *globalOptions, stderr io.Writer) (*projections.Manager, func(), error) {
+	store, closeStore, err := openProjectionStore(ctx, opts, stderr)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -21,8 +21,10 @@ import (
 	"github.com/dashtam/dashtam/adapters/jobs"
 	"github.com/dashtam/dashtam/adapters/mail"
 	"github.com/dashtam/dashtam/adapters/password"
+	"github.com/dashtam/dashtam/adapters/personaldata"
 	"github.com/dashtam/dashtam/adapters/ratelimit"
 	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/commands/audit"
 	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 	policy "github.com/dashtam/dashtam/commands/ratelimit"
@@ -89,6 +91,11 @@ type server struct {
 	syncs       *syncs.Handler
 	http        *web.Server
 	ln          net.Listener
+	// keys seals personal data and destroys it at erasures.
+	keys *personaldata.Keys
+	// checkpoints signs audit checkpoints every checkpointEvery.
+	checkpoints     *eventstore.Checkpointer
+	checkpointEvery time.Duration
 }
 
 // openServer validates configuration, connects, migrates, prepares the
@@ -102,17 +109,25 @@ func openServer(ctx context.Context, o *globalOptions, getenv func(string) strin
 	if err != nil {
 		return nil, err
 	}
-	logger := slog.New(slog.NewJSONHandler(logw, nil))
-	pool, owner, store, err := openMigratedStore(ctx, o)
+	auditCfg, err := loadAuditConfig(getenv, dataDir, true)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, logger: logger, pool: pool, owner: owner, store: store}
+	logger := slog.New(slog.NewJSONHandler(logw, nil))
+	pool, owner, _, err := openMigratedStore(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, logger: logger, pool: pool, owner: owner}
+	if s.store, s.keys, err = personalStore(pool, cfg.Keyring); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.warnIfLogRewritable(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
-	if err := s.open(ctx, cfg); err != nil {
+	if err := s.open(ctx, cfg, auditCfg); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -121,7 +136,7 @@ func openServer(ctx context.Context, o *globalOptions, getenv func(string) strin
 
 // open prepares the projectors, the rate limiter and the HTTP server over
 // the migrated store openServer opened.
-func (s *server) open(ctx context.Context, cfg serveConfig) error {
+func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig) error {
 	var err error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -149,11 +164,6 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		Periodic: []jobs.Periodic{syncSchedule(cfg)}}); err != nil {
 		return err
 	}
-	if s.identity, err = newIdentityService(cfg, s.store, s.pool, s.jobs, s.logger); err != nil {
-		return err
-	}
-	identityJobs(workers, s.identity)
-	registerSessionCacheMetrics(reg, s.identity)
 	// Bound before the providers are built: the sandbox's adapter calls the
 	// institution this server mounts on the address it listens on.
 	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -163,6 +173,8 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 	if err != nil {
 		return err
 	}
+	// Connections before identity: an erasure disconnects the user's
+	// connections (identity.Deps.Connections).
 	if s.connections, err = newConnections(cfg, s.store, s.pool, providers.registry, s.jobs, time.Now, s.logger); err != nil {
 		return err
 	}
@@ -171,6 +183,27 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		return err
 	}
 	syncJobs(workers, s.syncs)
+	if s.identity, err = newIdentityService(cfg, s.store, s.pool, s.jobs, s.logger, s.keys, s.connections); err != nil {
+		return err
+	}
+	identityJobs(workers, s.identity)
+	registerSessionCacheMetrics(reg, s.identity)
+	dir, err := eventstore.OpenCheckpointDir(auditCfg.Dir)
+	if err != nil {
+		return fmt.Errorf("DASHTAM_AUDIT_CHECKPOINT_DIR: %w", err)
+	}
+	if s.checkpoints, err = eventstore.NewCheckpointer(s.store, auditCfg.Signer, dir); err != nil {
+		return err
+	}
+	s.checkpointEvery = auditCfg.Interval
+	aggs, err := commands.DescribedAggregates(s.store)
+	if err != nil {
+		return err
+	}
+	auditSvc, err := audit.NewHandler(audit.Deps{Store: s.store, Pool: s.pool, Aggregates: aggs, Now: time.Now})
+	if err != nil {
+		return err
+	}
 	catalog := make([]web.ProviderInfo, 0, len(cfg.Providers))
 	for _, p := range providers.registry.List() {
 		catalog = append(catalog, web.ProviderInfo{Slug: p.Slug, Name: p.Name, AuthType: p.AuthType})
@@ -181,6 +214,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		Readiness:      readiness{pool: s.pool, manager: s.manager},
 		Providers:      catalog,
 		Identity:       s.identity,
+		Audit:          auditSvc,
 		Connections:    s.connections,
 		Syncs:          s.syncs,
 		SyncReader:     projections.SyncReader{Pool: s.pool},
@@ -214,7 +248,11 @@ func (s *server) warnIfLogRewritable(ctx context.Context) error {
 
 // newIdentityService wires the identity use cases to their adapters; serve
 // and `users create` share it so both hash, sign and mail alike.
-func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.Pool, j commands.Jobs, logger *slog.Logger) (*identity.Handler, error) {
+//
+// keys erases personal data; conns, when not nil, lets an erasure
+// disconnect the user's connections (`users create` erases nobody).
+func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.Pool, j commands.Jobs, logger *slog.Logger,
+	keys commands.PersonalDataKeys, conns identity.Connections) (*identity.Handler, error) {
 	hasher, err := password.New(password.OWASP)
 	if err != nil {
 		return nil, fmt.Errorf("password hasher: %w", err)
@@ -246,6 +284,8 @@ func newIdentityService(cfg serveConfig, store *eventstore.Store, pool *pgxpool.
 		RotationGrace: cfg.RotationGrace,
 		Logger:        logger,
 		NameKey:       deriveKey(cfg.JWTSecret, "dashtam login-name digest v1"),
+		Keys:          keys,
+		Connections:   conns,
 	})
 	if err != nil {
 		return nil, err
@@ -286,6 +326,12 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error { s.sweepIdentity(ctx); return nil })
 	g.Go(func() error {
 		s.sweepEvery(ctx, identitySweepPeriod, "oauth states", s.connections.Sweep)
+		return nil
+	})
+	g.Go(func() error {
+		tick := time.NewTicker(s.checkpointEvery)
+		defer tick.Stop()
+		checkpointLoop(ctx, s.checkpoints, tick.C, s.logger)
 		return nil
 	})
 	err := g.Wait()

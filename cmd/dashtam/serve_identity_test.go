@@ -144,10 +144,11 @@ func startIdentityServerAt(t *testing.T, appURL, ownerURL string, change ...func
 	mailDir := t.TempDir()
 	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL, databaseMigrateURL: ownerURL}
 	env := map[string]string{
-		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
-		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
-		"DASHTAM_MAIL_URL":       "file://" + mailDir,
+		"DASHTAM_HTTP_ADDR":         "127.0.0.1:0",
+		"DASHTAM_ENCRYPTION_KEY":    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_AUDIT_SIGNING_KEY": testAuditSigningKey,
+		"DASHTAM_JWT_SECRET":        strings.Repeat("j", 40),
+		"DASHTAM_MAIL_URL":          "file://" + mailDir,
 	}
 	for _, f := range change {
 		f(env)

@@ -15,6 +15,10 @@ import (
 	"github.com/dashtam/dashtam/migrations/testdb"
 )
 
+// testAuditSigningKey is the audit signing key (base64 of an Ed25519 seed)
+// of every test server: serve refuses to start without one.
+const testAuditSigningKey = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="
+
 // TestServeEndToEnd opens the real server on 127.0.0.1:0 against a fresh
 // database, migrating as the owner and serving as the application role,
 // talks to it over HTTP and shuts it down gracefully.
@@ -22,9 +26,10 @@ func TestServeEndToEnd(t *testing.T) {
 	appURL, ownerURL := testdb.NewEmptyURLs(t)
 	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL, databaseMigrateURL: ownerURL}
 	env := map[string]string{
-		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
-		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+		"DASHTAM_HTTP_ADDR":         "127.0.0.1:0",
+		"DASHTAM_ENCRYPTION_KEY":    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_AUDIT_SIGNING_KEY": testAuditSigningKey,
+		"DASHTAM_JWT_SECRET":        strings.Repeat("j", 40),
 	}
 	var logs strings.Builder
 	ctx, cancel := context.WithCancel(context.Background())
@@ -102,9 +107,10 @@ func TestServeWarnsWhenOneRoleDoesBoth(t *testing.T) {
 	t.Setenv("DATABASE_MIGRATE_URL", "")
 	o := &globalOptions{dataDir: t.TempDir(), databaseURL: testdb.NewEmptyURL(t)}
 	env := map[string]string{
-		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
-		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+		"DASHTAM_HTTP_ADDR":         "127.0.0.1:0",
+		"DASHTAM_ENCRYPTION_KEY":    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_AUDIT_SIGNING_KEY": testAuditSigningKey,
+		"DASHTAM_JWT_SECRET":        strings.Repeat("j", 40),
 	}
 	var logs strings.Builder
 	app, err := openServer(context.Background(), o, func(k string) string { return env[k] }, &logs)
@@ -125,9 +131,10 @@ func TestServeAsApplicationRoleOnly(t *testing.T) {
 		t.Skip("DATABASE_MIGRATE_URL is unset: one role does both (make test sets both)")
 	}
 	env := map[string]string{
-		"DASHTAM_HTTP_ADDR":      "127.0.0.1:0",
-		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+		"DASHTAM_HTTP_ADDR":         "127.0.0.1:0",
+		"DASHTAM_ENCRYPTION_KEY":    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_AUDIT_SIGNING_KEY": testAuditSigningKey,
+		"DASHTAM_JWT_SECRET":        strings.Repeat("j", 40),
 	}
 	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL}
 	_, err := openServer(context.Background(), o, func(k string) string { return env[k] }, io.Discard)
@@ -151,8 +158,9 @@ func TestServeRefusesMismatchedURLs(t *testing.T) {
 	appURL, _ := testdb.NewEmptyURLs(t)
 	o := &globalOptions{dataDir: t.TempDir(), databaseURL: appURL, databaseMigrateURL: testdb.NewEmptyURL(t)}
 	env := map[string]string{
-		"DASHTAM_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		"DASHTAM_JWT_SECRET":     strings.Repeat("j", 40),
+		"DASHTAM_ENCRYPTION_KEY":    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"DASHTAM_AUDIT_SIGNING_KEY": testAuditSigningKey,
+		"DASHTAM_JWT_SECRET":        strings.Repeat("j", 40),
 	}
 	_, err := openServer(context.Background(), o, func(k string) string { return env[k] }, io.Discard)
 	require.Error(t, err)

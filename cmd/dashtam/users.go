@@ -129,13 +129,19 @@ func openIdentity(ctx context.Context, o *globalOptions, getenv func(string) str
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, owner, store, err := openMigratedStore(ctx, o)
+	pool, owner, _, err := openMigratedStore(ctx, o)
 	if err != nil {
 		return nil, nil, err
 	}
 	// Only the migration needed the owner.
 	if owner != pool {
 		owner.Close()
+	}
+	// The users it creates have their email sealed, like serve's.
+	store, keys, err := personalStore(pool, cfg.Keyring)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
 	}
 	// Insert-only: the verification mail of an unverified user is a job
 	// that a running server's workers send.
@@ -144,7 +150,7 @@ func openIdentity(ctx context.Context, o *globalOptions, getenv func(string) str
 		pool.Close()
 		return nil, nil, err
 	}
-	svc, err := newIdentityService(cfg, store, pool, j, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	svc, err := newIdentityService(cfg, store, pool, j, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), keys, nil)
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

@@ -75,6 +75,13 @@ type Service interface {
 	RecordAccessDenied(ctx context.Context, p commands.Principal, d user.AccessDenial, rc commands.RequestContext) error
 	// CreateUser bootstraps a user from the command line (e.g. the first admin).
 	CreateUser(ctx context.Context, email, password string, role user.Role, verified bool) (UserView, error)
+	// EraseSelf erases the principal (GDPR Art. 17) once their password
+	// checks out: their personal data shredded, sessions ended, connections
+	// disconnected. Errors: ErrInvalidCredentials, ErrErasureUnavailable.
+	EraseSelf(ctx context.Context, p commands.Principal, password string, rc commands.RequestContext) error
+	// EraseUser erases userID at an administrator's request; erasing an
+	// erased user again is not an error. Errors: ErrNotFound, ErrErasureUnavailable.
+	EraseUser(ctx context.Context, p commands.Principal, userID uuid.UUID, rc commands.RequestContext) error
 }
 
 // Errors of the identity use cases, beyond those of aggregates/user and commands.

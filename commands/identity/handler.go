@@ -68,6 +68,11 @@ type Deps struct {
 	// belong to nobody are counted (table login_throttle), so the table
 	// cannot be turned back into addresses by hashing guesses; at least 32 bytes.
 	NameKey []byte
+	// Keys destroys a user's data key at their erasure; without it erasure
+	// answers ErrErasureUnavailable.
+	Keys commands.PersonalDataKeys
+	// Connections, when set, lets an erasure disconnect the user's connections.
+	Connections Connections
 }
 
 // Handler implements Service over the event store and the security tables
@@ -90,6 +95,8 @@ type Handler struct {
 	nameKey      []byte
 	jobs         commands.Jobs
 	vault        commands.Vault
+	keys         commands.PersonalDataKeys
+	connections  Connections
 
 	// users is the generic load → decide → append path of user streams.
 	users *eventstore.Repository[*user.User, user.Event]
@@ -131,7 +138,7 @@ func NewHandler(d Deps) (*Handler, error) {
 		secrets: d.Secrets, mailer: d.Mailer, now: d.Now, jobs: d.Jobs, vault: d.Vault,
 		publicURL:    strings.TrimRight(d.PublicURL, "/"),
 		sessionLimit: d.SessionLimit, refreshTTL: d.RefreshTTL, accessTTL: d.AccessTTL,
-		grace: d.RotationGrace, log: d.Logger, nameKey: d.NameKey,
+		grace: d.RotationGrace, log: d.Logger, nameKey: d.NameKey, keys: d.Keys, connections: d.Connections,
 		cache: newSessionCache(), heartbeatInterval: d.Heartbeat,
 	}
 	users, err := eventstore.NewRepository(d.Store, commands.UserAggregate())

@@ -204,6 +204,145 @@ func (e TokensTokenType) Valid() bool {
 	}
 }
 
+// AuditCheckpoint defines model for AuditCheckpoint.
+type AuditCheckpoint struct {
+	// ConsistencyProof Hex RFC 6962 consistency proof from the previous checkpoint's tree.
+	ConsistencyProof []string  `json:"consistency_proof"`
+	CreatedAt        time.Time `json:"created_at"`
+
+	// Digest Hex SHA-256 of the signed text.
+	Digest string `json:"digest"`
+
+	// Format Example: dashtam-audit-checkpoint/v1
+	Format            string `json:"format"`
+	KeyId             string `json:"key_id"`
+	LastPosition      int64  `json:"last_position"`
+	LastTransactionId int64  `json:"last_transaction_id"`
+
+	// PrevDigest Hex SHA-256 of the previous checkpoint's signed text (zeros for the first).
+	PrevDigest string `json:"prev_digest"`
+
+	// PublicKey Base64 Ed25519 public key.
+	PublicKey string `json:"public_key"`
+
+	// Root Hex RFC 6962 Merkle root over their leaves.
+	Root string `json:"root"`
+	Seq  int64  `json:"seq"`
+
+	// Signature Base64 Ed25519 signature of the signed text (docs/audit.md).
+	Signature string `json:"signature"`
+
+	// TreeSize Events covered, in commit order.
+	TreeSize int64 `json:"tree_size"`
+}
+
+// AuditCheckpointList defines model for AuditCheckpointList.
+type AuditCheckpointList struct {
+	Items []AuditCheckpoint `json:"items"`
+
+	// NextCursor Cursor of the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// AuditEvent defines model for AuditEvent.
+type AuditEvent struct {
+	// Actor Who caused it: `user:<id>`, `operator`, `system`, `anonymous`.
+	Actor string `json:"actor"`
+
+	// EventType Example: ProviderConnectionRenamed
+	EventType string `json:"event_type"`
+
+	// Id The event id.
+	Id openapi_types.UUID `json:"id"`
+
+	// Metadata Actor, command, trace id, IP and user agent of the request.
+	Metadata map[string]interface{} `json:"metadata"`
+	OwnerId  *openapi_types.UUID    `json:"owner_id"`
+
+	// Payload The event's payload as stored.
+	Payload map[string]interface{} `json:"payload"`
+
+	// Position Global position (order of insertion).
+	Position      int64              `json:"position"`
+	RecordedAt    time.Time          `json:"recorded_at"`
+	SchemaVersion int                `json:"schema_version"`
+	StreamId      openapi_types.UUID `json:"stream_id"`
+
+	// StreamType Example: connection
+	StreamType string `json:"stream_type"`
+
+	// TransactionId The writing transaction (xid8); with the position, the commit order checkpoints follow.
+	TransactionId string `json:"transaction_id"`
+	Version       int64  `json:"version"`
+}
+
+// AuditEventDetail defines model for AuditEventDetail.
+type AuditEventDetail struct {
+	// Actor Who caused it: `user:<id>`, `operator`, `system`, `anonymous`.
+	Actor string `json:"actor"`
+
+	// EventType Example: ProviderConnectionRenamed
+	EventType string `json:"event_type"`
+
+	// Hash Hex SHA-256(prev_hash || digest of the event).
+	Hash string `json:"hash"`
+
+	// Id The event id.
+	Id             openapi_types.UUID `json:"id"`
+	InclusionProof *InclusionProof    `json:"inclusion_proof"`
+
+	// Metadata Actor, command, trace id, IP and user agent of the request.
+	Metadata map[string]interface{} `json:"metadata"`
+	OwnerId  *openapi_types.UUID    `json:"owner_id"`
+
+	// Payload The event's payload as stored.
+	Payload map[string]interface{} `json:"payload"`
+
+	// Position Global position (order of insertion).
+	Position int64 `json:"position"`
+
+	// PrevHash Hex SHA-256 of the stream's previous event (zeros for version 1).
+	PrevHash      string             `json:"prev_hash"`
+	RecordedAt    time.Time          `json:"recorded_at"`
+	SchemaVersion int                `json:"schema_version"`
+	StreamId      openapi_types.UUID `json:"stream_id"`
+
+	// StreamType Example: connection
+	StreamType string `json:"stream_type"`
+
+	// TransactionId The writing transaction (xid8); with the position, the commit order checkpoints follow.
+	TransactionId string `json:"transaction_id"`
+	Version       int64  `json:"version"`
+}
+
+// AuditEventList defines model for AuditEventList.
+type AuditEventList struct {
+	Items []AuditEvent `json:"items"`
+
+	// NextCursor Cursor of the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// AuditStreamState defines model for AuditStreamState.
+type AuditStreamState struct {
+	AsOf time.Time `json:"as_of"`
+
+	// Position Its global position.
+	Position int64 `json:"position"`
+
+	// RecordedAt When that event was recorded.
+	RecordedAt time.Time `json:"recorded_at"`
+
+	// State The aggregate's state then (a connection's status and alias, a user's roles and sessions).
+	State map[string]interface{} `json:"state"`
+
+	// Stream Example: connection:0190a6f4-8b1e-7c3d-9a2b-1c2d3e4f5a6b
+	Stream string `json:"stream"`
+
+	// Version Stream version of the last event folded.
+	Version int64 `json:"version"`
+}
+
 // ConnectRequest defines model for ConnectRequest.
 type ConnectRequest struct {
 	// Alias The user's name for the connection: 1 to 64 characters once
@@ -341,6 +480,14 @@ type EmailVerificationTokenRequest struct {
 	Email Email `json:"email"`
 }
 
+// ErasureRequest defines model for ErasureRequest.
+type ErasureRequest struct {
+	// Password A password. The HTTP layer only bounds its size; the policy (12 to
+	// 128 characters, not a common password) answers 400 with a field
+	// error on `password`, so that message is the one users see.
+	Password Password `json:"password"`
+}
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	// Field Name of the parameter, or dotted path into the body.
@@ -359,6 +506,22 @@ type Health struct {
 
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
+
+// InclusionProof defines model for InclusionProof.
+type InclusionProof struct {
+	Checkpoint AuditCheckpoint `json:"checkpoint"`
+
+	// LeafHash Hex SHA-256(0x00 || position (8 bytes) || hash).
+	LeafHash  string `json:"leaf_hash"`
+	LeafIndex int64  `json:"leaf_index"`
+
+	// Path Hex hashes, leaf side first (RFC 6962 PATH).
+	Path     []string `json:"path"`
+	TreeSize int64    `json:"tree_size"`
+
+	// Verified Whether the path folds the event's current leaf to the checkpoint's root; false means the event changed after it was checkpointed.
+	Verified bool `json:"verified"`
+}
 
 // LoginRequest defines model for LoginRequest.
 type LoginRequest struct {
@@ -823,6 +986,48 @@ type Unavailable = Problem
 // Unprocessable RFC 9457 problem details.
 type Unprocessable = Problem
 
+// ListAuditCheckpointsParams defines parameters for ListAuditCheckpoints.
+type ListAuditCheckpointsParams struct {
+	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Maximum number of items on the page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListAuditEventsParams defines parameters for ListAuditEvents.
+type ListAuditEventsParams struct {
+	// UserId Events of streams owned by this user (UUID).
+	UserId *string `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Stream Events of one stream, as `TYPE:ID` (type: connection, account, transaction, user).
+	Stream *string `form:"stream,omitempty" json:"stream,omitempty"`
+
+	// EventType Events of these types, comma-separated.
+	EventType *string `form:"event_type,omitempty" json:"event_type,omitempty"`
+
+	// Actor Events whose metadata names this actor, e.g. `user:<id>`, `operator`, `system`.
+	Actor *string `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// From Recorded at or after this RFC 3339 time (or date, midnight UTC).
+	From *string `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Recorded before this RFC 3339 time (or date); must be after `from`.
+	To *string `form:"to,omitempty" json:"to,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Maximum number of items on the page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// GetAuditStreamStateParams defines parameters for GetAuditStreamState.
+type GetAuditStreamStateParams struct {
+	// AsOf The moment, an RFC 3339 time or a date (midnight UTC).
+	AsOf *string `form:"as_of,omitempty" json:"as_of,omitempty"`
+}
+
 // ListConnectionsParams defines parameters for ListConnections.
 type ListConnectionsParams struct {
 	// Limit Maximum number of items on the page.
@@ -898,6 +1103,9 @@ type RefreshTokensJSONRequestBody = RefreshRequest
 // RegisterUserJSONRequestBody defines body for RegisterUser for application/json ContentType.
 type RegisterUserJSONRequestBody = RegisterRequest
 
+// EraseCurrentUserJSONRequestBody defines body for EraseCurrentUser for application/json ContentType.
+type EraseCurrentUserJSONRequestBody = ErasureRequest
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetSecurityConfig Token policy and versions
@@ -906,12 +1114,30 @@ type ServerInterface interface {
 	// RotateAllTokens Rotate every token
 	// (POST /api/v1/admin/security/rotations)
 	RotateAllTokens(ctx echo.Context) error
+	// EraseUser Erase a user and their personal data (GDPR Art. 17)
+	// (POST /api/v1/admin/users/{id}/erasures)
+	EraseUser(ctx echo.Context, id ID) error
 	// SetUserRoles Replace a user's roles
 	// (PUT /api/v1/admin/users/{id}/roles)
 	SetUserRoles(ctx echo.Context, id ID) error
 	// RotateUserTokens Rotate one user's tokens
 	// (POST /api/v1/admin/users/{id}/rotations)
 	RotateUserTokens(ctx echo.Context, id ID) error
+	// ListAuditCheckpoints The signed checkpoints of the log, newest first
+	// (GET /api/v1/audit-checkpoints)
+	ListAuditCheckpoints(ctx echo.Context, params ListAuditCheckpointsParams) error
+	// GetAuditCheckpoint One signed checkpoint with its consistency proof to the previous one
+	// (GET /api/v1/audit-checkpoints/{id})
+	GetAuditCheckpoint(ctx echo.Context, id int64) error
+	// ListAuditEvents The event log, filtered (who did what to which connection)
+	// (GET /api/v1/audit-events)
+	ListAuditEvents(ctx echo.Context, params ListAuditEventsParams) error
+	// GetAuditEvent One event, its chain hashes and its inclusion proof
+	// (GET /api/v1/audit-events/{id})
+	GetAuditEvent(ctx echo.Context, id ID) error
+	// GetAuditStreamState An aggregate's state as of a moment (what did it look like then)
+	// (GET /api/v1/audit/streams/{type}/{id})
+	GetAuditStreamState(ctx echo.Context, pType string, id ID, params GetAuditStreamStateParams) error
 	// ListConnections List the caller's connections
 	// (GET /api/v1/connections)
 	ListConnections(ctx echo.Context, params ListConnectionsParams) error
@@ -981,6 +1207,9 @@ type ServerInterface interface {
 	// RegisterUser Register
 	// (POST /api/v1/users)
 	RegisterUser(ctx echo.Context) error
+	// EraseCurrentUser Erase your account and its personal data (GDPR Art. 17)
+	// (DELETE /api/v1/users/me)
+	EraseCurrentUser(ctx echo.Context) error
 	// GetCurrentUser The caller's own user
 	// (GET /api/v1/users/me)
 	GetCurrentUser(ctx echo.Context) error
@@ -1015,6 +1244,22 @@ func (w *ServerInterfaceWrapper) RotateAllTokens(ctx echo.Context) error {
 	return err
 }
 
+// EraseUser converts echo context to params.
+func (w *ServerInterfaceWrapper) EraseUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.EraseUser(ctx, id)
+	return err
+}
+
 // SetUserRoles converts echo context to params.
 func (w *ServerInterfaceWrapper) SetUserRoles(ctx echo.Context) error {
 	var err error
@@ -1044,6 +1289,163 @@ func (w *ServerInterfaceWrapper) RotateUserTokens(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RotateUserTokens(ctx, id)
+	return err
+}
+
+// ListAuditCheckpoints converts echo context to params.
+func (w *ServerInterfaceWrapper) ListAuditCheckpoints(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAuditCheckpointsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListAuditCheckpoints(ctx, params)
+	return err
+}
+
+// GetAuditCheckpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAuditCheckpoint(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAuditCheckpoint(ctx, id)
+	return err
+}
+
+// ListAuditEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListAuditEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAuditEventsParams
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "stream" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "stream", ctx.QueryParams(), &params.Stream, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter stream: %s", err))
+	}
+
+	// ------------- Optional query parameter "event_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_type", ctx.QueryParams(), &params.EventType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter event_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "actor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "actor", ctx.QueryParams(), &params.Actor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter actor: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListAuditEvents(ctx, params)
+	return err
+}
+
+// GetAuditEvent converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAuditEvent(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAuditEvent(ctx, id)
+	return err
+}
+
+// GetAuditStreamState converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAuditStreamState(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "type" -------------
+	var pType string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "type", ctx.Param("type"), &pType, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetAuditStreamStateParams
+	// ------------- Optional query parameter "as_of" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "as_of", ctx.QueryParams(), &params.AsOf, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter as_of: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAuditStreamState(ctx, pType, id, params)
 	return err
 }
 
@@ -1396,6 +1798,15 @@ func (w *ServerInterfaceWrapper) RegisterUser(ctx echo.Context) error {
 	return err
 }
 
+// EraseCurrentUser converts echo context to params.
+func (w *ServerInterfaceWrapper) EraseCurrentUser(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.EraseCurrentUser(ctx)
+	return err
+}
+
 // GetCurrentUser converts echo context to params.
 func (w *ServerInterfaceWrapper) GetCurrentUser(ctx echo.Context) error {
 	var err error
@@ -1477,6 +1888,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/api/v1/connections/:id/syncs", wrapper.RequestSync, options.OperationMiddlewares["requestSync"]...)
 	router.GET(options.BaseURL+"/api/v1/connections/:id/syncs/:sync_id", wrapper.GetSync, options.OperationMiddlewares["getSync"]...)
 	router.POST(options.BaseURL+"/api/v1/users", wrapper.RegisterUser, options.OperationMiddlewares["registerUser"]...)
+	router.DELETE(options.BaseURL+"/api/v1/users/me", wrapper.EraseCurrentUser, options.OperationMiddlewares["eraseCurrentUser"]...)
 	router.GET(options.BaseURL+"/api/v1/users/me", wrapper.GetCurrentUser, options.OperationMiddlewares["getCurrentUser"]...)
 	router.POST(options.BaseURL+"/api/v1/email-verifications", wrapper.VerifyEmail, options.OperationMiddlewares["verifyEmail"]...)
 	router.POST(options.BaseURL+"/api/v1/email-verification-tokens", wrapper.RequestEmailVerification, options.OperationMiddlewares["requestEmailVerification"]...)
@@ -1492,6 +1904,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/api/v1/admin/security/rotations", wrapper.RotateAllTokens, options.OperationMiddlewares["rotateAllTokens"]...)
 	router.POST(options.BaseURL+"/api/v1/admin/users/:id/rotations", wrapper.RotateUserTokens, options.OperationMiddlewares["rotateUserTokens"]...)
 	router.GET(options.BaseURL+"/api/v1/admin/security/config", wrapper.GetSecurityConfig, options.OperationMiddlewares["getSecurityConfig"]...)
+	router.POST(options.BaseURL+"/api/v1/admin/users/:id/erasures", wrapper.EraseUser, options.OperationMiddlewares["eraseUser"]...)
 	router.PUT(options.BaseURL+"/api/v1/admin/users/:id/roles", wrapper.SetUserRoles, options.OperationMiddlewares["setUserRoles"]...)
 	router.GET(options.BaseURL+"/api/v1/connections", wrapper.ListConnections, options.OperationMiddlewares["listConnections"]...)
 	router.POST(options.BaseURL+"/api/v1/connections", wrapper.CreateConnection, options.OperationMiddlewares["createConnection"]...)
@@ -1500,6 +1913,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PATCH(options.BaseURL+"/api/v1/connections/:id", wrapper.RenameConnection, options.OperationMiddlewares["renameConnection"]...)
 	router.POST(options.BaseURL+"/api/v1/connections/:id/token-refreshes", wrapper.RefreshConnectionTokens, options.OperationMiddlewares["refreshConnectionTokens"]...)
 	router.POST(options.BaseURL+"/api/v1/connections/:id/reauthorizations", wrapper.ReauthorizeConnection, options.OperationMiddlewares["reauthorizeConnection"]...)
+	router.GET(options.BaseURL+"/api/v1/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
+	router.GET(options.BaseURL+"/api/v1/audit-events/:id", wrapper.GetAuditEvent, options.OperationMiddlewares["getAuditEvent"]...)
+	router.GET(options.BaseURL+"/api/v1/audit-checkpoints", wrapper.ListAuditCheckpoints, options.OperationMiddlewares["listAuditCheckpoints"]...)
+	router.GET(options.BaseURL+"/api/v1/audit-checkpoints/:id", wrapper.GetAuditCheckpoint, options.OperationMiddlewares["getAuditCheckpoint"]...)
+	router.GET(options.BaseURL+"/api/v1/audit/streams/:type/:id", wrapper.GetAuditStreamState, options.OperationMiddlewares["getAuditStreamState"]...)
 
 }
 
@@ -1695,6 +2113,121 @@ func (response RotateAllTokens500ApplicationProblemPlusJSONResponse) VisitRotate
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseUserRequestObject struct {
+	Id ID `json:"id"`
+}
+
+type EraseUserResponseObject interface {
+	VisitEraseUserResponse(w http.ResponseWriter) error
+}
+
+type EraseUser204Response struct {
+}
+
+func (response EraseUser204Response) VisitEraseUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type EraseUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response EraseUser400ApplicationProblemPlusJSONResponse) VisitEraseUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response EraseUser401ApplicationProblemPlusJSONResponse) VisitEraseUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseUser403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response EraseUser403ApplicationProblemPlusJSONResponse) VisitEraseUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response EraseUser404ApplicationProblemPlusJSONResponse) VisitEraseUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response EraseUser500ApplicationProblemPlusJSONResponse) VisitEraseUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response EraseUser503ApplicationProblemPlusJSONResponse) VisitEraseUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1936,6 +2469,534 @@ type RotateUserTokens500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RotateUserTokens500ApplicationProblemPlusJSONResponse) VisitRotateUserTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditCheckpointsRequestObject struct {
+	Params ListAuditCheckpointsParams
+}
+
+type ListAuditCheckpointsResponseObject interface {
+	VisitListAuditCheckpointsResponse(w http.ResponseWriter) error
+}
+
+type ListAuditCheckpoints200JSONResponse AuditCheckpointList
+
+func (response ListAuditCheckpoints200JSONResponse) VisitListAuditCheckpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditCheckpoints400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditCheckpoints400ApplicationProblemPlusJSONResponse) VisitListAuditCheckpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditCheckpoints401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditCheckpoints401ApplicationProblemPlusJSONResponse) VisitListAuditCheckpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditCheckpoints403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditCheckpoints403ApplicationProblemPlusJSONResponse) VisitListAuditCheckpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditCheckpoints422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditCheckpoints422ApplicationProblemPlusJSONResponse) VisitListAuditCheckpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditCheckpoints500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditCheckpoints500ApplicationProblemPlusJSONResponse) VisitListAuditCheckpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditCheckpointRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type GetAuditCheckpointResponseObject interface {
+	VisitGetAuditCheckpointResponse(w http.ResponseWriter) error
+}
+
+type GetAuditCheckpoint200JSONResponse AuditCheckpoint
+
+func (response GetAuditCheckpoint200JSONResponse) VisitGetAuditCheckpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditCheckpoint400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditCheckpoint400ApplicationProblemPlusJSONResponse) VisitGetAuditCheckpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditCheckpoint401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditCheckpoint401ApplicationProblemPlusJSONResponse) VisitGetAuditCheckpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditCheckpoint403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditCheckpoint403ApplicationProblemPlusJSONResponse) VisitGetAuditCheckpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditCheckpoint404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditCheckpoint404ApplicationProblemPlusJSONResponse) VisitGetAuditCheckpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditCheckpoint500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditCheckpoint500ApplicationProblemPlusJSONResponse) VisitGetAuditCheckpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEventsRequestObject struct {
+	Params ListAuditEventsParams
+}
+
+type ListAuditEventsResponseObject interface {
+	VisitListAuditEventsResponse(w http.ResponseWriter) error
+}
+
+type ListAuditEvents200JSONResponse AuditEventList
+
+func (response ListAuditEvents200JSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents400ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents401ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents403ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents422ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListAuditEvents500ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditEventRequestObject struct {
+	Id ID `json:"id"`
+}
+
+type GetAuditEventResponseObject interface {
+	VisitGetAuditEventResponse(w http.ResponseWriter) error
+}
+
+type GetAuditEvent200JSONResponse AuditEventDetail
+
+func (response GetAuditEvent200JSONResponse) VisitGetAuditEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditEvent400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditEvent400ApplicationProblemPlusJSONResponse) VisitGetAuditEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditEvent401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditEvent401ApplicationProblemPlusJSONResponse) VisitGetAuditEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditEvent403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditEvent403ApplicationProblemPlusJSONResponse) VisitGetAuditEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditEvent404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditEvent404ApplicationProblemPlusJSONResponse) VisitGetAuditEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditEvent500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditEvent500ApplicationProblemPlusJSONResponse) VisitGetAuditEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditStreamStateRequestObject struct {
+	Type   string `json:"type"`
+	Id     ID     `json:"id"`
+	Params GetAuditStreamStateParams
+}
+
+type GetAuditStreamStateResponseObject interface {
+	VisitGetAuditStreamStateResponse(w http.ResponseWriter) error
+}
+
+type GetAuditStreamState200JSONResponse AuditStreamState
+
+func (response GetAuditStreamState200JSONResponse) VisitGetAuditStreamStateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditStreamState400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditStreamState400ApplicationProblemPlusJSONResponse) VisitGetAuditStreamStateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditStreamState401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditStreamState401ApplicationProblemPlusJSONResponse) VisitGetAuditStreamStateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditStreamState403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditStreamState403ApplicationProblemPlusJSONResponse) VisitGetAuditStreamStateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditStreamState404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditStreamState404ApplicationProblemPlusJSONResponse) VisitGetAuditStreamStateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditStreamState422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditStreamState422ApplicationProblemPlusJSONResponse) VisitGetAuditStreamStateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditStreamState500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetAuditStreamState500ApplicationProblemPlusJSONResponse) VisitGetAuditStreamStateResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -4352,6 +5413,121 @@ func (response RegisterUser500ApplicationProblemPlusJSONResponse) VisitRegisterU
 	return err
 }
 
+type EraseCurrentUserRequestObject struct {
+	Body *EraseCurrentUserJSONRequestBody
+}
+
+type EraseCurrentUserResponseObject interface {
+	VisitEraseCurrentUserResponse(w http.ResponseWriter) error
+}
+
+type EraseCurrentUser204Response struct {
+}
+
+func (response EraseCurrentUser204Response) VisitEraseCurrentUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type EraseCurrentUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response EraseCurrentUser400ApplicationProblemPlusJSONResponse) VisitEraseCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseCurrentUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response EraseCurrentUser401ApplicationProblemPlusJSONResponse) VisitEraseCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseCurrentUser403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response EraseCurrentUser403ApplicationProblemPlusJSONResponse) VisitEraseCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseCurrentUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response EraseCurrentUser429ApplicationProblemPlusJSONResponse) VisitEraseCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseCurrentUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response EraseCurrentUser500ApplicationProblemPlusJSONResponse) VisitEraseCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EraseCurrentUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response EraseCurrentUser503ApplicationProblemPlusJSONResponse) VisitEraseCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCurrentUserRequestObject struct {
 }
 
@@ -4485,12 +5661,30 @@ type StrictServerInterface interface {
 	// RotateAllTokens Rotate every token
 	// (POST /api/v1/admin/security/rotations)
 	RotateAllTokens(ctx context.Context, request RotateAllTokensRequestObject) (RotateAllTokensResponseObject, error)
+	// EraseUser Erase a user and their personal data (GDPR Art. 17)
+	// (POST /api/v1/admin/users/{id}/erasures)
+	EraseUser(ctx context.Context, request EraseUserRequestObject) (EraseUserResponseObject, error)
 	// SetUserRoles Replace a user's roles
 	// (PUT /api/v1/admin/users/{id}/roles)
 	SetUserRoles(ctx context.Context, request SetUserRolesRequestObject) (SetUserRolesResponseObject, error)
 	// RotateUserTokens Rotate one user's tokens
 	// (POST /api/v1/admin/users/{id}/rotations)
 	RotateUserTokens(ctx context.Context, request RotateUserTokensRequestObject) (RotateUserTokensResponseObject, error)
+	// ListAuditCheckpoints The signed checkpoints of the log, newest first
+	// (GET /api/v1/audit-checkpoints)
+	ListAuditCheckpoints(ctx context.Context, request ListAuditCheckpointsRequestObject) (ListAuditCheckpointsResponseObject, error)
+	// GetAuditCheckpoint One signed checkpoint with its consistency proof to the previous one
+	// (GET /api/v1/audit-checkpoints/{id})
+	GetAuditCheckpoint(ctx context.Context, request GetAuditCheckpointRequestObject) (GetAuditCheckpointResponseObject, error)
+	// ListAuditEvents The event log, filtered (who did what to which connection)
+	// (GET /api/v1/audit-events)
+	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
+	// GetAuditEvent One event, its chain hashes and its inclusion proof
+	// (GET /api/v1/audit-events/{id})
+	GetAuditEvent(ctx context.Context, request GetAuditEventRequestObject) (GetAuditEventResponseObject, error)
+	// GetAuditStreamState An aggregate's state as of a moment (what did it look like then)
+	// (GET /api/v1/audit/streams/{type}/{id})
+	GetAuditStreamState(ctx context.Context, request GetAuditStreamStateRequestObject) (GetAuditStreamStateResponseObject, error)
 	// ListConnections List the caller's connections
 	// (GET /api/v1/connections)
 	ListConnections(ctx context.Context, request ListConnectionsRequestObject) (ListConnectionsResponseObject, error)
@@ -4560,6 +5754,9 @@ type StrictServerInterface interface {
 	// RegisterUser Register
 	// (POST /api/v1/users)
 	RegisterUser(ctx context.Context, request RegisterUserRequestObject) (RegisterUserResponseObject, error)
+	// EraseCurrentUser Erase your account and its personal data (GDPR Art. 17)
+	// (DELETE /api/v1/users/me)
+	EraseCurrentUser(ctx context.Context, request EraseCurrentUserRequestObject) (EraseCurrentUserResponseObject, error)
 	// GetCurrentUser The caller's own user
 	// (GET /api/v1/users/me)
 	GetCurrentUser(ctx context.Context, request GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error)
@@ -4646,6 +5843,31 @@ func (sh *strictHandler) RotateAllTokens(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RotateAllTokensResponseObject); ok {
 		return validResponse.VisitRotateAllTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// EraseUser operation middleware
+func (sh *strictHandler) EraseUser(ctx echo.Context, id ID) error {
+	var request EraseUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EraseUser(ctx.Request().Context(), request.(EraseUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EraseUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(EraseUserResponseObject); ok {
+		return validResponse.VisitEraseUserResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -4742,6 +5964,133 @@ func (sh *strictHandler) RotateUserTokens(ctx echo.Context, id ID) error {
 		return err
 	} else if validResponse, ok := response.(RotateUserTokensResponseObject); ok {
 		return validResponse.VisitRotateUserTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListAuditCheckpoints operation middleware
+func (sh *strictHandler) ListAuditCheckpoints(ctx echo.Context, params ListAuditCheckpointsParams) error {
+	var request ListAuditCheckpointsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAuditCheckpoints(ctx.Request().Context(), request.(ListAuditCheckpointsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAuditCheckpoints")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListAuditCheckpointsResponseObject); ok {
+		return validResponse.VisitListAuditCheckpointsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAuditCheckpoint operation middleware
+func (sh *strictHandler) GetAuditCheckpoint(ctx echo.Context, id int64) error {
+	var request GetAuditCheckpointRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAuditCheckpoint(ctx.Request().Context(), request.(GetAuditCheckpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAuditCheckpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAuditCheckpointResponseObject); ok {
+		return validResponse.VisitGetAuditCheckpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListAuditEvents operation middleware
+func (sh *strictHandler) ListAuditEvents(ctx echo.Context, params ListAuditEventsParams) error {
+	var request ListAuditEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAuditEvents(ctx.Request().Context(), request.(ListAuditEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAuditEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListAuditEventsResponseObject); ok {
+		return validResponse.VisitListAuditEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAuditEvent operation middleware
+func (sh *strictHandler) GetAuditEvent(ctx echo.Context, id ID) error {
+	var request GetAuditEventRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAuditEvent(ctx.Request().Context(), request.(GetAuditEventRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAuditEvent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAuditEventResponseObject); ok {
+		return validResponse.VisitGetAuditEventResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAuditStreamState operation middleware
+func (sh *strictHandler) GetAuditStreamState(ctx echo.Context, pType string, id ID, params GetAuditStreamStateParams) error {
+	var request GetAuditStreamStateRequestObject
+
+	request.Type = pType
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAuditStreamState(ctx.Request().Context(), request.(GetAuditStreamStateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAuditStreamState")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAuditStreamStateResponseObject); ok {
+		return validResponse.VisitGetAuditStreamStateResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -5532,6 +6881,52 @@ func (sh *strictHandler) RegisterUser(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RegisterUserResponseObject); ok {
 		return validResponse.VisitRegisterUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// EraseCurrentUser operation middleware
+func (sh *strictHandler) EraseCurrentUser(ctx echo.Context) error {
+	var request EraseCurrentUserRequestObject
+
+	var body EraseCurrentUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EraseCurrentUser(ctx.Request().Context(), request.(EraseCurrentUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EraseCurrentUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(EraseCurrentUserResponseObject); ok {
+		return validResponse.VisitEraseCurrentUserResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
