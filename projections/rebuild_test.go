@@ -127,7 +127,8 @@ func TestRebuildWhileLive(t *testing.T) {
 		s.v = mustAppend(t, store, s.s, s.v, 1)
 	}
 	for round := range 2 {
-		for _, name := range []string{"streams", "event_type_counts"} {
+		for _, p := range projections.All() {
+			name := p.Name()
 			var calls int
 			readsBefore := reads.Load()
 			err := m.Rebuild(context.Background(), name, func(done, total int64) {
