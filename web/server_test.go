@@ -83,6 +83,9 @@ func MustServerWith(tb testing.TB, opts web.Options, extraPaths string) *testSer
 	if opts.Identity == nil {
 		opts.Identity = newFakeIdentity(tb, &fakeClock{now: testEpoch})
 	}
+	if opts.Data == nil {
+		opts.Data = emptyData{}
+	}
 	var (
 		s   *web.Server
 		err error
