@@ -22,9 +22,20 @@ func WithReached(ctx context.Context) (context.Context, *Reached) {
 	return context.WithValue(ctx, reachedKey{}, r), r
 }
 
+// ReachedFrom returns the Reached of ctx, nil when it has none.
+func ReachedFrom(ctx context.Context) *Reached {
+	r, _ := ctx.Value(reachedKey{}).(*Reached)
+	return r
+}
+
 // Position returns the highest global position noted, 0 when nothing was
-// appended.
-func (r *Reached) Position() int64 { return r.pos.Load() }
+// appended (or r is nil).
+func (r *Reached) Position() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.pos.Load()
+}
 
 // note raises the recorded position to pos.
 func (r *Reached) note(pos int64) {
@@ -38,7 +49,7 @@ func (r *Reached) note(pos int64) {
 
 // noteReached tells ctx's Reached, if any, that appends up to pos committed.
 func noteReached(ctx context.Context, pos int64) {
-	if r, ok := ctx.Value(reachedKey{}).(*Reached); ok && pos > 0 {
+	if r := ReachedFrom(ctx); r != nil && pos > 0 {
 		r.note(pos)
 	}
 }
