@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dashtam/dashtam/eventstore"
 	"github.com/dashtam/dashtam/migrations/testdb"
@@ -53,17 +52,7 @@ func mustStore(tb testing.TB, opts ...eventstore.Option) *eventstore.Store {
 // whose concurrency must reach the database rather than queue in the pool.
 func mustStoreConns(tb testing.TB, n int32) *eventstore.Store {
 	tb.Helper()
-	cfg, err := pgxpool.ParseConfig(testdb.NewURL(tb))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg.MaxConns = n
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(pool.Close)
-	s, err := eventstore.New(pool, testRegistry())
+	s, err := eventstore.New(testdb.NewWithConns(tb, n), testRegistry())
 	if err != nil {
 		tb.Fatal(err)
 	}

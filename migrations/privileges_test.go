@@ -132,7 +132,7 @@ func TestAppRoleGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"stream_type", "stream_id", "version", "event_id", "event_type", "schema_version",
-		"owner_id", "payload", "metadata", "recorded_at", "prev_hash", "hash"}
+		"owner_id", "payload", "metadata", "recorded_at", "prev_hash", "hash", "digest_version"}
 	if strings.Join(cols, ",") != strings.Join(want, ",") {
 		t.Errorf("insertable columns of events = %v, want %v", cols, want)
 	}

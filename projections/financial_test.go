@@ -239,12 +239,12 @@ func TestFinancialDataReadModel(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, snaps, 2)
 	assert.Equal(t, "1200", snaps[0].Balance, "newest first")
-	rest, err := r.ListBalanceSnapshots(ctx, w.alice, projections.SnapshotFilter{}, ptr(snaps[1].Key()), 50)
+	rest, err := r.ListBalanceSnapshots(ctx, w.alice, projections.SnapshotFilter{}, ref(snaps[1].Key()), 50)
 	require.NoError(t, err)
 	assert.Len(t, rest, 2, "four snapshots of alice's in all")
 }
 
-func ptr[T any](v T) *T { return &v }
+func ref[T any](v T) *T { return &v }
 
 // dumpFinancial renders every table of the live financial_data read model
 // as sorted JSON, for comparing two databases.

@@ -22,20 +22,26 @@ import (
 	"github.com/dashtam/dashtam/web"
 )
 
-// identityServer is a server over a fake identity service at a pinned clock.
+// identityServer is a server over fake identity and connections services
+// at a pinned clock.
 type identityServer struct {
 	*testServer
-	Identity *fakeIdentity
-	Clock    *fakeClock
+	Identity    *fakeIdentity
+	Connections *fakeConnections
+	Clock       *fakeClock
 }
 
-// MustIdentityServer starts a server whose identity service is the fake.
+// MustIdentityServer starts a server whose identity and connections
+// services are the fakes.
 func MustIdentityServer(tb testing.TB) *identityServer {
 	tb.Helper()
 	clock := &fakeClock{now: testEpoch}
 	id := newFakeIdentity(tb, clock)
-	s := MustServer(tb, web.Options{Identity: id, Now: clock.Now})
-	return &identityServer{testServer: s, Identity: id, Clock: clock}
+	conns := newFakeConnections(clock)
+	s := MustServer(tb, web.Options{Identity: id, Connections: conns, ConnectionList: conns, Now: clock.Now,
+		Providers: []web.ProviderInfo{{Slug: "sandbox", Name: "Dashtam Sandbox", AuthType: "oauth2"},
+			{Slug: "schwab", Name: "Charles Schwab", AuthType: "oauth2"}}})
+	return &identityServer{testServer: s, Identity: id, Connections: conns, Clock: clock}
 }
 
 // MustCall sends method to path with an optional JSON body and bearer token.
@@ -72,6 +78,8 @@ var sampleBodies = map[string]string{
 	"rotateAllTokens":          `{"reason":"matrix test"}`,
 	"rotateUserTokens":         `{"reason":"matrix test"}`,
 	"setUserRoles":             `{"roles":["user"]}`,
+	"createConnection":         `{"provider_slug":"sandbox","alias":"Matrix"}`,
+	"renameConnection":         `{"alias":"Matrix renamed"}`,
 }
 
 // TestRoleMatrix walks every operation of the served OpenAPI document and

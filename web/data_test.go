@@ -275,7 +275,7 @@ func TestDataRoutesAnswerTheCallersData(t *testing.T) {
 	assert.Equal(t, "2026-03-04T12:00:00Z", *chk.LastSyncedAt)
 	assert.Nil(t, accts.Items[1].AvailableBalance)
 	assert.Nil(t, accts.NextCursor)
-	assert.Equal(t, []totalJSON{{Currency: "USD", Balance: "6200.75", AvailableBalance: ptr("1200.75"), Accounts: 2}}, accts.Totals)
+	assert.Equal(t, []totalJSON{{Currency: "USD", Balance: "6200.75", AvailableBalance: ref("1200.75"), Accounts: 2}}, accts.Totals)
 	raw := s.get(t, w.aliceToken, "/api/v1/accounts")
 	assert.NotContains(t, string(raw.Body), "0000111122223333")
 
@@ -384,7 +384,7 @@ func TestDataRoutesAnswerTheCallersData(t *testing.T) {
 	assert.Empty(t, conn.Items, "a connection of the caller's without accounts")
 }
 
-func ptr[T any](v T) *T { return &v }
+func ref[T any](v T) *T { return &v }
 
 // TestDataRoutesRefuseBadInput: values of the right shape the API does not
 // accept are 422 with a field error each; shape violations stay 400.

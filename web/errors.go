@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dashtam/dashtam/aggregates/connection"
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands"
+	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
 	"github.com/dashtam/dashtam/projections"
 )
@@ -51,6 +53,16 @@ const (
 	CodeEmailNotVerified Code = "email_not_verified"
 	// CodeAccountLocked refines 403 for a login during a lockout; Retry-After says when it ends.
 	CodeAccountLocked Code = "account_locked"
+	// CodeReauthorizationRequired refines 409 for a connection whose
+	// provider refused its credentials: the user must authorise it again
+	// (POST /connections/{id}/reauthorizations).
+	CodeReauthorizationRequired Code = "reauthorization_required"
+	// CodeConnectionDisconnected refines 409 for a change to a
+	// disconnected connection, which stays readable but changes no more.
+	CodeConnectionDisconnected Code = "connection_disconnected"
+	// CodeConnectionNotActive refines 409 for an operation that needs an
+	// active connection on a pending or failed one.
+	CodeConnectionNotActive Code = "connection_not_active"
 )
 
 // codeStatus is the one table from error class to HTTP status.
@@ -73,8 +85,11 @@ var codeStatus = map[Code]int{
 // gives a general code: kept apart so that statusCode, which maps Echo's
 // bare statuses back to codes, can only ever pick the general one.
 var refinedCodeStatus = map[Code]int{
-	CodeEmailNotVerified: http.StatusForbidden,
-	CodeAccountLocked:    http.StatusForbidden,
+	CodeEmailNotVerified:        http.StatusForbidden,
+	CodeAccountLocked:           http.StatusForbidden,
+	CodeReauthorizationRequired: http.StatusConflict,
+	CodeConnectionDisconnected:  http.StatusConflict,
+	CodeConnectionNotActive:     http.StatusConflict,
 }
 
 // Error is what a handler returns to choose the problem a client sees; its
@@ -153,6 +168,9 @@ var errorMappings = []errorMapping{
 	// more closely: whatever the handler was doing, it could not finish.
 	databaseDown,
 	conflictExhausted,
+	// A busy provider may carry the context's error of a wait that ran
+	// out; it is still the provider's delay that tells when to retry.
+	providerBusy,
 	is(context.DeadlineExceeded, CodeUnavailable, "the request timed out"),
 	is(context.Canceled, CodeUnavailable, "the request was cancelled"),
 
@@ -190,11 +208,57 @@ var errorMappings = []errorMapping{
 	unauthenticated(commands.ErrTokenExpired),
 	unauthenticated(commands.ErrTokenInvalid),
 
+	// Provider connections (docs/api.md#connection-errors). Another
+	// user's connection reads exactly like a missing one.
+	is(connections.ErrNotFound, CodeNotFound, "no such resource"),
+	is(connection.ErrNotFound, CodeNotFound, "no such resource"),
+	fieldProblem(commands.ErrUnknownProvider, CodeNotFound, "no enabled provider has this slug",
+		"provider_slug", "is not an enabled provider (see GET /api/v1/providers)"),
+	isFieldCode(CodeUnprocessable, connection.ErrInvalidAlias, "alias",
+		"must be 1 to 64 characters of visible text once surrounding spaces are trimmed"),
+	fieldProblem(connections.ErrAliasTaken, CodeConflict, "the alias is already used by another connection of this provider",
+		"alias", "is already used by another of your live connections of this provider"),
+	is(connections.ErrReauthenticationRequired, CodeReauthorizationRequired,
+		"the provider refused the connection's credentials; authorize it again with POST /api/v1/connections/{id}/reauthorizations"),
+	is(connection.ErrDisconnected, CodeConnectionDisconnected, "the connection is disconnected"),
+	is(connection.ErrFailed, CodeConnectionNotActive, "the connection's authorization failed; create a new connection"),
+	is(connection.ErrNotActive, CodeConnectionNotActive, "the connection is not active"),
+
 	// Data (docs/data-api.md): another user's account, transaction or
 	// connection reads exactly as a missing one; a read model that has
 	// not reached a client's min_position yet is worth asking again soon.
 	is(projections.ErrNotFound, CodeNotFound, "no such resource"),
 	positionNotReached,
+}
+
+// defaultProviderRetryAfter is the Retry-After of a busy provider that
+// named no delay: its outages and rate windows last seconds to minutes.
+const defaultProviderRetryAfter = 30 * time.Second
+
+// providerBusy maps connections.ErrProviderBusy (the provider failed, is
+// rate limited, or another refresh of the connection is running) to 503
+// with the delay the provider or the shared pacer asked for.
+func providerBusy(err error) (*Error, bool) {
+	if !errors.Is(err, connections.ErrProviderBusy) {
+		return nil, false
+	}
+	retry := defaultProviderRetryAfter
+	var snooze *commands.JobSnoozeError
+	if errors.As(err, &snooze) && snooze.Delay > 0 {
+		retry = snooze.Delay
+	}
+	return &Error{Code: CodeUnavailable, Detail: "the provider is unavailable or busy; retry later", Err: err, retryAfter: retry}, true
+}
+
+// fieldProblem maps errors matching target to code with a detail and one
+// field error, for refusals a form shows beside the field.
+func fieldProblem(target error, code Code, detail, field, message string) errorMapping {
+	return func(err error) (*Error, bool) {
+		if !errors.Is(err, target) {
+			return nil, false
+		}
+		return &Error{Code: code, Detail: detail, Fields: []FieldError{{Field: field, Message: message}}, Err: err}, true
+	}
 }
 
 // errorMapping recognises one kind of error and says how to present it.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"time"
 
@@ -87,24 +86,19 @@ type Options struct {
 	Routes func(e *echo.Echo)
 
 	// Connections serves the provider-connection routes and the OAuth
-	// callback pages; nil leaves them unserved.
+	// callback page; nil makes them answer 503 (connections are not
+	// configured on this server): the routes of the document are always
+	// served.
 	Connections connections.Service
+	// ConnectionList reads the connections read model behind GET
+	// /api/v1/connections (projections.ConnectionReader); nil makes that
+	// route answer 503.
+	ConnectionList ConnectionLister
 
 	// Mounts are handlers served under a path prefix, outside the OpenAPI
 	// document (the sandbox institution at /sandbox), each charged a
-	// declared rate-limit policy per client IP.
+	// declared rate-limit policy per client IP (see Mount, mounts.go).
 	Mounts []Mount
-}
-
-// Mount is one handler served under a path prefix.
-type Mount struct {
-	// Prefix is where the handler is served, e.g. "/sandbox"; the handler
-	// sees full paths, the prefix included.
-	Prefix string
-	// Handler answers every GET and POST under Prefix.
-	Handler http.Handler
-	// RateLimit names the policy (commands/ratelimit) charged per client IP.
-	RateLimit string
 }
 
 // withDefaults checks o and fills in defaults, naming the first bad field.

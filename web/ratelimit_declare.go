@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -16,13 +17,14 @@ import (
 // declares the rate-limit policies it is charged under, beside
 // x-dashtam-permission, so the allowance clients read and the one the
 // server enforces are one line of the document. Its value is either a
-// policy name of adapters/ratelimit, charged per client IP on a public
+// policy name of commands/ratelimit, charged per client IP on a public
 // operation and per verified user on any other, or a mapping from key to
-// policy name for anything else:
+// a policy name, or to a list of them, for anything else:
 //
 //	x-dashtam-rate-limit: login
 //	x-dashtam-rate-limit: {ip: token_refresh_ip, token_user: token_refresh}
 //	x-dashtam-rate-limit: {user: writes, user+id: sync}
+//	x-dashtam-rate-limit: {user: [writes, provider_connect]}
 //
 // Keys: ip (the client address, the only key a public operation has before
 // any work), user (the verified caller), user+PARAM (the caller and a path
@@ -110,10 +112,12 @@ func declaredRateLimits(op *openapi3.Operation, public bool, params map[string]b
 		perUser bool
 	)
 	for _, key := range keys {
-		name := byKey[key]
-		p, ok := ratelimit.ByName(name)
-		if !ok {
-			return nil, fmt.Errorf("%s names unknown policy %q (see adapters/ratelimit/policies.go)", RateLimitExtension, name)
+		for _, name := range byKey[key] {
+			p, ok := ratelimit.ByName(name)
+			if !ok {
+				return nil, fmt.Errorf("%s names unknown policy %q (see commands/ratelimit/policies.go)", RateLimitExtension, name)
+			}
+			charges = append(charges, rateCharge{key: key, policy: p})
 		}
 		switch {
 		case key == rateKeyIP:
@@ -132,7 +136,6 @@ func declaredRateLimits(op *openapi3.Operation, public bool, params map[string]b
 		default:
 			return nil, fmt.Errorf("%s key %q is none of ip, user, user+PARAM, token_user", RateLimitExtension, key)
 		}
-		charges = append(charges, rateCharge{key: key, policy: p})
 	}
 	switch {
 	case public && !perIP:
@@ -160,8 +163,8 @@ func rateKeyRank(key string) int {
 }
 
 // rateLimitValue decodes the extension: a policy name (under key "") or
-// a mapping from key to policy name.
-func rateLimitValue(raw any) (map[string]string, error) {
+// a mapping from key to a policy name or a non-empty list of them.
+func rateLimitValue(raw any) (map[string][]string, error) {
 	if m, ok := raw.(json.RawMessage); ok {
 		var v any
 		if err := json.Unmarshal(m, &v); err != nil {
@@ -171,15 +174,15 @@ func rateLimitValue(raw any) (map[string]string, error) {
 	}
 	switch v := raw.(type) {
 	case string:
-		return map[string]string{"": v}, nil
+		return map[string][]string{"": {v}}, nil
 	case map[string]any:
-		out := make(map[string]string, len(v))
+		out := make(map[string][]string, len(v))
 		for k, p := range v {
-			name, ok := p.(string)
+			names, ok := policyNames(p)
 			if !ok || k == "" {
-				return nil, fmt.Errorf("%s maps %q to something other than a policy name", RateLimitExtension, k)
+				return nil, fmt.Errorf("%s maps %q to something other than a policy name or a list of them", RateLimitExtension, k)
 			}
-			out[k] = name
+			out[k] = names
 		}
 		return out, nil
 	}
@@ -241,4 +244,24 @@ func checkRoutes(ownRoutes, all []*echo.Route, decl rateDeclarations, own ownRou
 		return fmt.Errorf("routes: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// policyNames reads one key's value: a policy name, or a non-empty list of
+// distinct names, each charged under the key.
+func policyNames(v any) ([]string, bool) {
+	switch v := v.(type) {
+	case string:
+		return []string{v}, true
+	case []any:
+		names := make([]string, 0, len(v))
+		for _, n := range v {
+			name, ok := n.(string)
+			if !ok || slices.Contains(names, name) {
+				return nil, false
+			}
+			names = append(names, name)
+		}
+		return names, len(names) > 0
+	}
+	return nil, false
 }

@@ -110,6 +110,7 @@ func TestEveryPublicRouteIsLimitedPerIPBeforeAnyWork(t *testing.T) {
 		{http.MethodPost, "/verify-email", policy.EmailVerification},
 		{http.MethodGet, "/reset-password", policy.PublicReads},
 		{http.MethodPost, "/reset-password", policy.PasswordResetCompletion},
+		{http.MethodGet, "/oauth/sandbox/callback", policy.OAuthCallback},
 	} {
 		header := from()
 		MustExhaust(t, rt.method+" "+rt.path, rt.policy, func() response {
@@ -168,6 +169,9 @@ func TestRateLimitDeclarationsAreCheckedAtStartUp(t *testing.T) {
 		"user+param of no param":    {"      x-dashtam-permission: self\n      x-dashtam-rate-limit: {user: writes, user+id: sync}\n", serve, `key "user+id"`},
 		"token_user when protected": {"      x-dashtam-permission: self\n      x-dashtam-rate-limit: {user: writes, token_user: token_refresh}\n", serve, "for public operations"},
 		"no route serves it":        {"      x-dashtam-permission: public\n      security: []\n      x-dashtam-rate-limit: login\n", nil, "no route serves it"},
+		"unknown policy in a list":  {"      x-dashtam-permission: self\n      x-dashtam-rate-limit: {user: [writes, lots]}\n", serve, `unknown policy "lots"`},
+		"empty list":                {"      x-dashtam-permission: self\n      x-dashtam-rate-limit: {user: []}\n", serve, "or a list of them"},
+		"policy twice in a list":    {"      x-dashtam-permission: self\n      x-dashtam-rate-limit: {user: [writes, writes]}\n", serve, "or a list of them"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := web.NewWithExtraPaths(web.Options{

@@ -84,11 +84,14 @@ func MustLimitedServerWith(tb testing.TB, opts web.RateLimitOptions, extraPaths 
 	opts.Now = clock.Now
 	reg := prometheus.NewRegistry()
 	id := newFakeIdentity(tb, clock)
+	conns := newFakeConnections(clock)
 	s := MustServerWith(tb, web.Options{
 		Registry:       reg,
 		RateLimit:      opts,
 		TrustedProxies: trusted,
 		Identity:       id,
+		Connections:    conns,
+		ConnectionList: conns,
 		Routes:         routes,
 	}, extraPaths)
 	return &limitedServer{testServer: s, Registry: reg, Clock: clock, Identity: id}

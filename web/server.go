@@ -7,14 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
+	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
-	"github.com/dashtam/dashtam/commands/ratelimit"
 	"github.com/dashtam/dashtam/web/api"
 )
 
@@ -41,6 +40,8 @@ type Server struct {
 	readyPolicy     readinessPolicy
 	providers       providerCatalog
 	identity        identity.Service
+	connections     connections.Service // nil: not configured
+	connectionList  ConnectionLister    // nil: not configured
 	permissions     operationPermissions
 	clientAddr      func(*http.Request) string
 	now             func() time.Time
@@ -85,20 +86,14 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
+	mountLimits, err := mountRateLimits(opts.Mounts)
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
 	ownLimits := ownRouteRateLimits{}
-	for _, m := range []ownRouteRateLimits{pageRateLimits, docsRateLimits} {
+	for _, m := range []ownRouteRateLimits{pageRateLimits, docsRateLimits, callbackRateLimits, mountLimits} {
 		for route, p := range m {
 			ownLimits[route] = p
-		}
-	}
-	for _, m := range opts.Mounts {
-		p, ok := ratelimit.ByName(m.RateLimit)
-		if !ok || m.Handler == nil || !strings.HasPrefix(m.Prefix, "/") || strings.HasSuffix(m.Prefix, "/") {
-			return nil, fmt.Errorf("web: mount %q: want a /prefix without a trailing slash, a handler and a known rate-limit policy", m.Prefix)
-		}
-		for _, method := range mountMethods {
-			ownLimits[method+" "+m.Prefix] = p
-			ownLimits[method+" "+m.Prefix+"/*"] = p
 		}
 	}
 	providers, err := newProviderCatalog(opts.Providers)
@@ -125,6 +120,8 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 		readyPolicy:     readinessPolicy{maxEvents: opts.MaxProjectionLag, maxAge: opts.MaxCheckpointAge},
 		providers:       providers,
 		identity:        opts.Identity,
+		connections:     opts.Connections,
+		connectionList:  opts.ConnectionList,
 		permissions:     permissions,
 		clientAddr:      clientAddr,
 		now:             opts.Now,
@@ -164,13 +161,8 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 		return nil, fmt.Errorf("web: %w", err)
 	}
 	s.registerPages(e)
-	for _, m := range opts.Mounts {
-		h := echo.WrapHandler(m.Handler)
-		for _, method := range mountMethods {
-			e.Add(method, m.Prefix, h)
-			e.Add(method, m.Prefix+"/*", h)
-		}
-	}
+	s.registerCallbackPage(e)
+	registerMounts(e, opts.Mounts)
 	ownRoutes := e.Routes()
 	if opts.Routes != nil {
 		opts.Routes(e)
@@ -185,9 +177,6 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 	}
 	return s, nil
 }
-
-// mountMethods are the methods a Mount answers: pages, forms and API calls.
-var mountMethods = []string{http.MethodGet, http.MethodPost}
 
 // Handler returns the server's routes as an http.Handler, for tests and
 // for embedding behind another server.

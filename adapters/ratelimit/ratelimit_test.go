@@ -270,6 +270,7 @@ func TestPolicies(t *testing.T) {
 		{policy.TokenRefreshIP, 30, 30, false, "token refresh per IP 30/min"},
 		{policy.TokenRefresh, 10, 10, false, "token refresh 10/min"},
 		{policy.ProviderConnect, 5, 5, false, "provider connect 5/min"},
+		{policy.OAuthCallback, 20, 20, false, "oauth callback 20/min"},
 		{policy.Sync, 10, 5, false, "sync burst 10 then 5/min"},
 		{policy.Reads, 100, 100, false, "reads 100/min"},
 		{policy.Writes, 50, 50, false, "writes 50/min"},
@@ -288,7 +289,7 @@ func TestPolicies(t *testing.T) {
 		assert.False(t, names[p.Name], "policy name %s is used twice", p.Name)
 		names[p.Name] = true
 	}
-	assert.Len(t, names, 13)
+	assert.Len(t, names, 14)
 	_, ok := policy.ByName("no_such_policy")
 	assert.False(t, ok)
 }

@@ -183,6 +183,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		Providers:      catalog,
 		Identity:       s.identity,
 		Connections:    s.connections,
+		ConnectionList: projections.ConnectionReader{Pool: s.pool},
 		Mounts:         providers.mounts,
 		TrustedProxies: cfg.TrustedProxies,
 		RateLimit:      web.RateLimitOptions{Limiter: s.limiter, Local: local},
@@ -287,6 +288,10 @@ func (s *server) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { s.sweepRateLimits(ctx); return nil })
 	g.Go(func() error { s.sweepIdentity(ctx); return nil })
+	g.Go(func() error {
+		s.sweepEvery(ctx, identitySweepPeriod, "oauth states", s.connections.Sweep)
+		return nil
+	})
 	err := g.Wait()
 	s.logger.Info("dashtam stopped")
 	if errors.Is(err, context.Canceled) {

@@ -149,9 +149,6 @@ func (h *Handler) ExpireAuthorization(ctx context.Context, job ExpiryJob) error 
 	return nil
 }
 
-// sealed is credentials sealed for one connection, as stored.
-type sealed = vaultRow
-
 // seal encrypts creds for connection id.
 func (h *Handler) seal(id uuid.UUID, creds commands.Credentials) (vaultRow, error) {
 	plain, err := json.Marshal(creds)

@@ -88,17 +88,7 @@ func MustEnv(tb testing.TB, change ...func(*identity.Deps)) *env {
 // whose concurrency must reach the database rather than queue in the pool.
 func mustEnvWithConns(tb testing.TB, n int32) *env {
 	tb.Helper()
-	cfg, err := pgxpool.ParseConfig(testdb.NewURL(tb))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg.MaxConns = n
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(pool.Close)
-	return mustEnvOn(tb, pool)
+	return mustEnvOn(tb, testdb.NewWithConns(tb, n))
 }
 
 func mustEnvOn(tb testing.TB, pool *pgxpool.Pool, change ...func(*identity.Deps)) *env {

@@ -88,6 +88,10 @@ var (
 	TokenRefresh = Policy{Name: "token_refresh", Burst: 10, Per: time.Minute / 10}
 	// ProviderConnect allows 5 new provider connections per minute per user.
 	ProviderConnect = Policy{Name: "provider_connect", Burst: 5, Per: time.Minute / 5}
+	// OAuthCallback allows 20 provider callbacks per minute per client IP:
+	// each one may exchange a code with the provider, and a person
+	// connects a handful of accounts at most.
+	OAuthCallback = Policy{Name: "oauth_callback", Burst: 20, Per: time.Minute / 20}
 	// Sync allows a burst of 10 syncs, then 5 per minute, per user and connection.
 	Sync = Policy{Name: "sync", Burst: 10, Per: time.Minute / 5}
 	// Reads allows 100 reads (GET, HEAD) per minute per user.
@@ -105,7 +109,7 @@ var (
 // how old a bucket may get) and for validating the set at start-up.
 var All = []Policy{
 	Login, Register, PasswordReset, VerificationResend, EmailVerification, PasswordResetCompletion,
-	TokenRefreshIP, TokenRefresh, ProviderConnect, Sync, Reads, Writes, PublicReads,
+	TokenRefreshIP, TokenRefresh, ProviderConnect, OAuthCallback, Sync, Reads, Writes, PublicReads,
 }
 
 // ByName finds a policy of All by its name, for the web layer's

@@ -147,9 +147,30 @@ func AppRole(tb testing.TB) string {
 }
 
 // connect opens a pool on dbURL that is closed when the test ends.
+// NewWithConns is New over a pool of up to maxConns connections, for tests
+// whose concurrency must reach the database rather than queue in the pool.
+func NewWithConns(tb testing.TB, maxConns int32) *pgxpool.Pool {
+	tb.Helper()
+	return connectWith(tb, NewURL(tb), maxConns)
+}
+
 func connect(tb testing.TB, dbURL string) *pgxpool.Pool {
 	tb.Helper()
-	pool, err := pgxpool.New(context.Background(), dbURL)
+	return connectWith(tb, dbURL, 0)
+}
+
+// connectWith connects to dbURL with at most maxConns connections (0:
+// pgxpool's default), closing the pool when the test ends.
+func connectWith(tb testing.TB, dbURL string, maxConns int32) *pgxpool.Pool {
+	tb.Helper()
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		tb.Fatalf("testdb: parse test database URL: %v", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		tb.Fatalf("testdb: connect to test database: %v", err)
 	}

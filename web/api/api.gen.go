@@ -47,6 +47,33 @@ func (e AccountAccountType) Valid() bool {
 	}
 }
 
+// Defines values for ConnectionStatus.
+const (
+	ConnectionStatusActive       ConnectionStatus = "active"
+	ConnectionStatusDisconnected ConnectionStatus = "disconnected"
+	ConnectionStatusFailed       ConnectionStatus = "failed"
+	ConnectionStatusNeedsReauth  ConnectionStatus = "needs_reauth"
+	ConnectionStatusPending      ConnectionStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the ConnectionStatus enum.
+func (e ConnectionStatus) Valid() bool {
+	switch e {
+	case ConnectionStatusActive:
+		return true
+	case ConnectionStatusDisconnected:
+		return true
+	case ConnectionStatusFailed:
+		return true
+	case ConnectionStatusNeedsReauth:
+		return true
+	case ConnectionStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	HealthStatusOk HealthStatus = "ok"
@@ -321,6 +348,123 @@ type BalanceSnapshotList struct {
 	// NextCursor Cursor of the next page; null on the last page.
 	NextCursor *string `json:"next_cursor"`
 }
+
+// ConnectRequest defines model for ConnectRequest.
+type ConnectRequest struct {
+	// Alias The user's name for the connection: 1 to 64 characters once
+	// surrounding spaces are trimmed, no control or invisible characters.
+	// The schema only bounds the size; the rule answers 422 with a field
+	// error on `alias`, so that message is the one users see.
+	//
+	//
+	// Example: Personal brokerage
+	Alias ConnectionAlias `json:"alias"`
+
+	// ProviderSlug A slug of `GET /providers`.
+	//
+	// Example: schwab
+	ProviderSlug string `json:"provider_slug"`
+}
+
+// Connection defines model for Connection.
+type Connection struct {
+	// AccessExpiresAt While active, when the current access token expires; Dashtam refreshes it before.
+	AccessExpiresAt *time.Time `json:"access_expires_at"`
+
+	// Alias Example: Personal brokerage
+	Alias string `json:"alias"`
+
+	// ConnectedAt When the first authorisation succeeded.
+	ConnectedAt    *time.Time         `json:"connected_at"`
+	CreatedAt      time.Time          `json:"created_at"`
+	DisconnectedAt *time.Time         `json:"disconnected_at"`
+	Id             openapi_types.UUID `json:"id"`
+
+	// LastSyncAt When data was last synchronised; null until syncs exist.
+	LastSyncAt *time.Time `json:"last_sync_at"`
+
+	// ProviderSlug Example: schwab
+	ProviderSlug string `json:"provider_slug"`
+
+	// ReauthorizeBy While active, when the user must authorise again at the latest
+	// (the provider's refresh token ends then; seven days from the
+	// authorisation at Schwab); null when the provider does not say.
+	ReauthorizeBy *time.Time `json:"reauthorize_by"`
+
+	// Status `pending` waits for the first authorisation; `active` has working
+	// credentials; `needs_reauth` needs the user to authorise again (the
+	// provider refused the credentials, or the refresh token reached its
+	// end of life); `failed` never completed its first authorisation;
+	// `disconnected` was disconnected and holds no credentials.
+	Status ConnectionStatus `json:"status"`
+}
+
+// ConnectionAlias The user's name for the connection: 1 to 64 characters once
+// surrounding spaces are trimmed, no control or invisible characters.
+// The schema only bounds the size; the rule answers 422 with a field
+// error on `alias`, so that message is the one users see.
+//
+// Example: Personal brokerage
+type ConnectionAlias = string
+
+// ConnectionAuthorization A connection and where to send the user's browser to authorise it.
+type ConnectionAuthorization struct {
+	// AccessExpiresAt While active, when the current access token expires; Dashtam refreshes it before.
+	AccessExpiresAt *time.Time `json:"access_expires_at"`
+
+	// Alias Example: Personal brokerage
+	Alias string `json:"alias"`
+
+	// AuthorizationUrl The provider's authorisation page; open it in the user's browser.
+	AuthorizationUrl string `json:"authorization_url"`
+
+	// ConnectedAt When the first authorisation succeeded.
+	ConnectedAt    *time.Time `json:"connected_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	DisconnectedAt *time.Time `json:"disconnected_at"`
+
+	// ExpiresIn Seconds the authorisation may take before it fails as expired.
+	//
+	// Example: 600
+	ExpiresIn int                `json:"expires_in"`
+	Id        openapi_types.UUID `json:"id"`
+
+	// LastSyncAt When data was last synchronised; null until syncs exist.
+	LastSyncAt *time.Time `json:"last_sync_at"`
+
+	// ProviderSlug Example: schwab
+	ProviderSlug string `json:"provider_slug"`
+
+	// ReauthorizeBy While active, when the user must authorise again at the latest
+	// (the provider's refresh token ends then; seven days from the
+	// authorisation at Schwab); null when the provider does not say.
+	ReauthorizeBy *time.Time `json:"reauthorize_by"`
+
+	// State The single-use OAuth state the provider sends back to the callback.
+	State string `json:"state"`
+
+	// Status `pending` waits for the first authorisation; `active` has working
+	// credentials; `needs_reauth` needs the user to authorise again (the
+	// provider refused the credentials, or the refresh token reached its
+	// end of life); `failed` never completed its first authorisation;
+	// `disconnected` was disconnected and holds no credentials.
+	Status ConnectionStatus `json:"status"`
+}
+
+// ConnectionList defines model for ConnectionList.
+type ConnectionList struct {
+	Items []Connection `json:"items"`
+
+	// NextCursor Cursor of the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// ConnectionStatus `pending` waits for the first authorisation; `active` has working
+// credentials; `needs_reauth` needs the user to authorise again (the
+// provider refused the credentials, or the refresh token reached its
+// end of life); `failed` never completed its first authorisation;
+// `disconnected` was disconnected and holds no credentials.
+type ConnectionStatus string
 
 // CurrencyTotal defines model for CurrencyTotal.
 type CurrencyTotal struct {
@@ -639,6 +783,18 @@ type RegisterRequest struct {
 	Password Password `json:"password"`
 }
 
+// RenameConnectionRequest defines model for RenameConnectionRequest.
+type RenameConnectionRequest struct {
+	// Alias The user's name for the connection: 1 to 64 characters once
+	// surrounding spaces are trimmed, no control or invisible characters.
+	// The schema only bounds the size; the rule answers 422 with a field
+	// error on `alias`, so that message is the one users see.
+	//
+	//
+	// Example: Personal brokerage
+	Alias ConnectionAlias `json:"alias"`
+}
+
 // Role `readonly` < `user` < `admin`; `auditor` reads the audit trail only.
 type Role string
 
@@ -702,6 +858,16 @@ type SessionList struct {
 
 	// NextCursor Cursor of the next page; null on the last page.
 	NextCursor *string `json:"next_cursor"`
+}
+
+// TokenRefresh defines model for TokenRefresh.
+type TokenRefresh struct {
+	// AccessExpiresAt When the new access token expires.
+	AccessExpiresAt time.Time          `json:"access_expires_at"`
+	ConnectionId    openapi_types.UUID `json:"connection_id"`
+
+	// ReauthorizeBy When the refresh token ends; null when the provider does not say.
+	ReauthorizeBy *time.Time `json:"reauthorize_by"`
 }
 
 // TokenRequest defines model for TokenRequest.
@@ -850,6 +1016,9 @@ type TooManyRequests = Problem
 // Unauthorized RFC 9457 problem details.
 type Unauthorized = Problem
 
+// Unavailable RFC 9457 problem details.
+type Unavailable = Problem
+
 // Unprocessable RFC 9457 problem details.
 type Unprocessable = Problem
 
@@ -967,6 +1136,21 @@ type ListBalanceSnapshotsParams struct {
 	EndDate *EndDate `form:"end_date,omitempty" json:"end_date,omitempty"`
 }
 
+// ListConnectionsParams defines parameters for ListConnections.
+type ListConnectionsParams struct {
+	// Limit Maximum number of items on the page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// MinPosition Read your writes: a log position a command answered
+	// (`X-Dashtam-Position`). The request waits, up to 2 seconds, until
+	// the read models it reads have applied the event at that position;
+	// if they have not by then it answers 503 with `Retry-After`.
+	MinPosition *MinPosition `form:"min_position,omitempty" json:"min_position,omitempty"`
+}
+
 // ListConnectionAccountsParams defines parameters for ListConnectionAccounts.
 type ListConnectionAccountsParams struct {
 	// Limit Maximum number of items on the page.
@@ -1060,6 +1244,12 @@ type SetUserRolesJSONRequestBody = RolesRequest
 // RotateUserTokensJSONRequestBody defines body for RotateUserTokens for application/json ContentType.
 type RotateUserTokensJSONRequestBody = RotationRequest
 
+// CreateConnectionJSONRequestBody defines body for CreateConnection for application/json ContentType.
+type CreateConnectionJSONRequestBody = ConnectRequest
+
+// RenameConnectionJSONRequestBody defines body for RenameConnection for application/json ContentType.
+type RenameConnectionJSONRequestBody = RenameConnectionRequest
+
 // RequestEmailVerificationJSONRequestBody defines body for RequestEmailVerification for application/json ContentType.
 type RequestEmailVerificationJSONRequestBody = EmailVerificationTokenRequest
 
@@ -1113,9 +1303,30 @@ type ServerInterface interface {
 	// ListBalanceSnapshots Every balance recorded for the caller's accounts
 	// (GET /api/v1/balance-snapshots)
 	ListBalanceSnapshots(ctx echo.Context, params ListBalanceSnapshotsParams) error
+	// ListConnections List the caller's connections
+	// (GET /api/v1/connections)
+	ListConnections(ctx echo.Context, params ListConnectionsParams) error
+	// CreateConnection Connect a provider
+	// (POST /api/v1/connections)
+	CreateConnection(ctx echo.Context) error
+	// DisconnectConnection Disconnect
+	// (DELETE /api/v1/connections/{id})
+	DisconnectConnection(ctx echo.Context, id ID) error
+	// GetConnection One of the caller's connections
+	// (GET /api/v1/connections/{id})
+	GetConnection(ctx echo.Context, id ID) error
+	// RenameConnection Rename a connection
+	// (PATCH /api/v1/connections/{id})
+	RenameConnection(ctx echo.Context, id ID) error
 	// ListConnectionAccounts The accounts of one of the caller's connections
 	// (GET /api/v1/connections/{id}/accounts)
 	ListConnectionAccounts(ctx echo.Context, id ID, params ListConnectionAccountsParams) error
+	// ReauthorizeConnection Authorise a connection again
+	// (POST /api/v1/connections/{id}/reauthorizations)
+	ReauthorizeConnection(ctx echo.Context, id ID) error
+	// RefreshConnectionTokens Refresh a connection's provider tokens now
+	// (POST /api/v1/connections/{id}/token-refreshes)
+	RefreshConnectionTokens(ctx echo.Context, id ID) error
 	// RequestEmailVerification Resend the verification mail
 	// (POST /api/v1/email-verification-tokens)
 	RequestEmailVerification(ctx echo.Context) error
@@ -1506,6 +1717,95 @@ func (w *ServerInterfaceWrapper) ListBalanceSnapshots(ctx echo.Context) error {
 	return err
 }
 
+// ListConnections converts echo context to params.
+func (w *ServerInterfaceWrapper) ListConnections(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListConnectionsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "min_position" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_position", ctx.QueryParams(), &params.MinPosition, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_position: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListConnections(ctx, params)
+	return err
+}
+
+// CreateConnection converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateConnection(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateConnection(ctx)
+	return err
+}
+
+// DisconnectConnection converts echo context to params.
+func (w *ServerInterfaceWrapper) DisconnectConnection(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DisconnectConnection(ctx, id)
+	return err
+}
+
+// GetConnection converts echo context to params.
+func (w *ServerInterfaceWrapper) GetConnection(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetConnection(ctx, id)
+	return err
+}
+
+// RenameConnection converts echo context to params.
+func (w *ServerInterfaceWrapper) RenameConnection(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RenameConnection(ctx, id)
+	return err
+}
+
 // ListConnectionAccounts converts echo context to params.
 func (w *ServerInterfaceWrapper) ListConnectionAccounts(ctx echo.Context) error {
 	var err error
@@ -1542,6 +1842,38 @@ func (w *ServerInterfaceWrapper) ListConnectionAccounts(ctx echo.Context) error 
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListConnectionAccounts(ctx, id, params)
+	return err
+}
+
+// ReauthorizeConnection converts echo context to params.
+func (w *ServerInterfaceWrapper) ReauthorizeConnection(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReauthorizeConnection(ctx, id)
+	return err
+}
+
+// RefreshConnectionTokens converts echo context to params.
+func (w *ServerInterfaceWrapper) RefreshConnectionTokens(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RefreshConnectionTokens(ctx, id)
 	return err
 }
 
@@ -1919,6 +2251,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/api/v1/admin/users/:id/rotations", wrapper.RotateUserTokens, options.OperationMiddlewares["rotateUserTokens"]...)
 	router.GET(options.BaseURL+"/api/v1/admin/security/config", wrapper.GetSecurityConfig, options.OperationMiddlewares["getSecurityConfig"]...)
 	router.PUT(options.BaseURL+"/api/v1/admin/users/:id/roles", wrapper.SetUserRoles, options.OperationMiddlewares["setUserRoles"]...)
+	router.GET(options.BaseURL+"/api/v1/connections", wrapper.ListConnections, options.OperationMiddlewares["listConnections"]...)
+	router.POST(options.BaseURL+"/api/v1/connections", wrapper.CreateConnection, options.OperationMiddlewares["createConnection"]...)
+	router.DELETE(options.BaseURL+"/api/v1/connections/:id", wrapper.DisconnectConnection, options.OperationMiddlewares["disconnectConnection"]...)
+	router.GET(options.BaseURL+"/api/v1/connections/:id", wrapper.GetConnection, options.OperationMiddlewares["getConnection"]...)
+	router.PATCH(options.BaseURL+"/api/v1/connections/:id", wrapper.RenameConnection, options.OperationMiddlewares["renameConnection"]...)
+	router.POST(options.BaseURL+"/api/v1/connections/:id/token-refreshes", wrapper.RefreshConnectionTokens, options.OperationMiddlewares["refreshConnectionTokens"]...)
+	router.POST(options.BaseURL+"/api/v1/connections/:id/reauthorizations", wrapper.ReauthorizeConnection, options.OperationMiddlewares["reauthorizeConnection"]...)
 	router.GET(options.BaseURL+"/api/v1/accounts", wrapper.ListAccounts, options.OperationMiddlewares["listAccounts"]...)
 	router.GET(options.BaseURL+"/api/v1/accounts/:id", wrapper.GetAccount, options.OperationMiddlewares["getAccount"]...)
 	router.GET(options.BaseURL+"/api/v1/accounts/:id/transactions", wrapper.ListAccountTransactions, options.OperationMiddlewares["listAccountTransactions"]...)
@@ -1949,6 +2288,15 @@ type PositionNotReachedApplicationProblemPlusJSONResponse Problem
 type TooManyRequestsApplicationProblemPlusJSONResponse Problem
 
 type UnauthorizedApplicationProblemPlusJSONResponse Problem
+
+type UnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type UnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnavailableResponseHeaders
+}
 
 type UnprocessableApplicationProblemPlusJSONResponse Problem
 
@@ -3247,6 +3595,696 @@ func (response ListBalanceSnapshots503ApplicationProblemPlusJSONResponse) VisitL
 	return err
 }
 
+type ListConnectionsRequestObject struct {
+	Params ListConnectionsParams
+}
+
+type ListConnectionsResponseObject interface {
+	VisitListConnectionsResponse(w http.ResponseWriter) error
+}
+
+type ListConnections200JSONResponse ConnectionList
+
+func (response ListConnections200JSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnections400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnections400ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnections401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnections401ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnections403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnections403ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnections500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnections500ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnections503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnections503ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnectionRequestObject struct {
+	Body *CreateConnectionJSONRequestBody
+}
+
+type CreateConnectionResponseObject interface {
+	VisitCreateConnectionResponse(w http.ResponseWriter) error
+}
+
+type CreateConnection201ResponseHeaders struct {
+	Location *string
+}
+
+type CreateConnection201JSONResponse struct {
+	Body    ConnectionAuthorization
+	Headers CreateConnection201ResponseHeaders
+}
+
+func (response CreateConnection201JSONResponse) VisitCreateConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnection400ApplicationProblemPlusJSONResponse) VisitCreateConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnection401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnection401ApplicationProblemPlusJSONResponse) VisitCreateConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnection403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnection403ApplicationProblemPlusJSONResponse) VisitCreateConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnection404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnection404ApplicationProblemPlusJSONResponse) VisitCreateConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnection409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnection409ApplicationProblemPlusJSONResponse) VisitCreateConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnection422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnection422ApplicationProblemPlusJSONResponse) VisitCreateConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnection429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnection429ApplicationProblemPlusJSONResponse) VisitCreateConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnection500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnection500ApplicationProblemPlusJSONResponse) VisitCreateConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateConnection503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateConnection503ApplicationProblemPlusJSONResponse) VisitCreateConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnectionRequestObject struct {
+	Id ID `json:"id"`
+}
+
+type DisconnectConnectionResponseObject interface {
+	VisitDisconnectConnectionResponse(w http.ResponseWriter) error
+}
+
+type DisconnectConnection204Response struct {
+}
+
+func (response DisconnectConnection204Response) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DisconnectConnection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection400ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnection401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection401ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnection403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection403ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnection404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection404ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnection409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection409ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnection500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection500ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DisconnectConnection503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DisconnectConnection503ApplicationProblemPlusJSONResponse) VisitDisconnectConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConnectionRequestObject struct {
+	Id ID `json:"id"`
+}
+
+type GetConnectionResponseObject interface {
+	VisitGetConnectionResponse(w http.ResponseWriter) error
+}
+
+type GetConnection200JSONResponse Connection
+
+func (response GetConnection200JSONResponse) VisitGetConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConnection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetConnection400ApplicationProblemPlusJSONResponse) VisitGetConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConnection401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetConnection401ApplicationProblemPlusJSONResponse) VisitGetConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConnection403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetConnection403ApplicationProblemPlusJSONResponse) VisitGetConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConnection404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetConnection404ApplicationProblemPlusJSONResponse) VisitGetConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConnection500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetConnection500ApplicationProblemPlusJSONResponse) VisitGetConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConnection503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetConnection503ApplicationProblemPlusJSONResponse) VisitGetConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameConnectionRequestObject struct {
+	Id   ID `json:"id"`
+	Body *RenameConnectionJSONRequestBody
+}
+
+type RenameConnectionResponseObject interface {
+	VisitRenameConnectionResponse(w http.ResponseWriter) error
+}
+
+type RenameConnection200JSONResponse Connection
+
+func (response RenameConnection200JSONResponse) VisitRenameConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameConnection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RenameConnection400ApplicationProblemPlusJSONResponse) VisitRenameConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameConnection401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RenameConnection401ApplicationProblemPlusJSONResponse) VisitRenameConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameConnection403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RenameConnection403ApplicationProblemPlusJSONResponse) VisitRenameConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameConnection404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RenameConnection404ApplicationProblemPlusJSONResponse) VisitRenameConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameConnection409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RenameConnection409ApplicationProblemPlusJSONResponse) VisitRenameConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameConnection422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response RenameConnection422ApplicationProblemPlusJSONResponse) VisitRenameConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameConnection500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RenameConnection500ApplicationProblemPlusJSONResponse) VisitRenameConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameConnection503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RenameConnection503ApplicationProblemPlusJSONResponse) VisitRenameConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListConnectionAccountsRequestObject struct {
 	Id     ID `json:"id"`
 	Params ListConnectionAccountsParams
@@ -3393,6 +4431,296 @@ func (response ListConnectionAccounts503ApplicationProblemPlusJSONResponse) Visi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReauthorizeConnectionRequestObject struct {
+	Id ID `json:"id"`
+}
+
+type ReauthorizeConnectionResponseObject interface {
+	VisitReauthorizeConnectionResponse(w http.ResponseWriter) error
+}
+
+type ReauthorizeConnection201JSONResponse ConnectionAuthorization
+
+func (response ReauthorizeConnection201JSONResponse) VisitReauthorizeConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReauthorizeConnection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ReauthorizeConnection400ApplicationProblemPlusJSONResponse) VisitReauthorizeConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReauthorizeConnection401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ReauthorizeConnection401ApplicationProblemPlusJSONResponse) VisitReauthorizeConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReauthorizeConnection403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ReauthorizeConnection403ApplicationProblemPlusJSONResponse) VisitReauthorizeConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReauthorizeConnection404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ReauthorizeConnection404ApplicationProblemPlusJSONResponse) VisitReauthorizeConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReauthorizeConnection409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ReauthorizeConnection409ApplicationProblemPlusJSONResponse) VisitReauthorizeConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReauthorizeConnection429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ReauthorizeConnection429ApplicationProblemPlusJSONResponse) VisitReauthorizeConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReauthorizeConnection500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ReauthorizeConnection500ApplicationProblemPlusJSONResponse) VisitReauthorizeConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReauthorizeConnection503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ReauthorizeConnection503ApplicationProblemPlusJSONResponse) VisitReauthorizeConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshConnectionTokensRequestObject struct {
+	Id ID `json:"id"`
+}
+
+type RefreshConnectionTokensResponseObject interface {
+	VisitRefreshConnectionTokensResponse(w http.ResponseWriter) error
+}
+
+type RefreshConnectionTokens200JSONResponse TokenRefresh
+
+func (response RefreshConnectionTokens200JSONResponse) VisitRefreshConnectionTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshConnectionTokens400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshConnectionTokens400ApplicationProblemPlusJSONResponse) VisitRefreshConnectionTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshConnectionTokens401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshConnectionTokens401ApplicationProblemPlusJSONResponse) VisitRefreshConnectionTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshConnectionTokens403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshConnectionTokens403ApplicationProblemPlusJSONResponse) VisitRefreshConnectionTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshConnectionTokens404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshConnectionTokens404ApplicationProblemPlusJSONResponse) VisitRefreshConnectionTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshConnectionTokens409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshConnectionTokens409ApplicationProblemPlusJSONResponse) VisitRefreshConnectionTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshConnectionTokens500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshConnectionTokens500ApplicationProblemPlusJSONResponse) VisitRefreshConnectionTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshConnectionTokens503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshConnectionTokens503ApplicationProblemPlusJSONResponse) VisitRefreshConnectionTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5032,9 +6360,30 @@ type StrictServerInterface interface {
 	// ListBalanceSnapshots Every balance recorded for the caller's accounts
 	// (GET /api/v1/balance-snapshots)
 	ListBalanceSnapshots(ctx context.Context, request ListBalanceSnapshotsRequestObject) (ListBalanceSnapshotsResponseObject, error)
+	// ListConnections List the caller's connections
+	// (GET /api/v1/connections)
+	ListConnections(ctx context.Context, request ListConnectionsRequestObject) (ListConnectionsResponseObject, error)
+	// CreateConnection Connect a provider
+	// (POST /api/v1/connections)
+	CreateConnection(ctx context.Context, request CreateConnectionRequestObject) (CreateConnectionResponseObject, error)
+	// DisconnectConnection Disconnect
+	// (DELETE /api/v1/connections/{id})
+	DisconnectConnection(ctx context.Context, request DisconnectConnectionRequestObject) (DisconnectConnectionResponseObject, error)
+	// GetConnection One of the caller's connections
+	// (GET /api/v1/connections/{id})
+	GetConnection(ctx context.Context, request GetConnectionRequestObject) (GetConnectionResponseObject, error)
+	// RenameConnection Rename a connection
+	// (PATCH /api/v1/connections/{id})
+	RenameConnection(ctx context.Context, request RenameConnectionRequestObject) (RenameConnectionResponseObject, error)
 	// ListConnectionAccounts The accounts of one of the caller's connections
 	// (GET /api/v1/connections/{id}/accounts)
 	ListConnectionAccounts(ctx context.Context, request ListConnectionAccountsRequestObject) (ListConnectionAccountsResponseObject, error)
+	// ReauthorizeConnection Authorise a connection again
+	// (POST /api/v1/connections/{id}/reauthorizations)
+	ReauthorizeConnection(ctx context.Context, request ReauthorizeConnectionRequestObject) (ReauthorizeConnectionResponseObject, error)
+	// RefreshConnectionTokens Refresh a connection's provider tokens now
+	// (POST /api/v1/connections/{id}/token-refreshes)
+	RefreshConnectionTokens(ctx context.Context, request RefreshConnectionTokensRequestObject) (RefreshConnectionTokensResponseObject, error)
 	// RequestEmailVerification Resend the verification mail
 	// (POST /api/v1/email-verification-tokens)
 	RequestEmailVerification(ctx context.Context, request RequestEmailVerificationRequestObject) (RequestEmailVerificationResponseObject, error)
@@ -5425,6 +6774,175 @@ func (sh *strictHandler) ListBalanceSnapshots(ctx echo.Context, params ListBalan
 	return nil
 }
 
+// ListConnections operation middleware
+func (sh *strictHandler) ListConnections(ctx echo.Context, params ListConnectionsParams) error {
+	var request ListConnectionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListConnections(ctx.Request().Context(), request.(ListConnectionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListConnections")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListConnectionsResponseObject); ok {
+		return validResponse.VisitListConnectionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateConnection operation middleware
+func (sh *strictHandler) CreateConnection(ctx echo.Context) error {
+	var request CreateConnectionRequestObject
+
+	var body CreateConnectionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateConnection(ctx.Request().Context(), request.(CreateConnectionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateConnection")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateConnectionResponseObject); ok {
+		return validResponse.VisitCreateConnectionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DisconnectConnection operation middleware
+func (sh *strictHandler) DisconnectConnection(ctx echo.Context, id ID) error {
+	var request DisconnectConnectionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DisconnectConnection(ctx.Request().Context(), request.(DisconnectConnectionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DisconnectConnection")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DisconnectConnectionResponseObject); ok {
+		return validResponse.VisitDisconnectConnectionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetConnection operation middleware
+func (sh *strictHandler) GetConnection(ctx echo.Context, id ID) error {
+	var request GetConnectionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetConnection(ctx.Request().Context(), request.(GetConnectionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetConnection")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetConnectionResponseObject); ok {
+		return validResponse.VisitGetConnectionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RenameConnection operation middleware
+func (sh *strictHandler) RenameConnection(ctx echo.Context, id ID) error {
+	var request RenameConnectionRequestObject
+
+	request.Id = id
+
+	var body RenameConnectionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RenameConnection(ctx.Request().Context(), request.(RenameConnectionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RenameConnection")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RenameConnectionResponseObject); ok {
+		return validResponse.VisitRenameConnectionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListConnectionAccounts operation middleware
 func (sh *strictHandler) ListConnectionAccounts(ctx echo.Context, id ID, params ListConnectionAccountsParams) error {
 	var request ListConnectionAccountsRequestObject
@@ -5445,6 +6963,56 @@ func (sh *strictHandler) ListConnectionAccounts(ctx echo.Context, id ID, params 
 		return err
 	} else if validResponse, ok := response.(ListConnectionAccountsResponseObject); ok {
 		return validResponse.VisitListConnectionAccountsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReauthorizeConnection operation middleware
+func (sh *strictHandler) ReauthorizeConnection(ctx echo.Context, id ID) error {
+	var request ReauthorizeConnectionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReauthorizeConnection(ctx.Request().Context(), request.(ReauthorizeConnectionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReauthorizeConnection")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReauthorizeConnectionResponseObject); ok {
+		return validResponse.VisitReauthorizeConnectionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RefreshConnectionTokens operation middleware
+func (sh *strictHandler) RefreshConnectionTokens(ctx echo.Context, id ID) error {
+	var request RefreshConnectionTokensRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RefreshConnectionTokens(ctx.Request().Context(), request.(RefreshConnectionTokensRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RefreshConnectionTokens")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RefreshConnectionTokensResponseObject); ok {
+		return validResponse.VisitRefreshConnectionTokensResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
