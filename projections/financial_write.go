@@ -128,30 +128,32 @@ var txDataColumns = []string{"provider_transaction_id", "transaction_type", "sub
 // queueTransactions queues the upsert of the batch's transactions in one
 // statement. The owner comes from the account row (written just before, in
 // the same transaction); data and state move only to newer stream
-// versions, so a delta applied again, or late, changes nothing it should not.
+// versions, so a delta applied again, or late, changes nothing it should
+// not. The arrays are of the types pgx encodes without reflection ([16]byte
+// ids, strings, bools, int64s), with the zero value standing for NULL.
 func queueTransactions(t TableNames, f *transactionFold, queue func(string, string, ...any)) {
 	n := len(f.order)
 	if n == 0 {
 		return
 	}
 	var (
-		ids                                     = make([]uuid.UUID, n)
-		accts, conns                            = make([]pgtype.UUID, n), make([]pgtype.UUID, n)
-		ptids, types, subtypes, curs, descs     = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
-		amounts, dates, settles, symbols        = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
-		qtys, prices, comms, fees               = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
-		pending, removed                        = make([]bool, n), make([]bool, n)
-		dataVersions, stateVersions, mins, maxs = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		text                                    = func(s string) *string { return &s }
+		ids, accts, conns                   = make([][16]byte, n), make([][16]byte, n), make([][16]byte, n)
+		ptids, types, subtypes, curs, descs = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		amounts, dates, settles, symbols    = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		qtys, prices, comms, fees           = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		pending, removed, hasData           = make([]bool, n), make([]bool, n), make([]bool, n)
+		dataVersions, stateVersions         = make([]int64, n), make([]int64, n)
+		mins, maxs                          = make([]int64, n), make([]int64, n)
 	)
 	for i, id := range f.order {
 		d := f.rows[id]
 		ids[i], accts[i], conns[i] = d.id, d.accountID, d.connectionID
 		removed[i], stateVersions[i], dataVersions[i], mins[i], maxs[i] = d.removed, d.stateVersion, d.dataVersion, d.minPos, d.maxPos
 		if x := d.data; x != nil {
-			ptids[i], types[i], subtypes[i], curs[i], descs[i] = text(x.ProviderTransactionID), text(x.Type), text(x.Subtype), text(x.Currency), text(x.Description)
-			amounts[i], dates[i], settles[i], symbols[i] = text(x.Amount.String()), nonEmpty(x.Date), nonEmpty(x.SettlementDate), nonEmpty(x.Symbol)
-			qtys[i], prices[i], comms[i], fees[i] = decimalText(x.Quantity), decimalText(x.UnitPrice), decimalText(x.Commission), decimalText(x.Fees)
+			hasData[i] = true
+			ptids[i], types[i], subtypes[i], curs[i], descs[i] = x.ProviderTransactionID, x.Type, x.Subtype, x.Currency, x.Description
+			amounts[i], dates[i], settles[i], symbols[i] = string(x.Amount), x.Date, x.SettlementDate, x.Symbol
+			qtys[i], prices[i], comms[i], fees[i] = string(x.Quantity), string(x.UnitPrice), string(x.Commission), string(x.Fees)
 			pending[i] = x.Pending
 		}
 	}
@@ -159,18 +161,23 @@ func queueTransactions(t TableNames, f *transactionFold, queue func(string, stri
 	for _, c := range txDataColumns {
 		set += fmt.Sprintf("\n    %[1]s = CASE WHEN excluded.data_version > t.data_version THEN excluded.%[1]s ELSE t.%[1]s END,", c)
 	}
+	// Rows without data (only a removal in the batch) hold NULLs until
+	// their data arrives; present text is kept as written, empty included.
 	queue("upsert transactions", fmt.Sprintf(`
 INSERT INTO %[1]s AS t (id, account_id, connection_id, user_id, provider_transaction_id, transaction_type, subtype,
     pending, removed, amount, currency, description, transaction_date, settlement_date, symbol, quantity, unit_price,
     commission, fees, data_version, state_version, created_position, updated_position)
-SELECT u.id, u.acct, u.conn, a.user_id, u.ptid, u.typ, u.sub, u.pending, u.removed, u.amount::numeric, u.cur, u.descr,
-       u.tdate::date, u.sdate::date, u.symbol, u.qty::numeric, u.price::numeric, u.comm::numeric, u.fees::numeric,
+SELECT u.id, nullif(u.acct, $23::uuid), nullif(u.conn, $23::uuid), a.user_id,
+       CASE WHEN u.has THEN u.ptid END, CASE WHEN u.has THEN u.typ END, CASE WHEN u.has THEN u.sub END,
+       u.pending, u.removed, nullif(u.amount, '')::numeric, CASE WHEN u.has THEN u.cur END,
+       CASE WHEN u.has THEN u.descr END, nullif(u.tdate, '')::date, nullif(u.sdate, '')::date, nullif(u.symbol, ''),
+       nullif(u.qty, '')::numeric, nullif(u.price, '')::numeric, nullif(u.comm, '')::numeric, nullif(u.fees, '')::numeric,
        u.dv, u.sv, u.minpos, u.maxpos
   FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8::boolean[],
               $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-              $17::text[], $18::text[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[])
+              $17::text[], $18::text[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[], $24::boolean[])
        AS u(id, acct, conn, ptid, typ, sub, pending, removed, amount, cur, descr, tdate, sdate, symbol, qty, price, comm,
-            fees, dv, sv, minpos, maxpos)
+            fees, dv, sv, minpos, maxpos, has)
   LEFT JOIN %[2]s AS a ON a.id = u.acct
 ON CONFLICT (id) DO UPDATE SET
     account_id = coalesce(t.account_id, excluded.account_id),
@@ -183,7 +190,7 @@ ON CONFLICT (id) DO UPDATE SET
     updated_position = greatest(t.updated_position, excluded.updated_position)`,
 		t.Of(transactionsTable), t.Of(accountsTable), set),
 		ids, accts, conns, ptids, types, subtypes, pending, removed, amounts, curs, descs, dates, settles, symbols,
-		qtys, prices, comms, fees, dataVersions, stateVersions, mins, maxs)
+		qtys, prices, comms, fees, dataVersions, stateVersions, mins, maxs, [16]byte(uuid.Nil), hasData)
 }
 
 // queueHistory queues the batch's recorded balances; a balance recorded
