@@ -207,11 +207,11 @@ func (h *strictAPI) ListTransactions(ctx context.Context, req api.ListTransactio
 	prm := req.Params
 	var q dataQuery
 	f := transactionFilter(&q, prm.StartDate, prm.EndDate, prm.TransactionType, prm.Status)
-	list, err := h.listTransactions(ctx, data, p.UserID, &q, transactionScope("transactions", f), f, prm.Cursor, prm.Limit)
+	page, err := h.listTransactions(ctx, data, p.UserID, &q, transactionScope("transactions", f), f, prm.Cursor, prm.Limit)
 	if err != nil {
 		return nil, err
 	}
-	return api.ListTransactions200JSONResponse(list), nil
+	return page, nil
 }
 
 // ListAccountTransactions pages through one account's transactions, or
@@ -231,19 +231,19 @@ func (h *strictAPI) ListAccountTransactions(ctx context.Context, req api.ListAcc
 		}
 		return h.transactionsCSV(ctx, data, p.UserID, f)
 	}
-	list, err := h.listTransactions(ctx, data, p.UserID, &q, transactionScope("account_transactions", f), f, prm.Cursor, prm.Limit)
+	page, err := h.listTransactions(ctx, data, p.UserID, &q, transactionScope("account_transactions", f), f, prm.Cursor, prm.Limit)
 	if err != nil {
 		return nil, err
 	}
-	return api.ListAccountTransactions200JSONResponse(list), nil
+	return page, nil
 }
 
 // listTransactions runs one transaction listing.
 func (h *strictAPI) listTransactions(ctx context.Context, data FinancialData, caller uuid.UUID, q *dataQuery, s *cursorScope,
-	f projections.TransactionFilter, cursor *string, limitParam *int) (api.TransactionList, error) {
+	f projections.TransactionFilter, cursor *string, limitParam *int) (transactionPage, error) {
 	limit, err := pageLimit(limitParam)
 	if err != nil {
-		return api.TransactionList{}, err
+		return transactionPage{}, err
 	}
 	var c transactionCursor
 	var after *projections.TransactionKey
@@ -251,23 +251,19 @@ func (h *strictAPI) listTransactions(ctx context.Context, data FinancialData, ca
 		after = &projections.TransactionKey{Date: c.Date, ID: c.ID}
 	}
 	if err := q.err(); err != nil {
-		return api.TransactionList{}, err
+		return transactionPage{}, err
 	}
 	rows, err := data.ListTransactions(ctx, caller, f, after, limit+1)
 	if err != nil {
-		return api.TransactionList{}, err
+		return transactionPage{}, err
 	}
 	rows, next, err := keysetPage(h, s, caller, rows, limit, func(v projections.TransactionView) transactionCursor {
 		return transactionCursor{Date: v.Date, ID: v.ID}
 	})
 	if err != nil {
-		return api.TransactionList{}, err
+		return transactionPage{}, err
 	}
-	list := api.TransactionList{Items: make([]api.Transaction, len(rows)), NextCursor: next}
-	for i, v := range rows {
-		list.Items[i] = transactionJSON(v)
-	}
-	return list, nil
+	return transactionPage{items: rows, next: next}, nil
 }
 
 // GetTransaction answers one of the caller's transactions.
