@@ -3,6 +3,8 @@ package projections_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -42,11 +44,14 @@ func seedFinancial(b *testing.B, store *eventstore.Store, users, perAccount int)
 				data[i].Description = fmt.Sprintf("Card purchase %d at a shop with a longer description", i)
 			}
 			ids := l.BulkTransactions(owner, acct, conn, data, at)
+			var postedIDs []uuid.UUID
+			var posted []transaction.Data
 			for i := 0; i < len(ids); i += 10 {
-				posted := data[i]
-				posted.Pending = false
-				l.UpdateTransaction(owner, ids[i], posted, at.Add(time.Hour))
+				p := data[i]
+				p.Pending = false
+				postedIDs, posted = append(postedIDs, ids[i]), append(posted, p)
 			}
+			l.BulkUpdateTransactions(owner, postedIDs, posted, at.Add(time.Hour))
 		}
 		l.SyncCompleted(owner, conn, financialtest.Epoch.AddDate(0, 0, 3))
 	}
@@ -57,15 +62,28 @@ func seedFinancial(b *testing.B, store *eventstore.Store, users, perAccount int)
 	return n
 }
 
-// BenchmarkFinancialRebuild replays a sync-shaped log of about 100,000
-// events into the financial_data read model (every data table: accounts,
+// rebuildBenchUsers is how many users BenchmarkFinancialRebuild seeds
+// (about 1,000 events each); DASHTAM_BENCH_REBUILD_USERS overrides it, e.g.
+// 1000 for a log of about a million events.
+func rebuildBenchUsers() int {
+	if n, err := strconv.Atoi(os.Getenv("DASHTAM_BENCH_REBUILD_USERS")); err == nil && n > 0 {
+		return n
+	}
+	return 100
+}
+
+// BenchmarkFinancialRebuild replays a sync-shaped log of about 1,000 events
+// per user (100 users unless DASHTAM_BENCH_REBUILD_USERS says otherwise)
+// into the financial_data read model (every data table: accounts,
 // transactions, holdings, balance history, connection owners) and reports
 // events per second, beside reading the same log without writing in the
 // same run and database.
 func BenchmarkFinancialRebuild(b *testing.B) {
 	store := mustDomainStore(b)
-	events := seedFinancial(b, store, 100, 450)
-	m, err := projections.NewManager(store, []projections.Projector{projections.FinancialData{}}, ownerOf(b, store))
+	seedStart := time.Now()
+	events := seedFinancial(b, store, rebuildBenchUsers(), 450)
+	b.Logf("seeded %d events in %s", events, time.Since(seedStart).Round(time.Second))
+	m, err := projections.NewManager(store, []projections.Projector{projections.Connections{}, projections.FinancialData{}}, ownerOf(b, store))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,6 +115,19 @@ func BenchmarkFinancialRebuild(b *testing.B) {
 		for b.Loop() {
 			if err := m.Rebuild(context.Background(), projections.FinancialDataName, nil); err != nil {
 				b.Fatal(err)
+			}
+		}
+		rate(b)
+	})
+	// Every data projection of this code base, one rebuild after the
+	// other as `projections rebuild connections financial_data` runs
+	// them: each replays the whole log, and the rate counts the log once.
+	b.Run("all_data", func(b *testing.B) {
+		for b.Loop() {
+			for _, name := range []string{"connections", projections.FinancialDataName} {
+				if err := m.Rebuild(context.Background(), name, nil); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 		rate(b)

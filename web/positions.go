@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/dashtam/dashtam/eventstore"
+	"github.com/dashtam/dashtam/web/api"
 )
 
 // Read your writes (docs/data-api.md): a command's answer carries the log
@@ -188,4 +189,13 @@ func (s *Server) readYourWrites(next echo.HandlerFunc) echo.HandlerFunc {
 // after the command returned.
 func PositionOf(ctx context.Context) int64 {
 	return eventstore.ReachedFrom(ctx).Position()
+}
+
+// answeredPosition is PositionOf for a command's body: nil (left out) when
+// the request appended nothing.
+func answeredPosition(ctx context.Context) *api.Position {
+	if pos := PositionOf(ctx); pos > 0 {
+		return &pos
+	}
+	return nil
 }

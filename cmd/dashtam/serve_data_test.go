@@ -15,7 +15,8 @@ import (
 )
 
 // TestDataEndToEnd runs the data API in the real server: a command's
-// answer carries X-Dashtam-Position; events a sync would record are read
+// answer carries its position (X-Dashtam-Position and, for a connection
+// command, the body's position), and a read naming it sees the change; events a sync would record are read
 // back through min_position and paged with the server's cursors; another
 // user sees none of it.
 func TestDataEndToEnd(t *testing.T) {
@@ -32,6 +33,21 @@ func TestDataEndToEnd(t *testing.T) {
 	me := s.api("GET", "/api/v1/users/me", nil, token).Want(t, 200, "me")
 	userID, err := uuid.Parse(me.Str("id"))
 	require.NoError(t, err)
+
+	// A command's body carries the position too, and a read that names it
+	// sees the command's change.
+	created := s.api("POST", "/api/v1/connections", map[string]string{"provider_slug": "sandbox", "alias": "Positioned"}, token).
+		Want(t, 201, "create a connection")
+	header, err := strconv.ParseInt(created.Header.Get(web.HeaderPosition), 10, 64)
+	require.NoError(t, err, "a command answers its position")
+	assert.Equal(t, float64(header), created.Body["position"], "the body's position is the header's")
+	listed := s.api("GET", "/api/v1/connections?min_position="+strconv.FormatInt(header, 10), nil, token).
+		Want(t, 200, "connections at the command's position")
+	listedItems, _ := listed.Body["items"].([]any)
+	require.Len(t, listedItems, 1)
+	assert.Equal(t, created.Str("id"), listedItems[0].(map[string]any)["id"])
+	got := s.api("GET", "/api/v1/connections/"+created.Str("id"), nil, token).Want(t, 200, "a read")
+	assert.NotContains(t, got.Body, "position", "a read carries no position")
 
 	l := financialtest.New(t, s.store)
 	conn := l.Connection(userID)

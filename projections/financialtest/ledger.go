@@ -192,6 +192,42 @@ func (l *Ledger) UpdateTransaction(user, id uuid.UUID, d transaction.Data, at ti
 		Changed: []string{"status"}, At: at})
 }
 
+// BulkUpdateTransactions records that each transaction ids[i] now reads
+// data[i], as a sync that sees many pending transactions post does: one
+// unit of work per 5,000, each stream at the version the ledger last gave
+// it.
+func (l *Ledger) BulkUpdateTransactions(user uuid.UUID, ids []uuid.UUID, data []transaction.Data, at time.Time) {
+	l.tb.Helper()
+	ctx := eventstore.WithMetadata(context.Background(), eventstore.Metadata{OwnerID: user, Actor: "financialtest"})
+	const unit = 5000
+	for start := 0; start < len(ids); start += unit {
+		end := min(start+unit, len(ids))
+		batch := make([]eventstore.StreamEvent, 0, end-start)
+		l.mu.Lock()
+		for i := start; i < end; i++ {
+			batch = append(batch, eventstore.StreamEvent{Stream: TransactionStream(ids[i]), ExpectedVersion: l.versions[ids[i]],
+				Event: transaction.TransactionUpdated{TransactionID: ids[i], SyncID: uuid.New(), Data: data[i],
+					Changed: []string{"status"}, At: at}})
+		}
+		l.mu.Unlock()
+		var last int64
+		err := l.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+			var err error
+			last, err = tx.AppendMany(ctx, batch)
+			return err
+		})
+		if err != nil {
+			l.tb.Fatalf("update %d transactions: %v", len(batch), err)
+		}
+		l.mu.Lock()
+		for _, se := range batch {
+			l.versions[se.Stream.ID] = se.ExpectedVersion + 1
+		}
+		l.last = max(l.last, last)
+		l.mu.Unlock()
+	}
+}
+
 // RemoveTransaction records that pending transaction id disappeared.
 func (l *Ledger) RemoveTransaction(user, id uuid.UUID, at time.Time) {
 	l.tb.Helper()

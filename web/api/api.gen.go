@@ -383,6 +383,15 @@ type Connection struct {
 	// LastSyncAt When data was last synchronised; null until syncs exist.
 	LastSyncAt *time.Time `json:"last_sync_at"`
 
+	// Position Only on a command's answer: the log position the command's events
+	// reached, the same as its `X-Dashtam-Position` header. Pass it as
+	// `min_position` to a read to see the change there; absent on reads
+	// and when the command recorded nothing.
+	//
+	//
+	// Example: 4211
+	Position *Position `json:"position,omitempty"`
+
 	// ProviderSlug Example: schwab
 	ProviderSlug string `json:"provider_slug"`
 
@@ -431,6 +440,15 @@ type ConnectionAuthorization struct {
 
 	// LastSyncAt When data was last synchronised; null until syncs exist.
 	LastSyncAt *time.Time `json:"last_sync_at"`
+
+	// Position Only on a command's answer: the log position the command's events
+	// reached, the same as its `X-Dashtam-Position` header. Pass it as
+	// `min_position` to a read to see the change there; absent on reads
+	// and when the command recorded nothing.
+	//
+	//
+	// Example: 4211
+	Position *Position `json:"position,omitempty"`
 
 	// ProviderSlug Example: schwab
 	ProviderSlug string `json:"provider_slug"`
@@ -609,6 +627,14 @@ type PasswordResetTokenRequest struct {
 	// Example: ada@example.com
 	Email Email `json:"email"`
 }
+
+// Position Only on a command's answer: the log position the command's events
+// reached, the same as its `X-Dashtam-Position` header. Pass it as
+// `min_position` to a read to see the change there; absent on reads
+// and when the command recorded nothing.
+//
+// Example: 4211
+type Position = int64
 
 // Problem RFC 9457 problem details.
 type Problem struct {
@@ -865,6 +891,15 @@ type TokenRefresh struct {
 	// AccessExpiresAt When the new access token expires.
 	AccessExpiresAt time.Time          `json:"access_expires_at"`
 	ConnectionId    openapi_types.UUID `json:"connection_id"`
+
+	// Position Only on a command's answer: the log position the command's events
+	// reached, the same as its `X-Dashtam-Position` header. Pass it as
+	// `min_position` to a read to see the change there; absent on reads
+	// and when the command recorded nothing.
+	//
+	//
+	// Example: 4211
+	Position *Position `json:"position,omitempty"`
 
 	// ReauthorizeBy When the refresh token ends; null when the provider does not say.
 	ReauthorizeBy *time.Time `json:"reauthorize_by"`
