@@ -258,11 +258,3 @@ func queueHoldings(t TableNames, f *accountFold, queue func(string, string, ...a
 		       AS u(id, ord, sym, descr, asset, qty, price, val, cur, at)`, t.Of(holdingsTable)),
 		ids, ordinals, symbols, descs, assets, qtys, prices, values, curs, asOf)
 }
-
-// nonEmpty returns s, or nil (NULL) when it is empty.
-func nonEmpty(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
