@@ -20,7 +20,8 @@ import (
 // read models it reads have applied it.
 
 // HeaderPosition is the response header carrying the global log position
-// the request's committed appends reached; absent when it appended nothing.
+// the request's committed appends reached; absent when it appended nothing
+// and on the operations the document declares public.
 const HeaderPosition = "X-Dashtam-Position"
 
 // ProjectionsExtension is the OpenAPI extension in which a read operation
@@ -147,23 +148,28 @@ func acceptOf(ctx context.Context) string {
 
 // readYourWrites gives every request a place where its committed appends
 // note the position they reached (sent as X-Dashtam-Position just before
-// the response header is written, errors included), and makes a read that
-// names min_position wait, bounded, until the projections its operation
-// declares have applied that position; a position not reached in time is
-// a 503 with Retry-After. It runs after validation, so min_position is a
-// positive integer here.
+// the response header is written, errors included, except on public
+// operations), and makes a read that names min_position wait, bounded,
+// until the projections its operation declares have applied that
+// position; a position not reached in time is a 503 with Retry-After. It
+// runs after validation, so min_position is a positive integer here.
 func (s *Server) readYourWrites(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		ctx, reached := eventstore.WithReached(r.Context())
 		ctx = context.WithValue(ctx, acceptKey{}, r.Header.Get(echo.HeaderAccept))
 		c.SetRequest(r.WithContext(ctx))
-		res := c.Response()
-		res.Before(func() {
-			if pos := reached.Position(); pos > 0 {
-				res.Header().Set(HeaderPosition, strconv.FormatInt(pos, 10))
-			}
-		})
+		// A public operation's answer never carries the position: there
+		// (registration, login, password reset) whether anything was
+		// recorded would tell a registered address from an unknown one.
+		if perm, inSpec := s.permissions[r.Method+" "+c.Path()]; !inSpec || perm != "" {
+			res := c.Response()
+			res.Before(func() {
+				if pos := reached.Position(); pos > 0 {
+					res.Header().Set(HeaderPosition, strconv.FormatInt(pos, 10))
+				}
+			})
+		}
 		names := s.projections[r.Method+" "+c.Path()]
 		raw := r.URL.Query().Get(minPositionParam)
 		if len(names) == 0 || raw == "" {
@@ -192,8 +198,12 @@ func PositionOf(ctx context.Context) int64 {
 }
 
 // answeredPosition is PositionOf for a command's body: nil (left out) when
-// the request appended nothing.
+// the request appended nothing or has no authenticated caller (a public
+// operation, where the header is left out too).
 func answeredPosition(ctx context.Context) *api.Position {
+	if _, authenticated := identityPrincipal(ctx); !authenticated {
+		return nil
+	}
 	if pos := PositionOf(ctx); pos > 0 {
 		return &pos
 	}

@@ -383,8 +383,9 @@ type Connection struct {
 	// LastSyncAt When data was last synchronised; null until syncs exist.
 	LastSyncAt *time.Time `json:"last_sync_at"`
 
-	// Position Only on a command's answer: the log position the command's events
-	// reached, the same as its `X-Dashtam-Position` header. Pass it as
+	// Position Only on a command's answer, never on a public operation's: the
+	// log position the command's events reached, the same as its
+	// `X-Dashtam-Position` header. Pass it as
 	// `min_position` to a read to see the change there; absent on reads
 	// and when the command recorded nothing.
 	//
@@ -441,8 +442,9 @@ type ConnectionAuthorization struct {
 	// LastSyncAt When data was last synchronised; null until syncs exist.
 	LastSyncAt *time.Time `json:"last_sync_at"`
 
-	// Position Only on a command's answer: the log position the command's events
-	// reached, the same as its `X-Dashtam-Position` header. Pass it as
+	// Position Only on a command's answer, never on a public operation's: the
+	// log position the command's events reached, the same as its
+	// `X-Dashtam-Position` header. Pass it as
 	// `min_position` to a read to see the change there; absent on reads
 	// and when the command recorded nothing.
 	//
@@ -628,8 +630,9 @@ type PasswordResetTokenRequest struct {
 	Email Email `json:"email"`
 }
 
-// Position Only on a command's answer: the log position the command's events
-// reached, the same as its `X-Dashtam-Position` header. Pass it as
+// Position Only on a command's answer, never on a public operation's: the
+// log position the command's events reached, the same as its
+// `X-Dashtam-Position` header. Pass it as
 // `min_position` to a read to see the change there; absent on reads
 // and when the command recorded nothing.
 //
@@ -892,8 +895,9 @@ type TokenRefresh struct {
 	AccessExpiresAt time.Time          `json:"access_expires_at"`
 	ConnectionId    openapi_types.UUID `json:"connection_id"`
 
-	// Position Only on a command's answer: the log position the command's events
-	// reached, the same as its `X-Dashtam-Position` header. Pass it as
+	// Position Only on a command's answer, never on a public operation's: the
+	// log position the command's events reached, the same as its
+	// `X-Dashtam-Position` header. Pass it as
 	// `min_position` to a read to see the change there; absent on reads
 	// and when the command recorded nothing.
 	//
