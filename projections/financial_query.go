@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -256,12 +257,29 @@ const transactionColumns = `t.id, t.account_id, t.connection_id, t.provider_tran
 	coalesce(t.subtype, ''), t.status, t.amount::text, t.currency, coalesce(t.description, ''), t.transaction_date::text,
 	t.settlement_date::text, t.symbol, t.quantity::text, t.unit_price::text, t.commission::text, t.fees::text`
 
+// scanTransaction scans one row of transactionColumns. The ids are scanned
+// as pgtype.UUID: uuid.UUID is an sql.Scanner, which pgx feeds through its
+// text form (formatted, then parsed again), and a page has 150 of them.
 func scanTransaction(row pgx.CollectableRow) (TransactionView, error) {
-	var v TransactionView
-	err := row.Scan(&v.ID, &v.AccountID, &v.ConnectionID, &v.ProviderTransactionID, &v.Type, &v.Subtype, &v.Status,
+	var (
+		v                TransactionView
+		id, acct, connID pgtype.UUID
+	)
+	err := row.Scan(&id, &acct, &connID, &v.ProviderTransactionID, &v.Type, &v.Subtype, &v.Status,
 		&v.Amount, &v.Currency, &v.Description, &v.Date, &v.SettlementDate, &v.Symbol, &v.Quantity, &v.UnitPrice,
 		&v.Commission, &v.Fees)
+	v.ID, v.AccountID = id.Bytes, acct.Bytes
+	if connID.Valid {
+		c := uuid.UUID(connID.Bytes)
+		v.ConnectionID = &c
+	}
 	return v, err
+}
+
+// collectTransactions collects a page of up to limit rows into a slice
+// sized for it, rather than one grown by doubling.
+func collectTransactions(rows pgx.Rows, limit int) ([]TransactionView, error) {
+	return pgx.AppendRows(make([]TransactionView, 0, min(limit, 1000)), rows, scanTransaction)
 }
 
 // transactionPage builds the page query over the user's transactions.
@@ -306,7 +324,7 @@ func (r *FinancialReader) ListTransactions(ctx context.Context, userID uuid.UUID
 		if err != nil {
 			return nil, fmt.Errorf("list transactions: %w", err)
 		}
-		list, err := pgx.CollectRows(rows, scanTransaction)
+		list, err := collectTransactions(rows, limit)
 		if err != nil {
 			return nil, fmt.Errorf("list transactions: %w", err)
 		}
@@ -315,7 +333,7 @@ func (r *FinancialReader) ListTransactions(ctx context.Context, userID uuid.UUID
 	var list []TransactionView
 	err := r.withAccount(ctx, userID, *f.AccountID, page, args, func(rows pgx.Rows) error {
 		var err error
-		list, err = pgx.CollectRows(rows, scanTransaction)
+		list, err = collectTransactions(rows, limit)
 		return err
 	})
 	if err != nil {
