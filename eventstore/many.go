@@ -125,6 +125,7 @@ func (t *Tx) AppendMany(ctx context.Context, batch []StreamEvent) (int64, error)
 		last = max(last, positions[len(positions)-1])
 	}
 	t.appended = true
+	t.last = max(t.last, last)
 	return last, nil
 }
 

@@ -73,6 +73,7 @@ func (s *Store) Append(ctx context.Context, stream Stream, expectedVersion int64
 	res, err := s.append(ctx, s.pool, stream, expectedVersion, events)
 	if err == nil {
 		s.appended.Raise()
+		noteReached(ctx, res.LastPosition)
 	}
 	return res, err
 }

@@ -26,6 +26,9 @@ type Tx struct {
 	store       *Store
 	afterCommit []func()
 	appended    bool
+	// last is the highest global position appended, reported to the
+	// context's Reached once the unit of work commits.
+	last int64
 }
 
 // Append appends events to stream at expectedVersion within the unit of
@@ -36,6 +39,7 @@ func (t *Tx) Append(ctx context.Context, stream Stream, expectedVersion int64, e
 	res, err := t.store.append(ctx, t.Tx, stream, expectedVersion, events)
 	if err == nil {
 		t.appended = true
+		t.last = max(t.last, res.LastPosition)
 	}
 	return res, err
 }
@@ -72,6 +76,7 @@ func (s *Store) Transact(ctx context.Context, fn func(ctx context.Context, tx *T
 		if err == nil {
 			if t.appended {
 				s.appended.Raise()
+				noteReached(ctx, t.last)
 			}
 			for _, hook := range t.afterCommit {
 				hook()

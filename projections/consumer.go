@@ -37,6 +37,10 @@ type consumer struct {
 	// failures counts, by global position, the deterministic failures of
 	// events not parked yet: an event is parked only after parkAfter of them.
 	failures map[int64]int
+	// until, when set, is the last position this consumer may apply: a
+	// verification builds its shadow tables to exactly the live
+	// checkpoint (verify.go).
+	until *eventstore.Position
 }
 
 func newConsumer(pool *pgxpool.Pool, p Projector, checkpoint string, t TableNames, cfg config, m *metrics) *consumer {
@@ -79,7 +83,16 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 		return batchResult{}, fmt.Errorf("read batch of %s: %w", c.checkpoint, err)
 	}
 	res := batchResult{more: len(recs) == limit}
-	if !res.more {
+	if c.until != nil {
+		// Everything up to the bound is behind the horizon (a live
+		// consumer applied it), so a short read means the bound is reached.
+		n := 0
+		for n < len(recs) && !c.until.Less(recs[n].Position()) {
+			n++
+		}
+		recs = recs[:n]
+		res.more = n == limit && recs[n-1].Position().Less(*c.until)
+	} else if !res.more {
 		last := c.pos
 		if len(recs) > 0 {
 			last = recs[len(recs)-1].Position()

@@ -21,6 +21,7 @@ type Manager struct {
 	byName     map[string]Projector
 	cfg        config
 	metrics    *metrics
+	applied    *eventstore.Signal
 }
 
 // NewManager returns a manager of ps over the store's database. It fails on
@@ -34,7 +35,17 @@ func NewManager(store *eventstore.Store, ps []Projector, opts ...Option) (*Manag
 		return nil, err
 	}
 	ps = bindStore(store, ps)
-	m := &Manager{store: store, projectors: ps, byName: make(map[string]Projector, len(ps)), cfg: newConfig(opts)}
+	m := &Manager{store: store, projectors: ps, byName: make(map[string]Projector, len(ps)), cfg: newConfig(opts),
+		applied: eventstore.NewSignal()}
+	// Every batch this process commits raises Applied, so that a read
+	// waiting for its own write (Positions) wakes at once.
+	after := m.cfg.afterCommit
+	m.cfg.afterCommit = func(name string, batch []eventstore.Record) {
+		m.applied.Raise()
+		if after != nil {
+			after(name, batch)
+		}
+	}
 	for _, p := range ps {
 		m.byName[p.Name()] = p
 	}
@@ -66,6 +77,9 @@ func bindStore(store *eventstore.Store, ps []Projector) []Projector {
 	}
 	return out
 }
+
+// Applied is raised after every batch a consumer of this manager commits.
+func (m *Manager) Applied() *eventstore.Signal { return m.applied }
 
 // Projector returns the projector called name, or ErrUnknownProjector.
 func (m *Manager) Projector(name string) (Projector, error) {

@@ -102,6 +102,14 @@ func (m *Manager) Rebuild(ctx context.Context, name string, progress func(done, 
 	if err := ensureCheckpoint(ctx, pool, name); err != nil {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
+	if ddl := deferredIndexes(p, shadow); ddl != "" {
+		// The tables are full now: one sort per index instead of an
+		// index update per row during the replay. The swap's catch-up
+		// then applies the last events with the indexes in place.
+		if _, err := m.cfg.ddlPool(pool).Exec(ctx, ddl); err != nil {
+			return fmt.Errorf("rebuild %s: create indexes: %w", name, err)
+		}
+	}
 	retry := newBackoff(swapRetryMin, swapRetryMax)
 	for attempt := 1; ; attempt++ {
 		n, err := m.swap(ctx, p, shadow)

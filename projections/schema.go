@@ -26,10 +26,32 @@ func nameKey(name string) int32 {
 	return int32(h.Sum32())
 }
 
-// schemaHash fingerprints the DDL of p's live tables, so that a deployment
-// whose projector changed shape can report the read model as stale.
+// DeferredIndexer is implemented by a projector whose secondary indexes
+// serve only its queries, never its own Apply: a rebuild creates them once
+// the replay into the shadow tables is done, when building an index over a
+// full table costs a fraction of keeping it up to date row by row, while
+// Ensure creates them with the live tables. The indexes Apply needs (the
+// primary keys of its upserts, what its updates look rows up by) stay in
+// Schema.
+type DeferredIndexer interface {
+	// Indexes returns the DDL creating the deferred indexes on the tables
+	// named by t.
+	Indexes(t TableNames) string
+}
+
+// deferredIndexes returns p's deferred index DDL for t, "" when it has none.
+func deferredIndexes(p Projector, t TableNames) string {
+	if di, ok := p.(DeferredIndexer); ok {
+		return di.Indexes(t)
+	}
+	return ""
+}
+
+// schemaHash fingerprints the DDL of p's live tables and indexes, so that a
+// deployment whose projector changed shape can report the read model as stale.
 func schemaHash(p Projector) string {
-	sum := sha256.Sum256([]byte(p.Schema(LiveTables(p))))
+	live := LiveTables(p)
+	sum := sha256.Sum256([]byte(p.Schema(live) + deferredIndexes(p, live)))
 	return hex.EncodeToString(sum[:8])
 }
 
@@ -68,7 +90,7 @@ func ensureOne(ctx context.Context, pool *pgxpool.Pool, p Projector) error {
 			return fmt.Errorf("ensure tables of %s: %v missing while the others exist; run `dashtam projections rebuild %s`",
 				p.Name(), missing, p.Name())
 		}
-		if _, err := tx.Exec(ctx, p.Schema(LiveTables(p))); err != nil {
+		if _, err := tx.Exec(ctx, p.Schema(LiveTables(p))+deferredIndexes(p, LiveTables(p))); err != nil {
 			return fmt.Errorf("create tables of %s: %w", p.Name(), err)
 		}
 		// New, empty tables start from the beginning of the log whatever an

@@ -48,7 +48,9 @@ func (h *strictAPI) CreateConnection(ctx context.Context, req api.CreateConnecti
 		return nil, err
 	}
 	loc := connectionsPath + a.Connection.ID.String()
-	return api.CreateConnection201JSONResponse{Body: authorizationJSON(a), Headers: api.CreateConnection201ResponseHeaders{Location: &loc}}, nil
+	body := authorizationJSON(a)
+	body.Position = answeredPosition(ctx)
+	return api.CreateConnection201JSONResponse{Body: body, Headers: api.CreateConnection201ResponseHeaders{Location: &loc}}, nil
 }
 
 // ReauthorizeConnection sends the user to the provider again for an existing connection.
@@ -61,7 +63,9 @@ func (h *strictAPI) ReauthorizeConnection(ctx context.Context, req api.Reauthori
 	if err != nil {
 		return nil, err
 	}
-	return api.ReauthorizeConnection201JSONResponse(authorizationJSON(a)), nil
+	body := authorizationJSON(a)
+	body.Position = answeredPosition(ctx)
+	return api.ReauthorizeConnection201JSONResponse(body), nil
 }
 
 // GetConnection answers one of the caller's connections from its stream,
@@ -88,7 +92,9 @@ func (h *strictAPI) RenameConnection(ctx context.Context, req api.RenameConnecti
 	if err != nil {
 		return nil, err
 	}
-	return api.RenameConnection200JSONResponse(connectionJSON(v)), nil
+	body := connectionJSON(v)
+	body.Position = answeredPosition(ctx)
+	return api.RenameConnection200JSONResponse(body), nil
 }
 
 // DisconnectConnection ends a connection.
@@ -116,6 +122,7 @@ func (h *strictAPI) RefreshConnectionTokens(ctx context.Context, req api.Refresh
 	}
 	return api.RefreshConnectionTokens200JSONResponse(api.TokenRefresh{
 		ConnectionId: req.Id, AccessExpiresAt: e.AccessExpiresAt.UTC(), ReauthorizeBy: utcPtr(e.ReauthorizeBy),
+		Position: answeredPosition(ctx),
 	}), nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/dashtam/dashtam/commands/audit"
 	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/projections"
 )
 
 // Code classifies an application error so that each class maps to exactly
@@ -232,6 +233,12 @@ var errorMappings = []errorMapping{
 	auditInvalid,
 	is(audit.ErrNotFound, CodeNotFound, "no such resource"),
 	is(user.ErrNotPermitted, CodeForbidden, "your role does not allow this operation"),
+
+	// Data (docs/data-api.md): another user's account, transaction or
+	// connection reads exactly as a missing one; a read model that has
+	// not reached a client's min_position yet is worth asking again soon.
+	is(projections.ErrNotFound, CodeNotFound, "no such resource"),
+	positionNotReached,
 }
 
 // auditInvalid maps the audit API's refusals of input to 422 naming the field.
@@ -303,6 +310,16 @@ func isFieldCode(code Code, target error, field, message string) errorMapping {
 			Fields: []FieldError{{Field: field, Message: message}}, Err: err,
 		}, true
 	}
+}
+
+// positionNotReached maps a read model that has not applied a client's
+// min_position within the wait to 503 with Retry-After.
+func positionNotReached(err error) (*Error, bool) {
+	if !errors.Is(err, projections.ErrPositionNotReached) {
+		return nil, false
+	}
+	return &Error{Code: CodeUnavailable, Detail: "the read model has not reached min_position yet; retry shortly",
+		Err: err, retryAfter: time.Second}, true
 }
 
 // locked maps a lockout to 403 account_locked carrying when it ends.

@@ -72,6 +72,17 @@ type Options struct {
 	// request is limited.
 	RateLimit RateLimitOptions
 
+	// Data reads the financial read model behind the data routes
+	// (projections.FinancialReader); nil makes them answer 503.
+	Data FinancialData
+	// Positions makes reads that name min_position wait for their read
+	// models (projections.Positions); nil answers such reads 503.
+	Positions PositionWaiter
+	// CursorKey keys the MAC that binds list cursors to their query (at
+	// least 32 bytes); empty draws a random key, so cursors then neither
+	// survive a restart nor move between instances.
+	CursorKey []byte
+
 	// Routes, when set, adds routes outside the OpenAPI document (HTML
 	// pages, test-only handlers); they get the same trace ids, logs,
 	// metrics, body limit and problem responses as every other route.
@@ -117,6 +128,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("web: Options.MaxProjectionLag is negative (%d)", o.MaxProjectionLag)
 	case o.MaxCheckpointAge < 0:
 		return o, fmt.Errorf("web: Options.MaxCheckpointAge is negative (%s)", o.MaxCheckpointAge)
+	case len(o.CursorKey) > 0 && len(o.CursorKey) < 32:
+		return o, fmt.Errorf("web: Options.CursorKey has %d bytes, want at least 32", len(o.CursorKey))
 	}
 	if o.Now == nil {
 		o.Now = time.Now

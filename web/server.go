@@ -54,6 +54,12 @@ type Server struct {
 
 	// onShutdown, set only by tests, runs when graceful shutdown begins.
 	onShutdown func()
+
+	// The data routes (data.go) and read-your-writes (positions.go).
+	data        FinancialData  // nil: not configured
+	positions   PositionWaiter // nil: not configured
+	projections operationProjections
+	cursors     cursorCodec
 }
 
 // New builds a Server from opts, refusing missing dependencies and an
@@ -151,6 +157,10 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 	}
 	e.Use(s.requirePermission)
 	e.Use(limitBodies(opts.MaxBodyBytes), validateRequests(newSpecRoutes(doc)))
+	if err := s.useReadModels(opts, doc); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	e.Use(s.readYourWrites)
 
 	api.RegisterHandlers(e, api.NewStrictHandler(&strictAPI{s: s}, nil))
 	e.GET("/metrics", echo.WrapHandler(metricsHandler(opts.Registry)))

@@ -87,6 +87,9 @@ func MustServerWith(tb testing.TB, opts web.Options, extraPaths string) *testSer
 		f := newFakeSyncs()
 		opts.Syncs, opts.SyncReader = f, f
 	}
+	if opts.Data == nil {
+		opts.Data = emptyData{}
+	}
 	var (
 		s   *web.Server
 		err error

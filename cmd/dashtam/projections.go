@@ -29,7 +29,7 @@ func newProjectionsCommand(opts *globalOptions) *cobra.Command {
 		RunE: requireSubcommand,
 	}
 	cmd.AddCommand(newProjectionsListCommand(), newProjectionsStatusCommand(opts), newProjectionsRebuildCommand(opts),
-		newProjectionsParkedCommand(opts), newProjectionsRetryCommand(opts))
+		newProjectionsParkedCommand(opts), newProjectionsRetryCommand(opts), newProjectionsVerifyCommand(opts))
 	return cmd
 }
 

@@ -61,7 +61,7 @@ func TestProjectionsCommand(t *testing.T) {
 		assert.Equal(t, 2, code, "%v: %s", args, errOut)
 	}
 	_, _, errOut = runAuditCLI(t, append(db, "projections")...)
-	assert.Contains(t, errOut, "missing command: want one of list, parked, rebuild, retry, status")
+	assert.Contains(t, errOut, "missing command: want one of list, parked, rebuild, retry, status, verify")
 	_, _, errOut = runAuditCLI(t, append(db, "projections", "nosuch")...)
 	assert.Contains(t, errOut, `unknown command "nosuch" for "dashtam projections"`)
 }

@@ -204,6 +204,14 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 	if err != nil {
 		return err
 	}
+	data, err := projections.NewFinancialReader(s.pool)
+	if err != nil {
+		return err
+	}
+	positions, err := projections.NewPositions(s.pool, s.manager.Applied(), 0)
+	if err != nil {
+		return err
+	}
 	catalog := make([]web.ProviderInfo, 0, len(cfg.Providers))
 	for _, p := range providers.registry.List() {
 		catalog = append(catalog, web.ProviderInfo{Slug: p.Slug, Name: p.Name, AuthType: p.AuthType})
@@ -222,6 +230,11 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 		Mounts:         providers.mounts,
 		TrustedProxies: cfg.TrustedProxies,
 		RateLimit:      web.RateLimitOptions{Limiter: s.limiter, Local: local},
+		Data:           data,
+		Positions:      positions,
+		// Derived from the JWT secret like the sandbox's keys: every
+		// instance accepts the others' cursors, and rotating it voids them.
+		CursorKey: deriveKey(cfg.JWTSecret, "dashtam list cursor key v1"),
 	}); err != nil {
 		return err
 	}

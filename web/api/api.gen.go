@@ -18,6 +18,36 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AccountAccountType.
+const (
+	AccountAccountTypeBrokerage  AccountAccountType = "brokerage"
+	AccountAccountTypeChecking   AccountAccountType = "checking"
+	AccountAccountTypeCredit     AccountAccountType = "credit"
+	AccountAccountTypeOther      AccountAccountType = "other"
+	AccountAccountTypeRetirement AccountAccountType = "retirement"
+	AccountAccountTypeSavings    AccountAccountType = "savings"
+)
+
+// Valid indicates whether the value is a known member of the AccountAccountType enum.
+func (e AccountAccountType) Valid() bool {
+	switch e {
+	case AccountAccountTypeBrokerage:
+		return true
+	case AccountAccountTypeChecking:
+		return true
+	case AccountAccountTypeCredit:
+		return true
+	case AccountAccountTypeOther:
+		return true
+	case AccountAccountTypeRetirement:
+		return true
+	case AccountAccountTypeSavings:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConnectionStatus.
 const (
 	ConnectionStatusActive       ConnectionStatus = "active"
@@ -204,6 +234,123 @@ func (e TokensTokenType) Valid() bool {
 	}
 }
 
+// Defines values for TransactionStatus.
+const (
+	TransactionStatusPending TransactionStatus = "pending"
+	TransactionStatusPosted  TransactionStatus = "posted"
+	TransactionStatusRemoved TransactionStatus = "removed"
+)
+
+// Valid indicates whether the value is a known member of the TransactionStatus enum.
+func (e TransactionStatus) Valid() bool {
+	switch e {
+	case TransactionStatusPending:
+		return true
+	case TransactionStatusPosted:
+		return true
+	case TransactionStatusRemoved:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TransactionTransactionType.
+const (
+	TransactionTransactionTypeBuy        TransactionTransactionType = "buy"
+	TransactionTransactionTypeDeposit    TransactionTransactionType = "deposit"
+	TransactionTransactionTypeDividend   TransactionTransactionType = "dividend"
+	TransactionTransactionTypeFee        TransactionTransactionType = "fee"
+	TransactionTransactionTypeInterest   TransactionTransactionType = "interest"
+	TransactionTransactionTypeJournal    TransactionTransactionType = "journal"
+	TransactionTransactionTypeOther      TransactionTransactionType = "other"
+	TransactionTransactionTypeSell       TransactionTransactionType = "sell"
+	TransactionTransactionTypeTransfer   TransactionTransactionType = "transfer"
+	TransactionTransactionTypeWithdrawal TransactionTransactionType = "withdrawal"
+)
+
+// Valid indicates whether the value is a known member of the TransactionTransactionType enum.
+func (e TransactionTransactionType) Valid() bool {
+	switch e {
+	case TransactionTransactionTypeBuy:
+		return true
+	case TransactionTransactionTypeDeposit:
+		return true
+	case TransactionTransactionTypeDividend:
+		return true
+	case TransactionTransactionTypeFee:
+		return true
+	case TransactionTransactionTypeInterest:
+		return true
+	case TransactionTransactionTypeJournal:
+		return true
+	case TransactionTransactionTypeOther:
+		return true
+	case TransactionTransactionTypeSell:
+		return true
+	case TransactionTransactionTypeTransfer:
+		return true
+	case TransactionTransactionTypeWithdrawal:
+		return true
+	default:
+		return false
+	}
+}
+
+// Account defines model for Account.
+type Account struct {
+	// AccountNumberMasked At most the last four characters of the account number, after `****`; never more.
+	//
+	// Example: ****1234
+	AccountNumberMasked *string            `json:"account_number_masked"`
+	AccountType         AccountAccountType `json:"account_type"`
+
+	// AvailableBalance The latest available balance, when the provider reports one.
+	AvailableBalance *Money `json:"available_balance"`
+
+	// Balance The latest recorded balance; null until a sync recorded one.
+	Balance *Money `json:"balance"`
+
+	// BalanceAsOf When the latest balance was recorded.
+	BalanceAsOf  *time.Time         `json:"balance_as_of"`
+	ConnectionId openapi_types.UUID `json:"connection_id"`
+
+	// Currency ISO 4217 code of the balances.
+	//
+	// Example: USD
+	Currency string             `json:"currency"`
+	Id       openapi_types.UUID `json:"id"`
+
+	// IsActive False once the account no longer syncs (its connection ended, or the provider no longer lists it).
+	IsActive bool `json:"is_active"`
+
+	// LastSyncedAt When a sync last brought the account up to date.
+	LastSyncedAt *time.Time `json:"last_synced_at"`
+
+	// Name Example: Everyday Checking
+	Name string `json:"name"`
+
+	// OpenedAt When a sync first saw the account.
+	OpenedAt time.Time `json:"opened_at"`
+
+	// Subtype The provider's own account type.
+	Subtype *string `json:"subtype"`
+}
+
+// AccountAccountType defines model for Account.AccountType.
+type AccountAccountType string
+
+// AccountList defines model for AccountList.
+type AccountList struct {
+	Items []Account `json:"items"`
+
+	// NextCursor Cursor of the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+
+	// Totals Per currency, over every account matching the filters.
+	Totals []CurrencyTotal `json:"totals"`
+}
+
 // AuditCheckpoint defines model for AuditCheckpoint.
 type AuditCheckpoint struct {
 	// ConsistencyProof Hex RFC 6962 consistency proof from the previous checkpoint's tree.
@@ -343,6 +490,50 @@ type AuditStreamState struct {
 	Version int64 `json:"version"`
 }
 
+// BalanceHistory defines model for BalanceHistory.
+type BalanceHistory struct {
+	AccountId openapi_types.UUID `json:"account_id"`
+	EndDate   openapi_types.Date `json:"end_date"`
+	Points    []BalancePoint     `json:"points"`
+	StartDate openapi_types.Date `json:"start_date"`
+}
+
+// BalancePoint defines model for BalancePoint.
+type BalancePoint struct {
+	AvailableBalance *Money `json:"available_balance"`
+
+	// Balance A decimal amount as recorded (never a float); its currency is beside it.
+	//
+	// Example: -25.55
+	Balance  Money              `json:"balance"`
+	Currency string             `json:"currency"`
+	Date     openapi_types.Date `json:"date"`
+
+	// RecordedAt When the balance carried into this day was recorded.
+	RecordedAt time.Time `json:"recorded_at"`
+}
+
+// BalanceSnapshot defines model for BalanceSnapshot.
+type BalanceSnapshot struct {
+	AccountId        openapi_types.UUID `json:"account_id"`
+	AvailableBalance *Money             `json:"available_balance"`
+
+	// Balance A decimal amount as recorded (never a float); its currency is beside it.
+	//
+	// Example: -25.55
+	Balance    Money     `json:"balance"`
+	Currency   string    `json:"currency"`
+	RecordedAt time.Time `json:"recorded_at"`
+}
+
+// BalanceSnapshotList defines model for BalanceSnapshotList.
+type BalanceSnapshotList struct {
+	Items []BalanceSnapshot `json:"items"`
+
+	// NextCursor Cursor of the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
 // ConnectRequest defines model for ConnectRequest.
 type ConnectRequest struct {
 	// Alias The user's name for the connection: 1 to 64 characters once
@@ -376,6 +567,16 @@ type Connection struct {
 
 	// LastSyncAt When data was last synchronised; null until syncs exist.
 	LastSyncAt *time.Time `json:"last_sync_at"`
+
+	// Position Only on a command's answer, never on a public operation's: the
+	// log position the command's events reached, the same as its
+	// `X-Dashtam-Position` header. Pass it as
+	// `min_position` to a read to see the change there; absent on reads
+	// and when the command recorded nothing.
+	//
+	//
+	// Example: 4211
+	Position *Position `json:"position,omitempty"`
 
 	// ProviderSlug Example: schwab
 	ProviderSlug string `json:"provider_slug"`
@@ -426,6 +627,16 @@ type ConnectionAuthorization struct {
 	// LastSyncAt When data was last synchronised; null until syncs exist.
 	LastSyncAt *time.Time `json:"last_sync_at"`
 
+	// Position Only on a command's answer, never on a public operation's: the
+	// log position the command's events reached, the same as its
+	// `X-Dashtam-Position` header. Pass it as
+	// `min_position` to a read to see the change there; absent on reads
+	// and when the command recorded nothing.
+	//
+	//
+	// Example: 4211
+	Position *Position `json:"position,omitempty"`
+
 	// ProviderSlug Example: schwab
 	ProviderSlug string `json:"provider_slug"`
 
@@ -459,6 +670,23 @@ type ConnectionList struct {
 // end of life); `failed` never completed its first authorisation;
 // `disconnected` was disconnected and holds no credentials.
 type ConnectionStatus string
+
+// CurrencyTotal defines model for CurrencyTotal.
+type CurrencyTotal struct {
+	// Accounts Accounts with a balance in this currency.
+	Accounts int `json:"accounts"`
+
+	// AvailableBalance Sum over the accounts that report an available balance; null when none does.
+	AvailableBalance *Money `json:"available_balance"`
+
+	// Balance A decimal amount as recorded (never a float); its currency is beside it.
+	//
+	// Example: -25.55
+	Balance Money `json:"balance"`
+
+	// Currency Example: USD
+	Currency string `json:"currency"`
+}
 
 // Email An email address (RFC 5321 caps a path at 254 characters). Its syntax
 // is checked by the service, which answers 400 with a field error on
@@ -507,6 +735,41 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
+// Holding defines model for Holding.
+type Holding struct {
+	AccountId openapi_types.UUID `json:"account_id"`
+
+	// AsOf When the positions were recorded.
+	AsOf time.Time `json:"as_of"`
+
+	// AssetType Example: equity
+	AssetType    string `json:"asset_type"`
+	AveragePrice *Money `json:"average_price"`
+	Currency     string `json:"currency"`
+	Description  string `json:"description"`
+
+	// MarketValue A decimal amount as recorded (never a float); its currency is beside it.
+	//
+	// Example: -25.55
+	MarketValue Money `json:"market_value"`
+
+	// Quantity A decimal amount as recorded (never a float); its currency is beside it.
+	//
+	// Example: -25.55
+	Quantity Money `json:"quantity"`
+
+	// Symbol Example: AAPL
+	Symbol string `json:"symbol"`
+}
+
+// HoldingList defines model for HoldingList.
+type HoldingList struct {
+	Items []Holding `json:"items"`
+
+	// NextCursor Cursor of the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
 // InclusionProof defines model for InclusionProof.
 type InclusionProof struct {
 	Checkpoint AuditCheckpoint `json:"checkpoint"`
@@ -540,6 +803,11 @@ type LoginRequest struct {
 	Password Password `json:"password"`
 }
 
+// Money A decimal amount as recorded (never a float); its currency is beside it.
+//
+// Example: -25.55
+type Money = string
+
 // OpaqueToken An opaque token as the API handed it out.
 type OpaqueToken = string
 
@@ -570,6 +838,15 @@ type PasswordResetTokenRequest struct {
 	// Example: ada@example.com
 	Email Email `json:"email"`
 }
+
+// Position Only on a command's answer, never on a public operation's: the
+// log position the command's events reached, the same as its
+// `X-Dashtam-Position` header. Pass it as
+// `min_position` to a read to see the change there; absent on reads
+// and when the command recorded nothing.
+//
+// Example: 4211
+type Position = int64
 
 // Problem RFC 9457 problem details.
 type Problem struct {
@@ -910,6 +1187,16 @@ type TokenRefresh struct {
 	AccessExpiresAt time.Time          `json:"access_expires_at"`
 	ConnectionId    openapi_types.UUID `json:"connection_id"`
 
+	// Position Only on a command's answer, never on a public operation's: the
+	// log position the command's events reached, the same as its
+	// `X-Dashtam-Position` header. Pass it as
+	// `min_position` to a read to see the change there; absent on reads
+	// and when the command recorded nothing.
+	//
+	//
+	// Example: 4211
+	Position *Position `json:"position,omitempty"`
+
 	// ReauthorizeBy When the refresh token ends; null when the provider does not say.
 	ReauthorizeBy *time.Time `json:"reauthorize_by"`
 }
@@ -939,6 +1226,62 @@ type Tokens struct {
 // TokensTokenType defines model for Tokens.TokenType.
 type TokensTokenType string
 
+// Transaction defines model for Transaction.
+type Transaction struct {
+	AccountId openapi_types.UUID `json:"account_id"`
+
+	// Amount Signed; money into the account is positive.
+	Amount Money `json:"amount"`
+
+	// Commission A decimal amount as recorded (never a float); its currency is beside it.
+	//
+	// Example: -25.55
+	Commission *Money `json:"commission,omitempty"`
+
+	// Currency Example: USD
+	Currency    string `json:"currency"`
+	Description string `json:"description"`
+
+	// Fees A decimal amount as recorded (never a float); its currency is beside it.
+	//
+	// Example: -25.55
+	Fees                  *Money             `json:"fees,omitempty"`
+	Id                    openapi_types.UUID `json:"id"`
+	ProviderTransactionId string             `json:"provider_transaction_id"`
+
+	// Quantity Trades only; negative for a sale.
+	Quantity       *Money              `json:"quantity,omitempty"`
+	SettlementDate *openapi_types.Date `json:"settlement_date"`
+	Status         TransactionStatus   `json:"status"`
+
+	// Subtype The provider's own transaction type.
+	Subtype *string `json:"subtype"`
+
+	// Symbol Trades only.
+	Symbol          *string                    `json:"symbol,omitempty"`
+	TransactionDate openapi_types.Date         `json:"transaction_date"`
+	TransactionType TransactionTransactionType `json:"transaction_type"`
+
+	// UnitPrice A decimal amount as recorded (never a float); its currency is beside it.
+	//
+	// Example: -25.55
+	UnitPrice *Money `json:"unit_price,omitempty"`
+}
+
+// TransactionStatus defines model for Transaction.Status.
+type TransactionStatus string
+
+// TransactionTransactionType defines model for Transaction.TransactionType.
+type TransactionTransactionType string
+
+// TransactionList defines model for TransactionList.
+type TransactionList struct {
+	Items []Transaction `json:"items"`
+
+	// NextCursor Cursor of the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
 // User defines model for User.
 type User struct {
 	CreatedAt time.Time `json:"created_at"`
@@ -950,14 +1293,32 @@ type User struct {
 	Roles         []Role             `json:"roles"`
 }
 
+// AccountTypeFilter defines model for AccountTypeFilter.
+type AccountTypeFilter = string
+
 // Cursor defines model for Cursor.
 type Cursor = string
+
+// EndDate Example: 2026-01-31
+type EndDate = string
 
 // ID defines model for ID.
 type ID = openapi_types.UUID
 
 // Limit defines model for Limit.
 type Limit = int
+
+// MinPosition defines model for MinPosition.
+type MinPosition = int64
+
+// StartDate Example: 2026-01-01
+type StartDate = string
+
+// TransactionStatusFilter defines model for TransactionStatusFilter.
+type TransactionStatusFilter = string
+
+// TransactionTypeFilter defines model for TransactionTypeFilter.
+type TransactionTypeFilter = string
 
 // BadRequest RFC 9457 problem details.
 type BadRequest = Problem
@@ -971,8 +1332,14 @@ type Forbidden = Problem
 // InternalError RFC 9457 problem details.
 type InternalError = Problem
 
+// InvalidQuery RFC 9457 problem details.
+type InvalidQuery = Problem
+
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
+
+// PositionNotReached RFC 9457 problem details.
+type PositionNotReached = Problem
 
 // TooManyRequests RFC 9457 problem details.
 type TooManyRequests = Problem
@@ -985,6 +1352,96 @@ type Unavailable = Problem
 
 // Unprocessable RFC 9457 problem details.
 type Unprocessable = Problem
+
+// ListAccountsParams defines parameters for ListAccounts.
+type ListAccountsParams struct {
+	// Limit Maximum number of items on the page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// MinPosition Read your writes: a log position a command answered
+	// (`X-Dashtam-Position`). The request waits, up to 2 seconds, until
+	// the read models it reads have applied the event at that position;
+	// if they have not by then it answers 503 with `Retry-After`.
+	MinPosition *MinPosition `form:"min_position,omitempty" json:"min_position,omitempty"`
+
+	// ConnectionId Only the accounts of this connection.
+	ConnectionId *openapi_types.UUID `form:"connection_id,omitempty" json:"connection_id,omitempty"`
+
+	// AccountType Only accounts of this type: `checking`, `savings`, `brokerage`, `retirement`, `credit` or `other` (anything else is refused, 422).
+	AccountType *AccountTypeFilter `form:"account_type,omitempty" json:"account_type,omitempty"`
+
+	// IsActive Only accounts that still sync (`true`) or no longer do (`false`).
+	IsActive *bool `form:"is_active,omitempty" json:"is_active,omitempty"`
+}
+
+// GetAccountParams defines parameters for GetAccount.
+type GetAccountParams struct {
+	// MinPosition Read your writes: a log position a command answered
+	// (`X-Dashtam-Position`). The request waits, up to 2 seconds, until
+	// the read models it reads have applied the event at that position;
+	// if they have not by then it answers 503 with `Retry-After`.
+	MinPosition *MinPosition `form:"min_position,omitempty" json:"min_position,omitempty"`
+}
+
+// GetAccountBalanceHistoryParams defines parameters for GetAccountBalanceHistory.
+type GetAccountBalanceHistoryParams struct {
+	// MinPosition Read your writes: a log position a command answered
+	// (`X-Dashtam-Position`). The request waits, up to 2 seconds, until
+	// the read models it reads have applied the event at that position;
+	// if they have not by then it answers 503 with `Retry-After`.
+	MinPosition *MinPosition `form:"min_position,omitempty" json:"min_position,omitempty"`
+
+	// StartDate First day included, `YYYY-MM-DD`; after `end_date` is refused (422).
+	StartDate *StartDate `form:"start_date,omitempty" json:"start_date,omitempty"`
+
+	// EndDate Last day included, `YYYY-MM-DD`.
+	EndDate *EndDate `form:"end_date,omitempty" json:"end_date,omitempty"`
+}
+
+// ListAccountHoldingsParams defines parameters for ListAccountHoldings.
+type ListAccountHoldingsParams struct {
+	// Limit Maximum number of items on the page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// MinPosition Read your writes: a log position a command answered
+	// (`X-Dashtam-Position`). The request waits, up to 2 seconds, until
+	// the read models it reads have applied the event at that position;
+	// if they have not by then it answers 503 with `Retry-After`.
+	MinPosition *MinPosition `form:"min_position,omitempty" json:"min_position,omitempty"`
+}
+
+// ListAccountTransactionsParams defines parameters for ListAccountTransactions.
+type ListAccountTransactionsParams struct {
+	// Limit Maximum number of items on the page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// MinPosition Read your writes: a log position a command answered
+	// (`X-Dashtam-Position`). The request waits, up to 2 seconds, until
+	// the read models it reads have applied the event at that position;
+	// if they have not by then it answers 503 with `Retry-After`.
+	MinPosition *MinPosition `form:"min_position,omitempty" json:"min_position,omitempty"`
+
+	// StartDate First day included, `YYYY-MM-DD`; after `end_date` is refused (422).
+	StartDate *StartDate `form:"start_date,omitempty" json:"start_date,omitempty"`
+
+	// EndDate Last day included, `YYYY-MM-DD`.
+	EndDate *EndDate `form:"end_date,omitempty" json:"end_date,omitempty"`
+
+	// TransactionType Only transactions of this type: `buy`, `sell`, `dividend`, `interest`, `deposit`, `withdrawal`, `transfer`, `fee`, `journal` or `other` (anything else is refused, 422).
+	TransactionType *TransactionTypeFilter `form:"transaction_type,omitempty" json:"transaction_type,omitempty"`
+
+	// Status Only transactions in this status: `pending`, `posted` or `removed` (anything else is refused, 422).
+	Status *TransactionStatusFilter `form:"status,omitempty" json:"status,omitempty"`
+}
 
 // ListAuditCheckpointsParams defines parameters for ListAuditCheckpoints.
 type ListAuditCheckpointsParams struct {
@@ -1028,6 +1485,30 @@ type GetAuditStreamStateParams struct {
 	AsOf *string `form:"as_of,omitempty" json:"as_of,omitempty"`
 }
 
+// ListBalanceSnapshotsParams defines parameters for ListBalanceSnapshots.
+type ListBalanceSnapshotsParams struct {
+	// Limit Maximum number of items on the page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// MinPosition Read your writes: a log position a command answered
+	// (`X-Dashtam-Position`). The request waits, up to 2 seconds, until
+	// the read models it reads have applied the event at that position;
+	// if they have not by then it answers 503 with `Retry-After`.
+	MinPosition *MinPosition `form:"min_position,omitempty" json:"min_position,omitempty"`
+
+	// AccountId Only this account's snapshots (another user's yields none).
+	AccountId *openapi_types.UUID `form:"account_id,omitempty" json:"account_id,omitempty"`
+
+	// StartDate First day included, `YYYY-MM-DD`; after `end_date` is refused (422).
+	StartDate *StartDate `form:"start_date,omitempty" json:"start_date,omitempty"`
+
+	// EndDate Last day included, `YYYY-MM-DD`.
+	EndDate *EndDate `form:"end_date,omitempty" json:"end_date,omitempty"`
+}
+
 // ListConnectionsParams defines parameters for ListConnections.
 type ListConnectionsParams struct {
 	// Limit Maximum number of items on the page.
@@ -1035,6 +1516,27 @@ type ListConnectionsParams struct {
 
 	// Cursor Opaque cursor from a previous page's `next_cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// MinPosition Read your writes: a log position a command answered
+	// (`X-Dashtam-Position`). The request waits, up to 2 seconds, until
+	// the read models it reads have applied the event at that position;
+	// if they have not by then it answers 503 with `Retry-After`.
+	MinPosition *MinPosition `form:"min_position,omitempty" json:"min_position,omitempty"`
+}
+
+// ListConnectionAccountsParams defines parameters for ListConnectionAccounts.
+type ListConnectionAccountsParams struct {
+	// Limit Maximum number of items on the page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// MinPosition Read your writes: a log position a command answered
+	// (`X-Dashtam-Position`). The request waits, up to 2 seconds, until
+	// the read models it reads have applied the event at that position;
+	// if they have not by then it answers 503 with `Retry-After`.
+	MinPosition *MinPosition `form:"min_position,omitempty" json:"min_position,omitempty"`
 }
 
 // ListSyncsParams defines parameters for ListSyncs.
@@ -1044,6 +1546,21 @@ type ListSyncsParams struct {
 
 	// Cursor Opaque cursor from a previous page's `next_cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListHoldingsParams defines parameters for ListHoldings.
+type ListHoldingsParams struct {
+	// Limit Maximum number of items on the page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// MinPosition Read your writes: a log position a command answered
+	// (`X-Dashtam-Position`). The request waits, up to 2 seconds, until
+	// the read models it reads have applied the event at that position;
+	// if they have not by then it answers 503 with `Retry-After`.
+	MinPosition *MinPosition `form:"min_position,omitempty" json:"min_position,omitempty"`
 }
 
 // ListProvidersParams defines parameters for ListProviders.
@@ -1062,6 +1579,42 @@ type ListSessionsParams struct {
 
 	// Cursor Opaque cursor from a previous page's `next_cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListTransactionsParams defines parameters for ListTransactions.
+type ListTransactionsParams struct {
+	// Limit Maximum number of items on the page.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// MinPosition Read your writes: a log position a command answered
+	// (`X-Dashtam-Position`). The request waits, up to 2 seconds, until
+	// the read models it reads have applied the event at that position;
+	// if they have not by then it answers 503 with `Retry-After`.
+	MinPosition *MinPosition `form:"min_position,omitempty" json:"min_position,omitempty"`
+
+	// StartDate First day included, `YYYY-MM-DD`; after `end_date` is refused (422).
+	StartDate *StartDate `form:"start_date,omitempty" json:"start_date,omitempty"`
+
+	// EndDate Last day included, `YYYY-MM-DD`.
+	EndDate *EndDate `form:"end_date,omitempty" json:"end_date,omitempty"`
+
+	// TransactionType Only transactions of this type: `buy`, `sell`, `dividend`, `interest`, `deposit`, `withdrawal`, `transfer`, `fee`, `journal` or `other` (anything else is refused, 422).
+	TransactionType *TransactionTypeFilter `form:"transaction_type,omitempty" json:"transaction_type,omitempty"`
+
+	// Status Only transactions in this status: `pending`, `posted` or `removed` (anything else is refused, 422).
+	Status *TransactionStatusFilter `form:"status,omitempty" json:"status,omitempty"`
+}
+
+// GetTransactionParams defines parameters for GetTransaction.
+type GetTransactionParams struct {
+	// MinPosition Read your writes: a log position a command answered
+	// (`X-Dashtam-Position`). The request waits, up to 2 seconds, until
+	// the read models it reads have applied the event at that position;
+	// if they have not by then it answers 503 with `Retry-After`.
+	MinPosition *MinPosition `form:"min_position,omitempty" json:"min_position,omitempty"`
 }
 
 // RotateAllTokensJSONRequestBody defines body for RotateAllTokens for application/json ContentType.
@@ -1108,6 +1661,21 @@ type EraseCurrentUserJSONRequestBody = ErasureRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// ListAccounts The caller's accounts
+	// (GET /api/v1/accounts)
+	ListAccounts(ctx echo.Context, params ListAccountsParams) error
+	// GetAccount One of the caller's accounts
+	// (GET /api/v1/accounts/{id})
+	GetAccount(ctx echo.Context, id ID, params GetAccountParams) error
+	// GetAccountBalanceHistory Daily balances of one of the caller's accounts
+	// (GET /api/v1/accounts/{id}/balance-history)
+	GetAccountBalanceHistory(ctx echo.Context, id ID, params GetAccountBalanceHistoryParams) error
+	// ListAccountHoldings The positions of one of the caller's accounts
+	// (GET /api/v1/accounts/{id}/holdings)
+	ListAccountHoldings(ctx echo.Context, id ID, params ListAccountHoldingsParams) error
+	// ListAccountTransactions The transactions of one of the caller's accounts
+	// (GET /api/v1/accounts/{id}/transactions)
+	ListAccountTransactions(ctx echo.Context, id ID, params ListAccountTransactionsParams) error
 	// GetSecurityConfig Token policy and versions
 	// (GET /api/v1/admin/security/config)
 	GetSecurityConfig(ctx echo.Context) error
@@ -1138,6 +1706,9 @@ type ServerInterface interface {
 	// GetAuditStreamState An aggregate's state as of a moment (what did it look like then)
 	// (GET /api/v1/audit/streams/{type}/{id})
 	GetAuditStreamState(ctx echo.Context, pType string, id ID, params GetAuditStreamStateParams) error
+	// ListBalanceSnapshots Every balance recorded for the caller's accounts
+	// (GET /api/v1/balance-snapshots)
+	ListBalanceSnapshots(ctx echo.Context, params ListBalanceSnapshotsParams) error
 	// ListConnections List the caller's connections
 	// (GET /api/v1/connections)
 	ListConnections(ctx echo.Context, params ListConnectionsParams) error
@@ -1153,6 +1724,9 @@ type ServerInterface interface {
 	// RenameConnection Rename a connection
 	// (PATCH /api/v1/connections/{id})
 	RenameConnection(ctx echo.Context, id ID) error
+	// ListConnectionAccounts The accounts of one of the caller's connections
+	// (GET /api/v1/connections/{id}/accounts)
+	ListConnectionAccounts(ctx echo.Context, id ID, params ListConnectionAccountsParams) error
 	// ReauthorizeConnection Authorise a connection again
 	// (POST /api/v1/connections/{id}/reauthorizations)
 	ReauthorizeConnection(ctx echo.Context, id ID) error
@@ -1174,6 +1748,9 @@ type ServerInterface interface {
 	// VerifyEmail Verify an email address
 	// (POST /api/v1/email-verifications)
 	VerifyEmail(ctx echo.Context) error
+	// ListHoldings The positions of all the caller's accounts
+	// (GET /api/v1/holdings)
+	ListHoldings(ctx echo.Context, params ListHoldingsParams) error
 	// RequestPasswordReset Request a password reset
 	// (POST /api/v1/password-reset-tokens)
 	RequestPasswordReset(ctx echo.Context) error
@@ -1204,6 +1781,12 @@ type ServerInterface interface {
 	// RefreshTokens Refresh the tokens
 	// (POST /api/v1/tokens)
 	RefreshTokens(ctx echo.Context) error
+	// ListTransactions The transactions of all the caller's accounts
+	// (GET /api/v1/transactions)
+	ListTransactions(ctx echo.Context, params ListTransactionsParams) error
+	// GetTransaction One of the caller's transactions
+	// (GET /api/v1/transactions/{id})
+	GetTransaction(ctx echo.Context, id ID, params GetTransactionParams) error
 	// RegisterUser Register
 	// (POST /api/v1/users)
 	RegisterUser(ctx echo.Context) error
@@ -1224,6 +1807,229 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// ListAccounts converts echo context to params.
+func (w *ServerInterfaceWrapper) ListAccounts(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAccountsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "min_position" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_position", ctx.QueryParams(), &params.MinPosition, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_position: %s", err))
+	}
+
+	// ------------- Optional query parameter "connection_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "connection_id", ctx.QueryParams(), &params.ConnectionId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter connection_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "account_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "account_type", ctx.QueryParams(), &params.AccountType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter account_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "is_active" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_active", ctx.QueryParams(), &params.IsActive, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter is_active: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListAccounts(ctx, params)
+	return err
+}
+
+// GetAccount converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAccount(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetAccountParams
+	// ------------- Optional query parameter "min_position" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_position", ctx.QueryParams(), &params.MinPosition, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_position: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAccount(ctx, id, params)
+	return err
+}
+
+// GetAccountBalanceHistory converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAccountBalanceHistory(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetAccountBalanceHistoryParams
+	// ------------- Optional query parameter "min_position" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_position", ctx.QueryParams(), &params.MinPosition, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_position: %s", err))
+	}
+
+	// ------------- Optional query parameter "start_date" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "start_date", ctx.QueryParams(), &params.StartDate, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter start_date: %s", err))
+	}
+
+	// ------------- Optional query parameter "end_date" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "end_date", ctx.QueryParams(), &params.EndDate, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter end_date: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAccountBalanceHistory(ctx, id, params)
+	return err
+}
+
+// ListAccountHoldings converts echo context to params.
+func (w *ServerInterfaceWrapper) ListAccountHoldings(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAccountHoldingsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "min_position" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_position", ctx.QueryParams(), &params.MinPosition, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_position: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListAccountHoldings(ctx, id, params)
+	return err
+}
+
+// ListAccountTransactions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListAccountTransactions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAccountTransactionsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "min_position" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_position", ctx.QueryParams(), &params.MinPosition, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_position: %s", err))
+	}
+
+	// ------------- Optional query parameter "start_date" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "start_date", ctx.QueryParams(), &params.StartDate, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter start_date: %s", err))
+	}
+
+	// ------------- Optional query parameter "end_date" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "end_date", ctx.QueryParams(), &params.EndDate, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter end_date: %s", err))
+	}
+
+	// ------------- Optional query parameter "transaction_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "transaction_type", ctx.QueryParams(), &params.TransactionType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter transaction_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListAccountTransactions(ctx, id, params)
+	return err
 }
 
 // GetSecurityConfig converts echo context to params.
@@ -1449,6 +2255,59 @@ func (w *ServerInterfaceWrapper) GetAuditStreamState(ctx echo.Context) error {
 	return err
 }
 
+// ListBalanceSnapshots converts echo context to params.
+func (w *ServerInterfaceWrapper) ListBalanceSnapshots(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListBalanceSnapshotsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "min_position" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_position", ctx.QueryParams(), &params.MinPosition, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_position: %s", err))
+	}
+
+	// ------------- Optional query parameter "account_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "account_id", ctx.QueryParams(), &params.AccountId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter account_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "start_date" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "start_date", ctx.QueryParams(), &params.StartDate, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter start_date: %s", err))
+	}
+
+	// ------------- Optional query parameter "end_date" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "end_date", ctx.QueryParams(), &params.EndDate, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter end_date: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListBalanceSnapshots(ctx, params)
+	return err
+}
+
 // ListConnections converts echo context to params.
 func (w *ServerInterfaceWrapper) ListConnections(ctx echo.Context) error {
 	var err error
@@ -1467,6 +2326,13 @@ func (w *ServerInterfaceWrapper) ListConnections(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "min_position" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_position", ctx.QueryParams(), &params.MinPosition, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_position: %s", err))
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -1528,6 +2394,45 @@ func (w *ServerInterfaceWrapper) RenameConnection(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RenameConnection(ctx, id)
+	return err
+}
+
+// ListConnectionAccounts converts echo context to params.
+func (w *ServerInterfaceWrapper) ListConnectionAccounts(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListConnectionAccountsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "min_position" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_position", ctx.QueryParams(), &params.MinPosition, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_position: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListConnectionAccounts(ctx, id, params)
 	return err
 }
 
@@ -1650,6 +2555,38 @@ func (w *ServerInterfaceWrapper) VerifyEmail(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.VerifyEmail(ctx)
+	return err
+}
+
+// ListHoldings converts echo context to params.
+func (w *ServerInterfaceWrapper) ListHoldings(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListHoldingsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "min_position" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_position", ctx.QueryParams(), &params.MinPosition, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_position: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListHoldings(ctx, params)
 	return err
 }
 
@@ -1789,6 +2726,91 @@ func (w *ServerInterfaceWrapper) RefreshTokens(ctx echo.Context) error {
 	return err
 }
 
+// ListTransactions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListTransactions(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTransactionsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "min_position" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_position", ctx.QueryParams(), &params.MinPosition, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_position: %s", err))
+	}
+
+	// ------------- Optional query parameter "start_date" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "start_date", ctx.QueryParams(), &params.StartDate, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter start_date: %s", err))
+	}
+
+	// ------------- Optional query parameter "end_date" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "end_date", ctx.QueryParams(), &params.EndDate, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter end_date: %s", err))
+	}
+
+	// ------------- Optional query parameter "transaction_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "transaction_type", ctx.QueryParams(), &params.TransactionType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter transaction_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListTransactions(ctx, params)
+	return err
+}
+
+// GetTransaction converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTransaction(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetTransactionParams
+	// ------------- Optional query parameter "min_position" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_position", ctx.QueryParams(), &params.MinPosition, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_position: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTransaction(ctx, id, params)
+	return err
+}
+
 // RegisterUser converts echo context to params.
 func (w *ServerInterfaceWrapper) RegisterUser(ctx echo.Context) error {
 	var err error
@@ -1913,6 +2935,16 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PATCH(options.BaseURL+"/api/v1/connections/:id", wrapper.RenameConnection, options.OperationMiddlewares["renameConnection"]...)
 	router.POST(options.BaseURL+"/api/v1/connections/:id/token-refreshes", wrapper.RefreshConnectionTokens, options.OperationMiddlewares["refreshConnectionTokens"]...)
 	router.POST(options.BaseURL+"/api/v1/connections/:id/reauthorizations", wrapper.ReauthorizeConnection, options.OperationMiddlewares["reauthorizeConnection"]...)
+	router.GET(options.BaseURL+"/api/v1/accounts", wrapper.ListAccounts, options.OperationMiddlewares["listAccounts"]...)
+	router.GET(options.BaseURL+"/api/v1/accounts/:id", wrapper.GetAccount, options.OperationMiddlewares["getAccount"]...)
+	router.GET(options.BaseURL+"/api/v1/accounts/:id/transactions", wrapper.ListAccountTransactions, options.OperationMiddlewares["listAccountTransactions"]...)
+	router.GET(options.BaseURL+"/api/v1/accounts/:id/holdings", wrapper.ListAccountHoldings, options.OperationMiddlewares["listAccountHoldings"]...)
+	router.GET(options.BaseURL+"/api/v1/accounts/:id/balance-history", wrapper.GetAccountBalanceHistory, options.OperationMiddlewares["getAccountBalanceHistory"]...)
+	router.GET(options.BaseURL+"/api/v1/transactions", wrapper.ListTransactions, options.OperationMiddlewares["listTransactions"]...)
+	router.GET(options.BaseURL+"/api/v1/transactions/:id", wrapper.GetTransaction, options.OperationMiddlewares["getTransaction"]...)
+	router.GET(options.BaseURL+"/api/v1/holdings", wrapper.ListHoldings, options.OperationMiddlewares["listHoldings"]...)
+	router.GET(options.BaseURL+"/api/v1/balance-snapshots", wrapper.ListBalanceSnapshots, options.OperationMiddlewares["listBalanceSnapshots"]...)
+	router.GET(options.BaseURL+"/api/v1/connections/:id/accounts", wrapper.ListConnectionAccounts, options.OperationMiddlewares["listConnectionAccounts"]...)
 	router.GET(options.BaseURL+"/api/v1/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
 	router.GET(options.BaseURL+"/api/v1/audit-events/:id", wrapper.GetAuditEvent, options.OperationMiddlewares["getAuditEvent"]...)
 	router.GET(options.BaseURL+"/api/v1/audit-checkpoints", wrapper.ListAuditCheckpoints, options.OperationMiddlewares["listAuditCheckpoints"]...)
@@ -1929,7 +2961,11 @@ type ForbiddenApplicationProblemPlusJSONResponse Problem
 
 type InternalErrorApplicationProblemPlusJSONResponse Problem
 
+type InvalidQueryApplicationProblemPlusJSONResponse Problem
+
 type NotFoundApplicationProblemPlusJSONResponse Problem
+
+type PositionNotReachedApplicationProblemPlusJSONResponse Problem
 
 type TooManyRequestsApplicationProblemPlusJSONResponse Problem
 
@@ -1945,6 +2981,748 @@ type UnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type UnprocessableApplicationProblemPlusJSONResponse Problem
+
+type ListAccountsRequestObject struct {
+	Params ListAccountsParams
+}
+
+type ListAccountsResponseObject interface {
+	VisitListAccountsResponse(w http.ResponseWriter) error
+}
+
+type ListAccounts200JSONResponse AccountList
+
+func (response ListAccounts200JSONResponse) VisitListAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccounts400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccounts400ApplicationProblemPlusJSONResponse) VisitListAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccounts401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccounts401ApplicationProblemPlusJSONResponse) VisitListAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccounts403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccounts403ApplicationProblemPlusJSONResponse) VisitListAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccounts422ApplicationProblemPlusJSONResponse struct {
+	InvalidQueryApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccounts422ApplicationProblemPlusJSONResponse) VisitListAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccounts429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccounts429ApplicationProblemPlusJSONResponse) VisitListAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccounts500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccounts500ApplicationProblemPlusJSONResponse) VisitListAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccounts503ApplicationProblemPlusJSONResponse struct {
+	PositionNotReachedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccounts503ApplicationProblemPlusJSONResponse) VisitListAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccountRequestObject struct {
+	Id     ID `json:"id"`
+	Params GetAccountParams
+}
+
+type GetAccountResponseObject interface {
+	VisitGetAccountResponse(w http.ResponseWriter) error
+}
+
+type GetAccount200JSONResponse Account
+
+func (response GetAccount200JSONResponse) VisitGetAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccount400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccount400ApplicationProblemPlusJSONResponse) VisitGetAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccount401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccount401ApplicationProblemPlusJSONResponse) VisitGetAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccount403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccount403ApplicationProblemPlusJSONResponse) VisitGetAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccount404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccount404ApplicationProblemPlusJSONResponse) VisitGetAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccount429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccount429ApplicationProblemPlusJSONResponse) VisitGetAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccount500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccount500ApplicationProblemPlusJSONResponse) VisitGetAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccount503ApplicationProblemPlusJSONResponse struct {
+	PositionNotReachedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccount503ApplicationProblemPlusJSONResponse) VisitGetAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccountBalanceHistoryRequestObject struct {
+	Id     ID `json:"id"`
+	Params GetAccountBalanceHistoryParams
+}
+
+type GetAccountBalanceHistoryResponseObject interface {
+	VisitGetAccountBalanceHistoryResponse(w http.ResponseWriter) error
+}
+
+type GetAccountBalanceHistory200JSONResponse BalanceHistory
+
+func (response GetAccountBalanceHistory200JSONResponse) VisitGetAccountBalanceHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccountBalanceHistory400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccountBalanceHistory400ApplicationProblemPlusJSONResponse) VisitGetAccountBalanceHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccountBalanceHistory401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccountBalanceHistory401ApplicationProblemPlusJSONResponse) VisitGetAccountBalanceHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccountBalanceHistory403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccountBalanceHistory403ApplicationProblemPlusJSONResponse) VisitGetAccountBalanceHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccountBalanceHistory404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccountBalanceHistory404ApplicationProblemPlusJSONResponse) VisitGetAccountBalanceHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccountBalanceHistory422ApplicationProblemPlusJSONResponse struct {
+	InvalidQueryApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccountBalanceHistory422ApplicationProblemPlusJSONResponse) VisitGetAccountBalanceHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccountBalanceHistory429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccountBalanceHistory429ApplicationProblemPlusJSONResponse) VisitGetAccountBalanceHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccountBalanceHistory500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccountBalanceHistory500ApplicationProblemPlusJSONResponse) VisitGetAccountBalanceHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAccountBalanceHistory503ApplicationProblemPlusJSONResponse struct {
+	PositionNotReachedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAccountBalanceHistory503ApplicationProblemPlusJSONResponse) VisitGetAccountBalanceHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountHoldingsRequestObject struct {
+	Id     ID `json:"id"`
+	Params ListAccountHoldingsParams
+}
+
+type ListAccountHoldingsResponseObject interface {
+	VisitListAccountHoldingsResponse(w http.ResponseWriter) error
+}
+
+type ListAccountHoldings200JSONResponse HoldingList
+
+func (response ListAccountHoldings200JSONResponse) VisitListAccountHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountHoldings400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountHoldings400ApplicationProblemPlusJSONResponse) VisitListAccountHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountHoldings401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountHoldings401ApplicationProblemPlusJSONResponse) VisitListAccountHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountHoldings403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountHoldings403ApplicationProblemPlusJSONResponse) VisitListAccountHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountHoldings404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountHoldings404ApplicationProblemPlusJSONResponse) VisitListAccountHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountHoldings422ApplicationProblemPlusJSONResponse struct {
+	InvalidQueryApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountHoldings422ApplicationProblemPlusJSONResponse) VisitListAccountHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountHoldings429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountHoldings429ApplicationProblemPlusJSONResponse) VisitListAccountHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountHoldings500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountHoldings500ApplicationProblemPlusJSONResponse) VisitListAccountHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountHoldings503ApplicationProblemPlusJSONResponse struct {
+	PositionNotReachedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountHoldings503ApplicationProblemPlusJSONResponse) VisitListAccountHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountTransactionsRequestObject struct {
+	Id     ID `json:"id"`
+	Params ListAccountTransactionsParams
+}
+
+type ListAccountTransactionsResponseObject interface {
+	VisitListAccountTransactionsResponse(w http.ResponseWriter) error
+}
+
+type ListAccountTransactions200JSONResponse TransactionList
+
+func (response ListAccountTransactions200JSONResponse) VisitListAccountTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountTransactions200TextcsvResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response ListAccountTransactions200TextcsvResponse) VisitListAccountTransactionsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListAccountTransactions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountTransactions400ApplicationProblemPlusJSONResponse) VisitListAccountTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountTransactions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountTransactions401ApplicationProblemPlusJSONResponse) VisitListAccountTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountTransactions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountTransactions403ApplicationProblemPlusJSONResponse) VisitListAccountTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountTransactions404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountTransactions404ApplicationProblemPlusJSONResponse) VisitListAccountTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountTransactions422ApplicationProblemPlusJSONResponse struct {
+	InvalidQueryApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountTransactions422ApplicationProblemPlusJSONResponse) VisitListAccountTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountTransactions429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountTransactions429ApplicationProblemPlusJSONResponse) VisitListAccountTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountTransactions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountTransactions500ApplicationProblemPlusJSONResponse) VisitListAccountTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAccountTransactions503ApplicationProblemPlusJSONResponse struct {
+	PositionNotReachedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAccountTransactions503ApplicationProblemPlusJSONResponse) VisitListAccountTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type GetSecurityConfigRequestObject struct {
 }
@@ -3008,6 +4786,140 @@ func (response GetAuditStreamState500ApplicationProblemPlusJSONResponse) VisitGe
 	return err
 }
 
+type ListBalanceSnapshotsRequestObject struct {
+	Params ListBalanceSnapshotsParams
+}
+
+type ListBalanceSnapshotsResponseObject interface {
+	VisitListBalanceSnapshotsResponse(w http.ResponseWriter) error
+}
+
+type ListBalanceSnapshots200JSONResponse BalanceSnapshotList
+
+func (response ListBalanceSnapshots200JSONResponse) VisitListBalanceSnapshotsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBalanceSnapshots400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListBalanceSnapshots400ApplicationProblemPlusJSONResponse) VisitListBalanceSnapshotsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBalanceSnapshots401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListBalanceSnapshots401ApplicationProblemPlusJSONResponse) VisitListBalanceSnapshotsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBalanceSnapshots403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListBalanceSnapshots403ApplicationProblemPlusJSONResponse) VisitListBalanceSnapshotsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBalanceSnapshots422ApplicationProblemPlusJSONResponse struct {
+	InvalidQueryApplicationProblemPlusJSONResponse
+}
+
+func (response ListBalanceSnapshots422ApplicationProblemPlusJSONResponse) VisitListBalanceSnapshotsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBalanceSnapshots429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListBalanceSnapshots429ApplicationProblemPlusJSONResponse) VisitListBalanceSnapshotsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBalanceSnapshots500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListBalanceSnapshots500ApplicationProblemPlusJSONResponse) VisitListBalanceSnapshotsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBalanceSnapshots503ApplicationProblemPlusJSONResponse struct {
+	PositionNotReachedApplicationProblemPlusJSONResponse
+}
+
+func (response ListBalanceSnapshots503ApplicationProblemPlusJSONResponse) VisitListBalanceSnapshotsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListConnectionsRequestObject struct {
 	Params ListConnectionsParams
 }
@@ -3693,6 +5605,157 @@ func (response RenameConnection503ApplicationProblemPlusJSONResponse) VisitRenam
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionAccountsRequestObject struct {
+	Id     ID `json:"id"`
+	Params ListConnectionAccountsParams
+}
+
+type ListConnectionAccountsResponseObject interface {
+	VisitListConnectionAccountsResponse(w http.ResponseWriter) error
+}
+
+type ListConnectionAccounts200JSONResponse AccountList
+
+func (response ListConnectionAccounts200JSONResponse) VisitListConnectionAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionAccounts400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionAccounts400ApplicationProblemPlusJSONResponse) VisitListConnectionAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionAccounts401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionAccounts401ApplicationProblemPlusJSONResponse) VisitListConnectionAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionAccounts403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionAccounts403ApplicationProblemPlusJSONResponse) VisitListConnectionAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionAccounts404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionAccounts404ApplicationProblemPlusJSONResponse) VisitListConnectionAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionAccounts422ApplicationProblemPlusJSONResponse struct {
+	InvalidQueryApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionAccounts422ApplicationProblemPlusJSONResponse) VisitListConnectionAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionAccounts429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionAccounts429ApplicationProblemPlusJSONResponse) VisitListConnectionAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionAccounts500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionAccounts500ApplicationProblemPlusJSONResponse) VisitListConnectionAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionAccounts503ApplicationProblemPlusJSONResponse struct {
+	PositionNotReachedApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionAccounts503ApplicationProblemPlusJSONResponse) VisitListConnectionAccountsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4479,6 +6542,140 @@ func (response VerifyEmail500ApplicationProblemPlusJSONResponse) VisitVerifyEmai
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListHoldingsRequestObject struct {
+	Params ListHoldingsParams
+}
+
+type ListHoldingsResponseObject interface {
+	VisitListHoldingsResponse(w http.ResponseWriter) error
+}
+
+type ListHoldings200JSONResponse HoldingList
+
+func (response ListHoldings200JSONResponse) VisitListHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListHoldings400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListHoldings400ApplicationProblemPlusJSONResponse) VisitListHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListHoldings401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListHoldings401ApplicationProblemPlusJSONResponse) VisitListHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListHoldings403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListHoldings403ApplicationProblemPlusJSONResponse) VisitListHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListHoldings422ApplicationProblemPlusJSONResponse struct {
+	InvalidQueryApplicationProblemPlusJSONResponse
+}
+
+func (response ListHoldings422ApplicationProblemPlusJSONResponse) VisitListHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListHoldings429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListHoldings429ApplicationProblemPlusJSONResponse) VisitListHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListHoldings500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListHoldings500ApplicationProblemPlusJSONResponse) VisitListHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListHoldings503ApplicationProblemPlusJSONResponse struct {
+	PositionNotReachedApplicationProblemPlusJSONResponse
+}
+
+func (response ListHoldings503ApplicationProblemPlusJSONResponse) VisitListHoldingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5311,6 +7508,275 @@ func (response RefreshTokens500ApplicationProblemPlusJSONResponse) VisitRefreshT
 	return err
 }
 
+type ListTransactionsRequestObject struct {
+	Params ListTransactionsParams
+}
+
+type ListTransactionsResponseObject interface {
+	VisitListTransactionsResponse(w http.ResponseWriter) error
+}
+
+type ListTransactions200JSONResponse TransactionList
+
+func (response ListTransactions200JSONResponse) VisitListTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTransactions400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListTransactions400ApplicationProblemPlusJSONResponse) VisitListTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTransactions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListTransactions401ApplicationProblemPlusJSONResponse) VisitListTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTransactions403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListTransactions403ApplicationProblemPlusJSONResponse) VisitListTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTransactions422ApplicationProblemPlusJSONResponse struct {
+	InvalidQueryApplicationProblemPlusJSONResponse
+}
+
+func (response ListTransactions422ApplicationProblemPlusJSONResponse) VisitListTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTransactions429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListTransactions429ApplicationProblemPlusJSONResponse) VisitListTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTransactions500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListTransactions500ApplicationProblemPlusJSONResponse) VisitListTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTransactions503ApplicationProblemPlusJSONResponse struct {
+	PositionNotReachedApplicationProblemPlusJSONResponse
+}
+
+func (response ListTransactions503ApplicationProblemPlusJSONResponse) VisitListTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTransactionRequestObject struct {
+	Id     ID `json:"id"`
+	Params GetTransactionParams
+}
+
+type GetTransactionResponseObject interface {
+	VisitGetTransactionResponse(w http.ResponseWriter) error
+}
+
+type GetTransaction200JSONResponse Transaction
+
+func (response GetTransaction200JSONResponse) VisitGetTransactionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTransaction400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetTransaction400ApplicationProblemPlusJSONResponse) VisitGetTransactionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTransaction401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetTransaction401ApplicationProblemPlusJSONResponse) VisitGetTransactionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTransaction403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetTransaction403ApplicationProblemPlusJSONResponse) VisitGetTransactionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTransaction404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetTransaction404ApplicationProblemPlusJSONResponse) VisitGetTransactionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTransaction429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetTransaction429ApplicationProblemPlusJSONResponse) VisitGetTransactionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTransaction500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetTransaction500ApplicationProblemPlusJSONResponse) VisitGetTransactionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTransaction503ApplicationProblemPlusJSONResponse struct {
+	PositionNotReachedApplicationProblemPlusJSONResponse
+}
+
+func (response GetTransaction503ApplicationProblemPlusJSONResponse) VisitGetTransactionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RegisterUserRequestObject struct {
 	Body *RegisterUserJSONRequestBody
 }
@@ -5655,6 +8121,21 @@ func (response GetReady503ApplicationProblemPlusJSONResponse) VisitGetReadyRespo
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// ListAccounts The caller's accounts
+	// (GET /api/v1/accounts)
+	ListAccounts(ctx context.Context, request ListAccountsRequestObject) (ListAccountsResponseObject, error)
+	// GetAccount One of the caller's accounts
+	// (GET /api/v1/accounts/{id})
+	GetAccount(ctx context.Context, request GetAccountRequestObject) (GetAccountResponseObject, error)
+	// GetAccountBalanceHistory Daily balances of one of the caller's accounts
+	// (GET /api/v1/accounts/{id}/balance-history)
+	GetAccountBalanceHistory(ctx context.Context, request GetAccountBalanceHistoryRequestObject) (GetAccountBalanceHistoryResponseObject, error)
+	// ListAccountHoldings The positions of one of the caller's accounts
+	// (GET /api/v1/accounts/{id}/holdings)
+	ListAccountHoldings(ctx context.Context, request ListAccountHoldingsRequestObject) (ListAccountHoldingsResponseObject, error)
+	// ListAccountTransactions The transactions of one of the caller's accounts
+	// (GET /api/v1/accounts/{id}/transactions)
+	ListAccountTransactions(ctx context.Context, request ListAccountTransactionsRequestObject) (ListAccountTransactionsResponseObject, error)
 	// GetSecurityConfig Token policy and versions
 	// (GET /api/v1/admin/security/config)
 	GetSecurityConfig(ctx context.Context, request GetSecurityConfigRequestObject) (GetSecurityConfigResponseObject, error)
@@ -5685,6 +8166,9 @@ type StrictServerInterface interface {
 	// GetAuditStreamState An aggregate's state as of a moment (what did it look like then)
 	// (GET /api/v1/audit/streams/{type}/{id})
 	GetAuditStreamState(ctx context.Context, request GetAuditStreamStateRequestObject) (GetAuditStreamStateResponseObject, error)
+	// ListBalanceSnapshots Every balance recorded for the caller's accounts
+	// (GET /api/v1/balance-snapshots)
+	ListBalanceSnapshots(ctx context.Context, request ListBalanceSnapshotsRequestObject) (ListBalanceSnapshotsResponseObject, error)
 	// ListConnections List the caller's connections
 	// (GET /api/v1/connections)
 	ListConnections(ctx context.Context, request ListConnectionsRequestObject) (ListConnectionsResponseObject, error)
@@ -5700,6 +8184,9 @@ type StrictServerInterface interface {
 	// RenameConnection Rename a connection
 	// (PATCH /api/v1/connections/{id})
 	RenameConnection(ctx context.Context, request RenameConnectionRequestObject) (RenameConnectionResponseObject, error)
+	// ListConnectionAccounts The accounts of one of the caller's connections
+	// (GET /api/v1/connections/{id}/accounts)
+	ListConnectionAccounts(ctx context.Context, request ListConnectionAccountsRequestObject) (ListConnectionAccountsResponseObject, error)
 	// ReauthorizeConnection Authorise a connection again
 	// (POST /api/v1/connections/{id}/reauthorizations)
 	ReauthorizeConnection(ctx context.Context, request ReauthorizeConnectionRequestObject) (ReauthorizeConnectionResponseObject, error)
@@ -5721,6 +8208,9 @@ type StrictServerInterface interface {
 	// VerifyEmail Verify an email address
 	// (POST /api/v1/email-verifications)
 	VerifyEmail(ctx context.Context, request VerifyEmailRequestObject) (VerifyEmailResponseObject, error)
+	// ListHoldings The positions of all the caller's accounts
+	// (GET /api/v1/holdings)
+	ListHoldings(ctx context.Context, request ListHoldingsRequestObject) (ListHoldingsResponseObject, error)
 	// RequestPasswordReset Request a password reset
 	// (POST /api/v1/password-reset-tokens)
 	RequestPasswordReset(ctx context.Context, request RequestPasswordResetRequestObject) (RequestPasswordResetResponseObject, error)
@@ -5751,6 +8241,12 @@ type StrictServerInterface interface {
 	// RefreshTokens Refresh the tokens
 	// (POST /api/v1/tokens)
 	RefreshTokens(ctx context.Context, request RefreshTokensRequestObject) (RefreshTokensResponseObject, error)
+	// ListTransactions The transactions of all the caller's accounts
+	// (GET /api/v1/transactions)
+	ListTransactions(ctx context.Context, request ListTransactionsRequestObject) (ListTransactionsResponseObject, error)
+	// GetTransaction One of the caller's transactions
+	// (GET /api/v1/transactions/{id})
+	GetTransaction(ctx context.Context, request GetTransactionRequestObject) (GetTransactionResponseObject, error)
 	// RegisterUser Register
 	// (POST /api/v1/users)
 	RegisterUser(ctx context.Context, request RegisterUserRequestObject) (RegisterUserResponseObject, error)
@@ -5778,6 +8274,135 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// ListAccounts operation middleware
+func (sh *strictHandler) ListAccounts(ctx echo.Context, params ListAccountsParams) error {
+	var request ListAccountsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAccounts(ctx.Request().Context(), request.(ListAccountsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAccounts")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListAccountsResponseObject); ok {
+		return validResponse.VisitListAccountsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAccount operation middleware
+func (sh *strictHandler) GetAccount(ctx echo.Context, id ID, params GetAccountParams) error {
+	var request GetAccountRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAccount(ctx.Request().Context(), request.(GetAccountRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAccount")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAccountResponseObject); ok {
+		return validResponse.VisitGetAccountResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAccountBalanceHistory operation middleware
+func (sh *strictHandler) GetAccountBalanceHistory(ctx echo.Context, id ID, params GetAccountBalanceHistoryParams) error {
+	var request GetAccountBalanceHistoryRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAccountBalanceHistory(ctx.Request().Context(), request.(GetAccountBalanceHistoryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAccountBalanceHistory")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAccountBalanceHistoryResponseObject); ok {
+		return validResponse.VisitGetAccountBalanceHistoryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListAccountHoldings operation middleware
+func (sh *strictHandler) ListAccountHoldings(ctx echo.Context, id ID, params ListAccountHoldingsParams) error {
+	var request ListAccountHoldingsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAccountHoldings(ctx.Request().Context(), request.(ListAccountHoldingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAccountHoldings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListAccountHoldingsResponseObject); ok {
+		return validResponse.VisitListAccountHoldingsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListAccountTransactions operation middleware
+func (sh *strictHandler) ListAccountTransactions(ctx echo.Context, id ID, params ListAccountTransactionsParams) error {
+	var request ListAccountTransactionsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAccountTransactions(ctx.Request().Context(), request.(ListAccountTransactionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAccountTransactions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListAccountTransactionsResponseObject); ok {
+		return validResponse.VisitListAccountTransactionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // GetSecurityConfig operation middleware
@@ -6097,6 +8722,31 @@ func (sh *strictHandler) GetAuditStreamState(ctx echo.Context, pType string, id 
 	return nil
 }
 
+// ListBalanceSnapshots operation middleware
+func (sh *strictHandler) ListBalanceSnapshots(ctx echo.Context, params ListBalanceSnapshotsParams) error {
+	var request ListBalanceSnapshotsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListBalanceSnapshots(ctx.Request().Context(), request.(ListBalanceSnapshotsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListBalanceSnapshots")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListBalanceSnapshotsResponseObject); ok {
+		return validResponse.VisitListBalanceSnapshotsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListConnections operation middleware
 func (sh *strictHandler) ListConnections(ctx echo.Context, params ListConnectionsParams) error {
 	var request ListConnectionsRequestObject
@@ -6260,6 +8910,32 @@ func (sh *strictHandler) RenameConnection(ctx echo.Context, id ID) error {
 		return err
 	} else if validResponse, ok := response.(RenameConnectionResponseObject); ok {
 		return validResponse.VisitRenameConnectionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListConnectionAccounts operation middleware
+func (sh *strictHandler) ListConnectionAccounts(ctx echo.Context, id ID, params ListConnectionAccountsParams) error {
+	var request ListConnectionAccountsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListConnectionAccounts(ctx.Request().Context(), request.(ListConnectionAccountsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListConnectionAccounts")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListConnectionAccountsResponseObject); ok {
+		return validResponse.VisitListConnectionAccountsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -6505,6 +9181,31 @@ func (sh *strictHandler) VerifyEmail(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(VerifyEmailResponseObject); ok {
 		return validResponse.VisitVerifyEmailResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListHoldings operation middleware
+func (sh *strictHandler) ListHoldings(ctx echo.Context, params ListHoldingsParams) error {
+	var request ListHoldingsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListHoldings(ctx.Request().Context(), request.(ListHoldingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListHoldings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListHoldingsResponseObject); ok {
+		return validResponse.VisitListHoldingsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -6835,6 +9536,57 @@ func (sh *strictHandler) RefreshTokens(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RefreshTokensResponseObject); ok {
 		return validResponse.VisitRefreshTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListTransactions operation middleware
+func (sh *strictHandler) ListTransactions(ctx echo.Context, params ListTransactionsParams) error {
+	var request ListTransactionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTransactions(ctx.Request().Context(), request.(ListTransactionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTransactions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListTransactionsResponseObject); ok {
+		return validResponse.VisitListTransactionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetTransaction operation middleware
+func (sh *strictHandler) GetTransaction(ctx echo.Context, id ID, params GetTransactionParams) error {
+	var request GetTransactionRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTransaction(ctx.Request().Context(), request.(GetTransactionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTransaction")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetTransactionResponseObject); ok {
+		return validResponse.VisitGetTransactionResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
