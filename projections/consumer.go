@@ -91,6 +91,12 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 	if len(recs) == 0 {
 		return res, nil
 	}
+	if pr, ok := c.p.(Preparer); ok {
+		// Outside any transaction: a Preparer's work is network I/O.
+		if err := pr.Prepare(ctx, recs); err != nil {
+			return batchResult{}, fmt.Errorf("prepare batch of %s at %v: %w", c.checkpoint, recs[0].Position(), err)
+		}
+	}
 	out, err := c.write(ctx, recs)
 	if err != nil {
 		c.forget()
