@@ -68,6 +68,10 @@ const (
 	QueueDefault = river.QueueDefault
 	// QueueMail sends mail, apart so a slow mail server does not delay refreshes.
 	QueueMail = "mail"
+	// QueueWebhooks sends webhook deliveries (commands/webhooks.Queue), apart
+	// so slow receivers delay nothing else; each waits on the network, not
+	// the CPU, hence more at once.
+	QueueWebhooks = "webhooks"
 )
 
 // Config tunes the client.
@@ -109,8 +113,9 @@ func New(pool *pgxpool.Pool, workers *Workers, cfg Config) (*Client, error) {
 		}
 		rc.Workers = workers.river
 		rc.Queues = map[string]river.QueueConfig{
-			QueueDefault: {MaxWorkers: n},
-			QueueMail:    {MaxWorkers: 10},
+			QueueDefault:  {MaxWorkers: n},
+			QueueMail:     {MaxWorkers: 10},
+			QueueWebhooks: {MaxWorkers: 50},
 		}
 		// A job that outlives this is cancelled: provider calls time out
 		// far sooner, so only a wedged handler reaches it.

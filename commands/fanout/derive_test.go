@@ -20,6 +20,7 @@ import (
 // deriveAll derives the whole log in batches of size n.
 func deriveAll(t *testing.T, s *eventstore.Store, n int) []fanout.Event {
 	t.Helper()
+	settled(t, s)
 	d := mustDeriver(t, s)
 	var out []fanout.Event
 	var at eventstore.Position
@@ -168,6 +169,7 @@ func TestDeriveReportsEventsItCannotDerive(t *testing.T) {
 	_, err := s.Append(context.Background(), eventstore.Stream{Type: eventstore.StreamConnection, ID: conn}, 0,
 		connection.ProviderConnectionAttempted{ConnectionID: conn, ProviderSlug: "sandbox"})
 	require.NoError(t, err)
+	settled(t, s)
 	recs, err := s.ReadAll(context.Background(), eventstore.Position{}, 10)
 	require.NoError(t, err)
 	evs, failures, err := mustDeriver(t, s).Derive(context.Background(), s.Pool(), recs)

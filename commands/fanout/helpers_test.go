@@ -116,3 +116,17 @@ func txData(n int, pending bool, amount int64) transaction.Data {
 	return transaction.Data{ProviderTransactionID: fmt.Sprintf("t-%d", n), Type: "purchase", Pending: pending,
 		Amount: decimal.NewFromInt(amount), Currency: "USD", Description: "coffee shop", Date: "2026-02-01"}
 }
+
+// settled waits until every committed event is behind the xid horizon: a
+// transaction open anywhere in the cluster (another test package) holds
+// reads of the log back for as long as it lasts.
+func settled(tb testing.TB, s *eventstore.Store) {
+	tb.Helper()
+	require.Eventually(tb, func() bool {
+		var n int
+		require.NoError(tb, s.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&n))
+		recs, err := s.ReadAll(context.Background(), eventstore.Position{}, n+1)
+		require.NoError(tb, err)
+		return len(recs) == n
+	}, 30*time.Second, 5*time.Millisecond)
+}
