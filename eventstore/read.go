@@ -166,7 +166,10 @@ func ReadAllTx(ctx context.Context, q Querier, after Position, limit int) ([]Rec
 		return nil, fmt.Errorf("read all after %v: %w", after, err)
 	}
 	defer rows.Close()
-	out := make([]Record, 0, limit)
+	// Grown as rows come: a projector caught up polls with a limit of a
+	// thousand and mostly reads a few, and a thousand records allocated
+	// (and zeroed) per poll made most of a busy server's garbage.
+	out := make([]Record, 0, min(limit, 64))
 	for rows.Next() {
 		r, err := scanRecord(rows)
 		if err != nil {

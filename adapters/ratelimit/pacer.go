@@ -55,27 +55,43 @@ func (p *Pacer) Reserve(ctx context.Context, provider string, maxWait time.Durat
 	if !ok {
 		return 0, true, nil
 	}
-	var secs float64
-	err := p.pool.QueryRow(ctx, bookSQL, provider, interval, maxWait).Scan(&secs)
-	if err == nil {
-		return max(time.Duration(secs*float64(time.Second)), 0), true, nil
+	// Twice at most: a first call that loses the race to create the row
+	// books again on the row the winner created.
+	for range 2 {
+		var secs float64
+		err := p.pool.QueryRow(ctx, bookSQL, provider, interval, maxWait).Scan(&secs)
+		if err == nil {
+			return max(time.Duration(secs*float64(time.Second)), 0), true, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return 0, false, fmt.Errorf("reserve a call slot of %s: %w", provider, err)
+		}
+		// The first call ever takes the first slot; otherwise the slot is
+		// too far, or a concurrent first call created the row after the
+		// booking statement looked (next is near, or NULL when the row is
+		// not visible to this statement either).
+		var inserted bool
+		var next *float64
+		err = p.pool.QueryRow(ctx, `WITH ins AS (
+				INSERT INTO provider_pace (provider, next_at) VALUES ($1, now() + $2::interval)
+				ON CONFLICT (provider) DO NOTHING RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM ins),
+				(SELECT extract(epoch FROM greatest(next_at, now()) - now())::float8 FROM provider_pace WHERE provider = $1)`,
+			provider, interval).Scan(&inserted, &next)
+		if err != nil {
+			return 0, false, fmt.Errorf("reserve a call slot of %s: %w", provider, err)
+		}
+		if inserted {
+			return 0, true, nil
+		}
+		if next != nil {
+			wait := max(time.Duration(*next*float64(time.Second)), 0)
+			if wait > maxWait {
+				return wait, false, nil
+			}
+		}
+		// The row appeared after the booking statement looked (a concurrent
+		// first call created it): book on it.
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, fmt.Errorf("reserve a call slot of %s: %w", provider, err)
-	}
-	// The first call ever takes the first slot; otherwise the slot is too far.
-	var inserted bool
-	err = p.pool.QueryRow(ctx, `WITH ins AS (
-			INSERT INTO provider_pace (provider, next_at) VALUES ($1, now() + $2::interval)
-			ON CONFLICT (provider) DO NOTHING RETURNING 1)
-		SELECT EXISTS (SELECT 1 FROM ins),
-			coalesce((SELECT extract(epoch FROM greatest(next_at, now()) - now())::float8 FROM provider_pace WHERE provider = $1), 0)`,
-		provider, interval).Scan(&inserted, &secs)
-	if err != nil {
-		return 0, false, fmt.Errorf("reserve a call slot of %s: %w", provider, err)
-	}
-	if inserted {
-		return 0, true, nil
-	}
-	return max(time.Duration(secs*float64(time.Second)), 0), false, nil
+	return 0, false, fmt.Errorf("reserve a call slot of %s: the provider's row is not visible", provider)
 }

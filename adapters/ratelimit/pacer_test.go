@@ -76,3 +76,32 @@ func TestPacerLosesNoBookingUnderConcurrency(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT next_at FROM provider_pace WHERE provider = 'busy'`).Scan(&after))
 	require.Equal(t, before.Add(n*time.Minute), after)
 }
+
+// TestPacerFirstCallsAllBook: concurrent first calls to a provider that
+// has no row yet each book a slot; none is refused as if the slot were far.
+func TestPacerFirstCallsAllBook(t *testing.T) {
+	pool := testdb.NewWithConns(t, 24)
+	p, err := ratelimit.NewPacer(pool, map[string]int{"fresh": 60})
+	require.NoError(t, err)
+	const n = 20
+	var wg sync.WaitGroup
+	oks := make([]bool, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			_, oks[i], errs[i] = p.Reserve(context.Background(), "fresh", time.Hour)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i])
+		require.True(t, oks[i], "call %d refused", i)
+	}
+	var booked time.Duration
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT (extract(epoch FROM next_at - now()) * 1000000)::bigint * interval '1 microsecond' FROM provider_pace WHERE provider = 'fresh'`).Scan(&booked))
+	require.Greater(t, booked, (n-2)*time.Second, "one slot each, a second apart")
+}

@@ -28,6 +28,10 @@ func (h *Handler) Call(ctx context.Context, id uuid.UUID, fn func(ctx context.Co
 	if c.Status() != connection.StatusActive {
 		return fmt.Errorf("call connection %s: %w", id, statusError(c.Status()))
 	}
+	if c.Disconnecting() {
+		// The user asked to disconnect; its outcome is only not recorded yet.
+		return fmt.Errorf("call connection %s: %w", id, connection.ErrDisconnected)
+	}
 	prov, err := h.providers.Get(c.ProviderSlug())
 	if err != nil {
 		return err
@@ -50,7 +54,7 @@ func (h *Handler) Call(ctx context.Context, id uuid.UUID, fn func(ctx context.Co
 	// The access token was refused: refresh once (or wait for the refresh
 	// someone else runs) and try again with what is stored then.
 	ctx = commands.WithMetadata(ctx, c.UserID(), commands.ActorSystem, "refresh tokens", commands.RequestContext{})
-	row, err = h.refresh(ctx, c, connection.RefreshOnUnauthorized)
+	row, err = h.refresh(ctx, c, connection.RefreshOnUnauthorized, row.generation)
 	if errors.Is(err, errRefreshRunning) {
 		row, err = h.awaitRefresh(ctx, id, row.generation)
 	}
@@ -62,7 +66,8 @@ func (h *Handler) Call(ctx context.Context, id uuid.UUID, fn func(ctx context.Co
 	}
 	err = h.paced(ctx, c.ProviderSlug(), func() error { return fn(ctx, prov, creds) })
 	if errors.Is(err, commands.ErrProviderAuth) {
-		return h.requireReauthentication(ctx, c, connection.FailedAuthentication)
+		// Refused with credentials refreshed a moment ago: the grant itself is gone.
+		return h.requireReauthentication(ctx, c, connection.FailedAuthentication, false)
 	}
 	return err
 }
@@ -70,15 +75,28 @@ func (h *Handler) Call(ctx context.Context, id uuid.UUID, fn func(ctx context.Co
 // paced runs call in the next slot of provider's shared rate, or returns
 // a snooze when that slot is far away.
 func (h *Handler) paced(ctx context.Context, provider string, call func() error) error {
-	wait, reserved, err := h.pacer.Reserve(ctx, provider, maxPaceWait)
+	slot, err := h.reserve(ctx, provider)
 	if err != nil {
 		return err
 	}
-	if !reserved {
-		return fmt.Errorf("%w: %w", ErrProviderBusy, &commands.JobSnoozeError{Delay: max(wait, time.Second)})
-	}
-	if err := sleep(ctx, wait); err != nil {
+	if err := sleep(ctx, time.Until(slot)); err != nil {
 		return err
 	}
 	return call()
+}
+
+// reserve books the next slot of provider's shared rate and returns when
+// it is, by the monotonic clock (the pacer's wait counted from when the
+// booking returned, so a call made at the slot is never early, whatever
+// the caller does before it); a slot further than maxPaceWait books
+// nothing and is ErrProviderBusy with a snooze until then.
+func (h *Handler) reserve(ctx context.Context, provider string) (time.Time, error) {
+	wait, reserved, err := h.pacer.Reserve(ctx, provider, maxPaceWait)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !reserved {
+		return time.Time{}, fmt.Errorf("%w: %w", ErrProviderBusy, &commands.JobSnoozeError{Delay: max(wait, time.Second)})
+	}
+	return time.Now().Add(wait), nil
 }

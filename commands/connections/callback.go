@@ -45,7 +45,15 @@ func (h *Handler) Callback(ctx context.Context, providerSlug string, query url.V
 	}
 	prov, err := h.providers.Get(row.providerSlug)
 	switch {
+	case row.used && h.inFlight(ctx, row):
+		// A replay of the authorisation still in flight (a reloaded page,
+		// a callback delivered twice) tells the browser so and nothing
+		// more: the first callback may still be exchanging the code, and
+		// must not see its connection fail under it.
+		out.Reason = connection.FailedInvalidState
+		return out
 	case row.used:
+		// A spent state of an earlier authorisation fails the one pending.
 		return fail(connection.FailedInvalidState)
 	case row.providerSlug != providerSlug || err != nil:
 		// A state of one provider's flow brought to another's callback.
@@ -107,6 +115,13 @@ func (h *Handler) Callback(ctx context.Context, providerSlug string, query url.V
 	return out
 }
 
+// inFlight reports whether the authorisation of a spent state is the one
+// its connection still waits for: the state's deadline is the pending one.
+func (h *Handler) inFlight(ctx context.Context, row stateRow) bool {
+	l, err := h.connections.Load(ctx, h.pool, row.connectionID)
+	return err == nil && l.State.AuthorizationPending().Equal(row.expiresAt)
+}
+
 // fail records that connection id's authorisation failed, releasing the
 // alias of a connection that thereby failed for good. A connection with no
 // authorisation pending (a replay after success) records nothing.
@@ -159,9 +174,13 @@ func (h *Handler) seal(id uuid.UUID, creds commands.Credentials) (vaultRow, erro
 	if err != nil {
 		return vaultRow{}, err
 	}
-	r := vaultRow{keyID: keyID, blob: blob, fingerprint: commands.Fingerprint(creds), accessExpiresAt: creds.AccessExpiresAt.UTC()}
+	// Expiries at PostgreSQL's precision, so that what this refresh
+	// answers, what its events say and what another caller reads back from
+	// the row are the same instants (adapters may stamp nanoseconds).
+	r := vaultRow{keyID: keyID, blob: blob, fingerprint: commands.Fingerprint(creds),
+		accessExpiresAt: creds.AccessExpiresAt.UTC().Truncate(time.Microsecond)}
 	if !creds.RefreshExpiresAt.IsZero() {
-		t := creds.RefreshExpiresAt.UTC()
+		t := creds.RefreshExpiresAt.UTC().Truncate(time.Microsecond)
 		r.refreshExpiresAt = &t
 	}
 	return r, nil

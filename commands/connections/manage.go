@@ -120,6 +120,11 @@ func (h *Handler) finishDisconnect(ctx context.Context, id uuid.UUID) error {
 		if err := destroyCredentials(ctx, tx, id); err != nil {
 			return decision{}, err
 		}
+		// An authorisation still in flight (a re-authorisation the user
+		// started) must not exchange its code for a grant nobody keeps.
+		if err := deleteStates(ctx, tx, id); err != nil {
+			return decision{}, err
+		}
 		if err := releaseAlias(ctx, tx, id); err != nil {
 			return decision{}, err
 		}

@@ -22,8 +22,16 @@ func (h *Handler) RefreshNow(ctx context.Context, p commands.Principal, id uuid.
 	if err != nil {
 		return Expiry{}, err
 	}
+	// A refresh that completes after this request arrived answers it.
+	stored, err := readCredentials(ctx, h.pool, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Expiry{}, h.noCredentials(ctx, id)
+	}
+	if err != nil {
+		return Expiry{}, err
+	}
 	ctx = commands.WithMetadata(ctx, c.UserID(), commands.ActorUser(p.UserID), "refresh tokens", rc)
-	r, err := h.refresh(ctx, c, connection.RefreshManual)
+	r, err := h.refresh(ctx, c, connection.RefreshManual, stored.generation)
 	if errors.Is(err, errRefreshRunning) {
 		r, err = h.awaitRefresh(ctx, id, r.generation)
 	}
@@ -38,24 +46,34 @@ func (h *Handler) RefreshNow(ctx context.Context, p commands.Principal, id uuid.
 // is due, so one job per connection keeps its tokens fresh. An early run
 // (credentials refreshed by someone else meanwhile) snoozes until due.
 func (h *Handler) RunRefresh(ctx context.Context, job RefreshJob) error {
+	// The stored generation is read before the state, so that a refresh
+	// committed in between shows in the state (not due yet) or moves the
+	// generation (refresh sees it and calls nobody): never both missed.
+	row, rowErr := readCredentials(ctx, h.pool, job.ConnectionID)
+	if rowErr != nil && !errors.Is(rowErr, pgx.ErrNoRows) {
+		return rowErr
+	}
 	l, err := h.connections.Load(ctx, h.pool, job.ConnectionID)
 	if err != nil {
 		return err
 	}
 	c := l.State
-	if c.Status() != connection.StatusActive {
+	if c.Status() != connection.StatusActive || c.Disconnecting() {
 		return fmt.Errorf("refresh connection %s (%s): %w", c.ID(), c.Status(), commands.ErrJobCancelled)
+	}
+	if rowErr != nil {
+		return fmt.Errorf("refresh connection %s: no credentials stored", c.ID())
 	}
 	now := h.clock.Now()
 	if due := refreshTime(c.LastCredentialsAt(), c.Credentials().AccessExpiresAt); now.Before(due) {
 		return &commands.JobSnoozeError{Delay: due.Sub(now)}
 	}
 	ctx = commands.WithMetadata(ctx, c.UserID(), commands.ActorSystem, "refresh tokens", commands.RequestContext{})
-	r, err := h.refresh(ctx, c, connection.RefreshScheduled)
+	r, err := h.refresh(ctx, c, connection.RefreshScheduled, row.generation)
 	switch {
 	case errors.Is(err, errRefreshRunning):
 		return &commands.JobSnoozeError{Delay: time.Minute} // look again once the other one is done
-	case errors.Is(err, ErrReauthenticationRequired):
+	case errors.Is(err, ErrReauthenticationRequired), errors.Is(err, connection.ErrDisconnected):
 		return fmt.Errorf("refresh connection %s: %w: %w", c.ID(), err, commands.ErrJobCancelled)
 	case err != nil:
 		var snooze *commands.JobSnoozeError
@@ -64,49 +82,85 @@ func (h *Handler) RunRefresh(ctx context.Context, job RefreshJob) error {
 		}
 		return err // retried with backoff
 	}
-	next := refreshTime(h.clock.Now(), r.accessExpiresAt)
+	next := refreshTime(r.updatedAt, r.accessExpiresAt)
 	return &commands.JobSnoozeError{Delay: max(next.Sub(h.clock.Now()), time.Second)}
 }
 
 // errRefreshRunning means another refresh of the connection holds the lease.
 var errRefreshRunning = errors.New("another refresh of the connection is running")
 
-// refresh runs one refresh of active connection c: claim the lease, record
-// the attempt, call the provider in a slot of its shared rate with no
-// transaction open, then record the outcome and store the new credentials
-// in one short unit of work. It returns the stored row.
-func (h *Handler) refresh(ctx context.Context, c *connection.Connection, trigger connection.RefreshTrigger) (vaultRow, error) {
+// refresh runs one refresh of active connection c: claim the lease, book
+// a slot of the provider's shared rate, record the attempt, call the
+// provider with no transaction open, then record the outcome and store the
+// new credentials in one short unit of work. It returns the stored row.
+//
+// since is the generation of the credentials the caller found wanting (a
+// refused access token), zero for none: when the stored credentials moved
+// on since, another caller refreshed them, and they are returned without a
+// call.
+func (h *Handler) refresh(ctx context.Context, c *connection.Connection, trigger connection.RefreshTrigger, since int64) (vaultRow, error) {
 	id := c.ID()
 	now := h.clock.Now()
 	if c.Status() != connection.StatusActive {
 		return vaultRow{}, fmt.Errorf("refresh: %w", statusError(c.Status()))
 	}
+	if c.Disconnecting() {
+		return vaultRow{}, fmt.Errorf("refresh: %w", connection.ErrDisconnected)
+	}
 	if end := c.Credentials().RefreshExpiresAt; !end.IsZero() && !now.Before(end) {
 		// The refresh token reached its end of life: no call can succeed.
-		return vaultRow{}, h.requireReauthentication(ctx, c, connection.FailedRefreshTokenExpired)
+		return vaultRow{}, h.requireReauthentication(ctx, c, connection.FailedRefreshTokenExpired, false)
 	}
 	prov, err := h.providers.Get(c.ProviderSlug())
 	if err != nil {
 		return vaultRow{}, err
 	}
-	old, ok, err := takeRefreshLease(ctx, h.pool, id, now, now.Add(refreshLease))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return vaultRow{}, fmt.Errorf("refresh connection %s: no credentials stored", id)
-	}
-	if err != nil {
-		return vaultRow{}, err
-	}
-	if !ok {
-		current, err := readCredentials(ctx, h.pool, id)
+	var old vaultRow
+	for attempt := 1; ; attempt++ {
+		row, ok, err := takeRefreshLease(ctx, h.pool, id, now, now.Add(refreshLease))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return vaultRow{}, h.noCredentials(ctx, id)
+		}
 		if err != nil {
 			return vaultRow{}, err
 		}
-		return current, errRefreshRunning
+		if ok {
+			old = row
+			break
+		}
+		current, err := readCredentials(ctx, h.pool, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return vaultRow{}, h.noCredentials(ctx, id)
+		}
+		if err != nil {
+			return vaultRow{}, err
+		}
+		if since != 0 && current.generation != since {
+			return current, nil
+		}
+		// A lease in force was taken on the generation read with it, so
+		// the caller waits for that generation to move. A lease gone
+		// already means its refresh ended between the two statements:
+		// look again rather than wait on a generation nobody refreshes.
+		if (current.refreshingUntil != nil && current.refreshingUntil.After(now)) || attempt == 3 {
+			return current, errRefreshRunning
+		}
 	}
 	release := func() {
 		if err := releaseLease(context.WithoutCancel(ctx), h.pool, id, old.generation); err != nil {
 			h.log.ErrorContext(ctx, "release refresh lease", "connection_id", id, "error", err)
 		}
+	}
+	if since != 0 && old.generation != since {
+		release()
+		return old, nil // refreshed by another caller since
+	}
+	// The slot is booked before the attempt is recorded: a refresh that
+	// finds no slot soon enough sends nothing and so records nothing.
+	slot, err := h.reserve(ctx, c.ProviderSlug())
+	if err != nil {
+		release()
+		return vaultRow{}, err
 	}
 	if _, err := h.connections.Update(ctx, id, func(ctx context.Context, tx *eventstore.Tx, c *connection.Connection) (decision, error) {
 		return eventstore.Decide(c.AttemptRefresh(trigger, h.clock.Now()))
@@ -120,14 +174,14 @@ func (h *Handler) refresh(ctx context.Context, c *connection.Connection, trigger
 		return vaultRow{}, err
 	}
 	var next commands.Credentials
-	err = h.paced(ctx, c.ProviderSlug(), func() (err error) {
+	// Until the slot, not for its wait: the attempt's write is part of it.
+	if err = sleep(ctx, time.Until(slot)); err == nil {
 		next, err = prov.Refresh(ctx, creds)
-		return err
-	})
+	}
 	if err != nil {
 		release()
-		if errors.Is(err, ErrProviderBusy) || ctx.Err() != nil {
-			return vaultRow{}, err // no slot of the provider's rate yet: nothing was sent
+		if ctx.Err() != nil {
+			return vaultRow{}, err
 		}
 		return vaultRow{}, h.refreshFailed(ctx, c, err)
 	}
@@ -137,6 +191,7 @@ func (h *Handler) refresh(ctx context.Context, c *connection.Connection, trigger
 		release()
 		return vaultRow{}, err
 	}
+	r.updatedAt = at
 	_, err = h.connections.Update(ctx, id, func(ctx context.Context, tx *eventstore.Tx, c *connection.Connection) (decision, error) {
 		events, err := c.RefreshSucceeded(r.describe(), at)
 		if err != nil {
@@ -160,6 +215,9 @@ func (h *Handler) refresh(ctx context.Context, c *connection.Connection, trigger
 	})
 	if errors.Is(err, errCredentialsMoved) {
 		current, rerr := readCredentials(ctx, h.pool, id)
+		if errors.Is(rerr, pgx.ErrNoRows) {
+			return vaultRow{}, h.noCredentials(ctx, id)
+		}
 		if rerr != nil {
 			return vaultRow{}, rerr
 		}
@@ -169,7 +227,22 @@ func (h *Handler) refresh(ctx context.Context, c *connection.Connection, trigger
 		release()
 		return vaultRow{}, err
 	}
+	r.generation = old.generation + 1
 	return r, nil
+}
+
+// noCredentials explains a connection without stored credentials: it was
+// disconnected (or otherwise left active) meanwhile, or, when it is still
+// active, something removed its row.
+func (h *Handler) noCredentials(ctx context.Context, id uuid.UUID) error {
+	l, err := h.connections.Load(ctx, h.pool, id)
+	if err != nil {
+		return err
+	}
+	if s := l.State.Status(); s != connection.StatusActive {
+		return fmt.Errorf("connection %s: %w", id, statusError(s))
+	}
+	return fmt.Errorf("connection %s: no credentials stored", id)
 }
 
 // errCredentialsMoved means the credentials a refresh started from were
@@ -182,7 +255,7 @@ var errCredentialsMoved = errors.New("credentials changed during the refresh")
 func (h *Handler) refreshFailed(ctx context.Context, c *connection.Connection, err error) error {
 	h.log.InfoContext(ctx, "token refresh failed", "connection_id", c.ID(), "error", err)
 	if errors.Is(err, commands.ErrProviderAuth) {
-		return h.requireReauthentication(ctx, c, connection.FailedAuthentication)
+		return h.requireReauthentication(ctx, c, connection.FailedAuthentication, true)
 	}
 	reason := failureOf(err, connection.FailedAuthentication)
 	h.recordRefreshFailure(ctx, c.ID(), reason, true)
@@ -210,7 +283,11 @@ func (h *Handler) recordRefreshFailure(ctx context.Context, id uuid.UUID, reason
 
 // requireReauthentication moves c to needs_reauth, records why and mails
 // the owner, in one unit of work; it returns ErrReauthenticationRequired.
-func (h *Handler) requireReauthentication(ctx context.Context, c *connection.Connection, reason connection.FailureReason) error {
+// refused says that a refresh was refused (recorded as its failed outcome);
+// otherwise the credentials were found wanting elsewhere (a dead refresh
+// token, a data call refused right after a successful refresh). A
+// connection that already needs it records nothing and mails nobody again.
+func (h *Handler) requireReauthentication(ctx context.Context, c *connection.Connection, reason connection.FailureReason, refused bool) error {
 	prov, _ := h.providers.Get(c.ProviderSlug())
 	name := c.ProviderSlug()
 	if prov != nil {
@@ -220,9 +297,12 @@ func (h *Handler) requireReauthentication(ctx context.Context, c *connection.Con
 		now := h.clock.Now()
 		var events []connection.Event
 		var err error
-		if reason == connection.FailedAuthentication {
+		switch {
+		case c.Status() == connection.StatusNeedsReauth:
+			return decision{}, nil
+		case refused:
 			events, err = c.RefreshFailed(reason, false, now)
-		} else {
+		default:
 			events, err = c.RequireReauthentication(reason, now)
 		}
 		if err != nil || len(events) == 0 {
@@ -240,32 +320,40 @@ func (h *Handler) requireReauthentication(ctx context.Context, c *connection.Con
 	return ErrReauthenticationRequired
 }
 
-// awaitRefresh waits for the refresh another caller is running to store
-// new credentials (or give up), then returns what is stored.
+// awaitRefresh waits for the refresh another caller is running on the
+// credentials of generation to store new ones, and returns them. When that
+// refresh ends without storing any (it failed), the connection's state
+// says why: needs_reauth, disconnected, or else ErrProviderBusy.
 func (h *Handler) awaitRefresh(ctx context.Context, id uuid.UUID, generation int64) (vaultRow, error) {
+	h.log.DebugContext(ctx, "waiting for another refresh of the connection", "connection_id", id)
 	ctx, cancel := context.WithTimeout(ctx, refreshLease)
 	defer cancel()
 	for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		r, err := readCredentials(ctx, h.pool, id)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return vaultRow{}, ErrNotFound
+			return vaultRow{}, h.noCredentials(ctx, id)
 		}
 		if err != nil {
 			return vaultRow{}, err
 		}
-		if r.generation != generation || !h.leased(ctx, id) {
+		if r.generation != generation {
 			return r, nil
+		}
+		if r.refreshingUntil == nil || !r.refreshingUntil.After(h.clock.Now()) {
+			// The lease ended without new credentials: that refresh failed.
+			l, err := h.connections.Load(ctx, h.pool, id)
+			if err != nil {
+				return vaultRow{}, err
+			}
+			if s := l.State.Status(); s != connection.StatusActive {
+				return vaultRow{}, fmt.Errorf("connection %s: %w", id, statusError(s))
+			}
+			return vaultRow{}, fmt.Errorf("%w: the other refresh of connection %s failed", ErrProviderBusy, id)
 		}
 		if err := sleep(ctx, wait); err != nil {
 			return vaultRow{}, fmt.Errorf("%w: %w", ErrProviderBusy, err)
 		}
 	}
-}
-
-// leased reports whether a refresh lease on the connection is in force.
-func (h *Handler) leased(ctx context.Context, id uuid.UUID) bool {
-	until, err := readLease(ctx, h.pool, id)
-	return err == nil && until != nil && until.After(h.clock.Now())
 }
 
 // RemindReauthorization is the ReminderJob's work: mail the owner of a

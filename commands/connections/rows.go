@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The row access of the connection use cases (migration 00014): OAuth
@@ -107,6 +108,14 @@ func sweepStates(ctx context.Context, q querier, cutoff time.Time) (int64, error
 	return tag.RowsAffected(), nil
 }
 
+// deleteStates deletes the authorisations in flight of a connection.
+func deleteStates(ctx context.Context, tx pgx.Tx, connectionID uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM oauth_states WHERE connection_id = $1`, connectionID); err != nil {
+		return fmt.Errorf("delete oauth states: %w", err)
+	}
+	return nil
+}
+
 // vaultRow is a connection's sealed credentials and what is known of them
 // without opening the blob.
 type vaultRow struct {
@@ -116,6 +125,10 @@ type vaultRow struct {
 	accessExpiresAt  time.Time
 	refreshExpiresAt *time.Time
 	generation       int64
+	// updatedAt is when the credentials were stored.
+	updatedAt time.Time
+	// refreshingUntil is the end of the refresh lease in force, if any.
+	refreshingUntil *time.Time
 }
 
 // storeCredentials stores (or replaces) a connection's sealed credentials.
@@ -136,9 +149,10 @@ func storeCredentials(ctx context.Context, tx pgx.Tx, connectionID uuid.UUID, r 
 // readCredentials returns a connection's sealed credentials, or pgx.ErrNoRows.
 func readCredentials(ctx context.Context, q querier, connectionID uuid.UUID) (vaultRow, error) {
 	var r vaultRow
-	err := q.QueryRow(ctx, `SELECT key_id, blob, fingerprint, access_expires_at, refresh_expires_at, generation
+	err := q.QueryRow(ctx, `SELECT key_id, blob, fingerprint, access_expires_at, refresh_expires_at, generation,
+			updated_at, refreshing_until
 		FROM provider_credentials WHERE connection_id = $1`, connectionID).
-		Scan(&r.keyID, &r.blob, &r.fingerprint, &r.accessExpiresAt, &r.refreshExpiresAt, &r.generation)
+		Scan(&r.keyID, &r.blob, &r.fingerprint, &r.accessExpiresAt, &r.refreshExpiresAt, &r.generation, &r.updatedAt, &r.refreshingUntil)
 	if err != nil {
 		return vaultRow{}, err
 	}
@@ -154,8 +168,9 @@ func takeRefreshLease(ctx context.Context, q querier, connectionID uuid.UUID, no
 	var r vaultRow
 	err := q.QueryRow(ctx, `UPDATE provider_credentials SET refreshing_until = $3
 		WHERE connection_id = $1 AND (refreshing_until IS NULL OR refreshing_until <= $2)
-		RETURNING key_id, blob, fingerprint, access_expires_at, refresh_expires_at, generation`,
-		connectionID, now, until).Scan(&r.keyID, &r.blob, &r.fingerprint, &r.accessExpiresAt, &r.refreshExpiresAt, &r.generation)
+		RETURNING key_id, blob, fingerprint, access_expires_at, refresh_expires_at, generation, updated_at, refreshing_until`,
+		connectionID, now, until).Scan(&r.keyID, &r.blob, &r.fingerprint, &r.accessExpiresAt, &r.refreshExpiresAt, &r.generation,
+		&r.updatedAt, &r.refreshingUntil)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Held by another refresh, or no credentials at all: tell which.
 		if _, err := readCredentials(ctx, q, connectionID); err != nil {
@@ -201,9 +216,117 @@ func destroyCredentials(ctx context.Context, tx pgx.Tx, connectionID uuid.UUID) 
 	return nil
 }
 
-// readLease returns the end of the refresh lease on a connection (nil: none).
-func readLease(ctx context.Context, q querier, connectionID uuid.UUID) (*time.Time, error) {
-	var until *time.Time
-	err := q.QueryRow(ctx, `SELECT refreshing_until FROM provider_credentials WHERE connection_id = $1`, connectionID).Scan(&until)
-	return until, err
+// staleRow is a sealed blob under an old key, as the rotation read it.
+type staleRow struct {
+	connectionID uuid.UUID
+	generation   int64
+	digest       []byte // the state's, for a verifier
+	blob         []byte
+}
+
+// sealedRow is credentials re-sealed over the generation they were read at.
+type sealedRow struct {
+	connectionID uuid.UUID
+	generation   int64
+	blob         []byte
+}
+
+// sealedVerifier is a PKCE verifier re-sealed in place of old.
+type sealedVerifier struct {
+	digest, old, blob []byte
+}
+
+// blobKeyIDSQL is the key id a sealed blob names, as bytes (the vault's
+// layout, adapters/vault: version, key id length, key id, ...); NULL for a
+// blob too short to name one. Compared with convert_to($1, 'UTF8').
+const blobKeyIDSQL = `CASE WHEN length(%[1]s) >= 2 AND length(%[1]s) >= 2 + get_byte(%[1]s, 1)
+	THEN substring(%[1]s FROM 3 FOR get_byte(%[1]s, 1)) END`
+
+// staleCredentials lists up to limit credentials not sealed under newest,
+// after connection id after in id order.
+func staleCredentials(ctx context.Context, pool *pgxpool.Pool, newest string, after uuid.UUID, limit int) ([]staleRow, error) {
+	rows, err := pool.Query(ctx, `SELECT connection_id, generation, blob FROM provider_credentials
+		WHERE key_id <> $1 AND connection_id > $2 ORDER BY connection_id LIMIT $3`, newest, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list credentials to re-seal: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (staleRow, error) {
+		var s staleRow
+		return s, r.Scan(&s.connectionID, &s.generation, &s.blob)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list credentials to re-seal: %w", err)
+	}
+	return out, nil
+}
+
+// replaceSealedCredentials stores re-sealed credentials under keyID where
+// the row still has the generation they were read at, in one statement,
+// and returns how many it stored. The generation does not move: to a
+// refresh, a re-sealed row holds the same credentials.
+func replaceSealedCredentials(ctx context.Context, pool *pgxpool.Pool, keyID string, rows []sealedRow) (int, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	ids, gens, blobs := make([]uuid.UUID, len(rows)), make([]int64, len(rows)), make([][]byte, len(rows))
+	for i, r := range rows {
+		ids[i], gens[i], blobs[i] = r.connectionID, r.generation, r.blob
+	}
+	tag, err := pool.Exec(ctx, `UPDATE provider_credentials p SET key_id = $1, blob = u.blob
+		FROM unnest($2::uuid[], $3::bigint[], $4::bytea[]) AS u(connection_id, generation, blob)
+		WHERE p.connection_id = u.connection_id AND p.generation = u.generation`, keyID, ids, gens, blobs)
+	if err != nil {
+		return 0, fmt.Errorf("store re-sealed credentials: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// staleVerifiers lists up to limit PKCE verifiers not sealed under
+// newest, after state digest after in digest order.
+func staleVerifiers(ctx context.Context, pool *pgxpool.Pool, newest string, after []byte, limit int) ([]staleRow, error) {
+	rows, err := pool.Query(ctx, `SELECT state_digest, connection_id, verifier_blob FROM oauth_states
+		WHERE verifier_blob IS NOT NULL AND ($2::bytea IS NULL OR state_digest > $2)
+		  AND `+fmt.Sprintf(blobKeyIDSQL, "verifier_blob")+` IS DISTINCT FROM convert_to($1, 'UTF8')
+		ORDER BY state_digest LIMIT $3`, newest, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list verifiers to re-seal: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (staleRow, error) {
+		var s staleRow
+		return s, r.Scan(&s.digest, &s.connectionID, &s.blob)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list verifiers to re-seal: %w", err)
+	}
+	return out, nil
+}
+
+// replaceSealedVerifiers stores re-sealed verifiers where the state still
+// holds the blob they were made from, and returns how many it stored.
+func replaceSealedVerifiers(ctx context.Context, pool *pgxpool.Pool, rows []sealedVerifier) (int, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	digests, olds, blobs := make([][]byte, len(rows)), make([][]byte, len(rows)), make([][]byte, len(rows))
+	for i, r := range rows {
+		digests[i], olds[i], blobs[i] = r.digest, r.old, r.blob
+	}
+	tag, err := pool.Exec(ctx, `UPDATE oauth_states s SET verifier_blob = u.blob
+		FROM unnest($1::bytea[], $2::bytea[], $3::bytea[]) AS u(digest, old, blob)
+		WHERE s.state_digest = u.digest AND s.verifier_blob = u.old`, digests, olds, blobs)
+	if err != nil {
+		return 0, fmt.Errorf("store re-sealed verifiers: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// countStale counts the credentials and verifiers not sealed under newest.
+func countStale(ctx context.Context, pool *pgxpool.Pool, newest string) (creds, states int, err error) {
+	err = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM provider_credentials WHERE key_id <> $1),
+		(SELECT count(*) FROM oauth_states WHERE verifier_blob IS NOT NULL
+		   AND `+fmt.Sprintf(blobKeyIDSQL, "verifier_blob")+` IS DISTINCT FROM convert_to($1, 'UTF8'))`, newest).Scan(&creds, &states)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count blobs to re-seal: %w", err)
+	}
+	return creds, states, nil
 }
