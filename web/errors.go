@@ -11,7 +11,9 @@ import (
 	"github.com/dashtam/dashtam/aggregates/user"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/connections"
+	"github.com/dashtam/dashtam/commands/fanout"
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands/webhooks"
 )
 
 // Code classifies an application error so that each class maps to exactly
@@ -222,6 +224,17 @@ var errorMappings = []errorMapping{
 	is(connection.ErrDisconnected, CodeConnectionDisconnected, "the connection is disconnected"),
 	is(connection.ErrFailed, CodeConnectionNotActive, "the connection's authorization failed; create a new connection"),
 	is(connection.ErrNotActive, CodeConnectionNotActive, "the connection is not active"),
+
+	// Fan-out (docs/events.md): webhooks, the live stream, the change feed.
+	is(webhooks.ErrNotFound, CodeNotFound, "no such resource"),
+	isFieldCode(CodeUnprocessable, webhooks.ErrInvalidURL, "url",
+		"must be an absolute https URL of a host that resolves only to public addresses"),
+	isFieldCode(CodeUnprocessable, webhooks.ErrInvalidEventTypes, "event_types", "must name at least one known event type, each once"),
+	is(webhooks.ErrTooManyEndpoints, CodeConflict, "a user may register at most 10 webhook endpoints"),
+	is(webhooks.ErrDisabled, CodeConflict, "the webhook endpoint is disabled; enable it first"),
+	isFieldCode(CodeUnprocessable, fanout.ErrInvalidCursor, "cursor", "was not issued to you by this API"),
+	isField(fanout.ErrInvalidEventID, "Last-Event-ID", "was not sent by this API"),
+	is(fanout.ErrTooManyStreams, CodeRateLimited, "too many open event streams; close one first"),
 }
 
 // defaultProviderRetryAfter is the Retry-After of a busy provider that

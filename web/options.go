@@ -12,6 +12,7 @@ import (
 
 	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands/webhooks"
 )
 
 // Defaults applied to zero-valued Options fields.
@@ -84,6 +85,17 @@ type Options struct {
 	// route answer 503.
 	ConnectionList ConnectionLister
 
+	// Webhooks serves the webhook endpoint routes; nil makes them answer 503.
+	Webhooks webhooks.Service
+	// Feed answers GET /api/v1/transactions/sync (fanout.Feed); nil makes
+	// it answer 503.
+	Feed ChangeFeed
+	// Streams serves GET /api/v1/events (fanout.Hub); nil makes it answer 503.
+	Streams EventStreams
+	// Heartbeat is how often an idle event stream gets a comment line;
+	// zero means DefaultHeartbeat.
+	Heartbeat time.Duration
+
 	// Mounts are handlers served under a path prefix, outside the OpenAPI
 	// document (the sandbox institution at /sandbox), each charged a
 	// declared rate-limit policy per client IP (see Mount, mounts.go).
@@ -112,6 +124,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = DefaultHeartbeat
 	}
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands/webhooks"
 	"github.com/dashtam/dashtam/web/api"
 )
 
@@ -42,6 +44,14 @@ type Server struct {
 	identity        identity.Service
 	connections     connections.Service // nil: not configured
 	connectionList  ConnectionLister    // nil: not configured
+	webhooks        webhooks.Service    // nil: not configured
+	feed            ChangeFeed          // nil: not configured
+	streams         EventStreams        // nil: not configured
+	heartbeat       time.Duration
+	// closing is closed when graceful shutdown begins, ending event
+	// streams, which would otherwise hold it for the whole grace period.
+	closing     chan struct{}
+	closingOnce sync.Once
 	permissions     operationPermissions
 	clientAddr      func(*http.Request) string
 	now             func() time.Time
@@ -116,6 +126,11 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 		identity:        opts.Identity,
 		connections:     opts.Connections,
 		connectionList:  opts.ConnectionList,
+		webhooks:        opts.Webhooks,
+		feed:            opts.Feed,
+		streams:         opts.Streams,
+		heartbeat:       opts.Heartbeat,
+		closing:         make(chan struct{}),
 		permissions:     permissions,
 		clientAddr:      clientAddr,
 		now:             opts.Now,
@@ -147,6 +162,7 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 
 	api.RegisterHandlers(e, api.NewStrictHandler(&strictAPI{s: s}, nil))
 	e.GET("/metrics", echo.WrapHandler(metricsHandler(opts.Registry)))
+	e.GET("/api/v1/events", s.streamEvents)
 	if err := registerDocs(e, specJSON); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -185,6 +201,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(func() { s.closingOnce.Do(func() { close(s.closing) }) })
 	if s.onShutdown != nil {
 		srv.RegisterOnShutdown(s.onShutdown)
 	}

@@ -39,6 +39,12 @@ type serveConfig struct {
 	RotationGrace time.Duration
 	// Role says what this process runs: "api", "worker" or "all".
 	Role string
+	// EventSink is where the relay publishes integration events:
+	// "postgres", "none" or a nats:// URL (DASHTAM_EVENT_SINK).
+	EventSink string
+	// WebhookAllowPrivate lets webhook URLs use plain http and private,
+	// loopback or link-local addresses (development and tests).
+	WebhookAllowPrivate bool
 }
 
 // schwabConfig is the SCHWAB_* variables.
@@ -181,6 +187,18 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 	c.Role = orDefault(strings.TrimSpace(getenv("DASHTAM_ROLE")), roleAll)
 	if c.Role != roleAPI && c.Role != roleWorker && c.Role != roleAll {
 		return c, fmt.Errorf("DASHTAM_ROLE %q is not api, worker or all", c.Role)
+	}
+
+	c.EventSink = orDefault(strings.TrimSpace(getenv("DASHTAM_EVENT_SINK")), sinkPostgres)
+	if c.EventSink != sinkPostgres && c.EventSink != sinkNone && !strings.HasPrefix(c.EventSink, "nats://") {
+		return c, fmt.Errorf("DASHTAM_EVENT_SINK %q is not postgres, none or a nats://host:port URL", c.EventSink)
+	}
+	switch raw := strings.TrimSpace(getenv("DASHTAM_WEBHOOK_ALLOW_PRIVATE")); raw {
+	case "", "false":
+	case "true":
+		c.WebhookAllowPrivate = true
+	default:
+		return c, fmt.Errorf("DASHTAM_WEBHOOK_ALLOW_PRIVATE %q is not true or false", raw)
 	}
 
 	if raw := strings.TrimSpace(getenv("DASHTAM_TOKEN_ROTATION_GRACE")); raw != "" {

@@ -85,6 +85,7 @@ type server struct {
 	// jobs enqueues background work, and runs it in the worker role.
 	jobs        *jobs.Client
 	connections *connections.Handler
+	fanout      fanoutParts
 	http        *web.Server
 	ln          net.Listener
 }
@@ -164,6 +165,9 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		return err
 	}
 	connectionJobs(workers, s.connections)
+	if s.fanout, err = s.openFanout(ctx, cfg, workers); err != nil {
+		return err
+	}
 	catalog := make([]web.ProviderInfo, 0, len(cfg.Providers))
 	for _, p := range providers.registry.List() {
 		catalog = append(catalog, web.ProviderInfo{Slug: p.Slug, Name: p.Name, AuthType: p.AuthType})
@@ -176,6 +180,9 @@ func (s *server) open(ctx context.Context, cfg serveConfig) error {
 		Identity:       s.identity,
 		Connections:    s.connections,
 		ConnectionList: projections.ConnectionReader{Pool: s.pool},
+		Webhooks:       s.fanout.webhooks,
+		Feed:           s.fanout.feed,
+		Streams:        web.HubStreams{Hub: s.fanout.hub},
 		Mounts:         providers.mounts,
 		TrustedProxies: cfg.TrustedProxies,
 		RateLimit:      web.RateLimitOptions{Limiter: s.limiter, Local: local},
@@ -266,6 +273,9 @@ func (s *server) Run(ctx context.Context) error {
 		g.Go(func() error { return s.manager.Start(ctx) })
 		g.Go(func() error { return s.notifier.Run(ctx) })
 		g.Go(func() error { return s.identity.RunSessionCache(ctx) })
+		for _, run := range s.fanout.runners() {
+			g.Go(func() error { return run(ctx) })
+		}
 	} else {
 		// A worker answers no HTTP: its listener only reserved the address.
 		_ = s.ln.Close()
@@ -357,6 +367,9 @@ func (s *server) sweepEvery(ctx context.Context, period time.Duration, what stri
 
 // Close releases the database pools.
 func (s *server) Close() {
+	if s.fanout.closeSink != nil {
+		s.fanout.closeSink()
+	}
 	if s.pool != nil {
 		s.pool.Close()
 	}
