@@ -34,24 +34,24 @@ const (
 
 // Server is the Dashtam HTTP server; build it with New, run it with Serve.
 type Server struct {
-	echo            *echo.Echo
-	log             *slog.Logger
-	metrics         *httpMetrics
-	rateLimits      *rateLimits // nil when rate limiting is off
-	readiness       Readiness
-	readyPolicy     readinessPolicy
-	providers       providerCatalog
-	identity        identity.Service
-	connections     connections.Service // nil: not configured
-	connectionList  ConnectionLister    // nil: not configured
-	webhooks        webhooks.Service    // nil: not configured
-	feed            ChangeFeed          // nil: not configured
-	streams         EventStreams        // nil: not configured
-	heartbeat       time.Duration
+	echo           *echo.Echo
+	log            *slog.Logger
+	metrics        *httpMetrics
+	rateLimits     *rateLimits // nil when rate limiting is off
+	readiness      Readiness
+	readyPolicy    readinessPolicy
+	providers      providerCatalog
+	identity       identity.Service
+	connections    connections.Service // nil: not configured
+	connectionList ConnectionLister    // nil: not configured
+	webhooks       webhooks.Service    // nil: not configured
+	feed           ChangeFeed          // nil: not configured
+	streams        EventStreams        // nil: not configured
+	heartbeat      time.Duration
 	// closing is closed when graceful shutdown begins, ending event
 	// streams, which would otherwise hold it for the whole grace period.
-	closing     chan struct{}
-	closingOnce sync.Once
+	closing         chan struct{}
+	closingOnce     sync.Once
 	permissions     operationPermissions
 	clientAddr      func(*http.Request) string
 	now             func() time.Time
