@@ -77,9 +77,36 @@ func (h *Handler) cancel(ctx context.Context, s sendRow) error {
 	return nil
 }
 
+// recordSuccessSQL records a successful attempt in one autocommit
+// statement: the delivery moves only if it is still pending at the
+// attempt count it was read with (else another run of the job recorded
+// it, and nothing changes), the attempt is stored, and the endpoint is no
+// longer failing. Most attempts succeed, so this is the path that sets
+// the delivery rate: one round trip instead of a transaction's six.
+const recordSuccessSQL = `WITH d AS (
+		UPDATE webhook_deliveries SET status = 'succeeded', attempts = $2 + 1, next_attempt_at = NULL,
+			last_status_code = $3, last_error = NULL, completed_at = $4
+		WHERE id = $1 AND status = 'pending' AND attempts = $2
+		RETURNING id, endpoint_id),
+	a AS (
+		INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code, error, latency_ms)
+		SELECT id, $2 + 1, $4, $3, NULL, $5 FROM d),
+	e AS (
+		UPDATE webhook_endpoints SET failing_since = NULL
+		WHERE id = (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL)
+	SELECT count(*) FROM d`
+
 // record stores the attempt and decides what follows; see Deliver. It
 // returns a *commands.JobSnoozeError when another attempt is due later.
 func (h *Handler) record(ctx context.Context, s sendRow, res Result, now time.Time) error {
+	if res.Succeeded() {
+		var n int
+		if err := h.pool.QueryRow(ctx, recordSuccessSQL, s.DeliveryID, s.Attempts, res.StatusCode, now,
+			res.Latency.Milliseconds()).Scan(&n); err != nil {
+			return fmt.Errorf("record webhook delivery %s: %w", s.DeliveryID, err)
+		}
+		return nil
+	}
 	var next time.Duration
 	err := pgx.BeginFunc(ctx, h.pool, func(tx pgx.Tx) error {
 		next = 0

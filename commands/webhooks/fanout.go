@@ -156,10 +156,25 @@ func (h *Handler) enqueue(ctx context.Context, tx pgx.Tx, ds []pendingDelivery, 
 	if err != nil {
 		return nil, fmt.Errorf("insert webhook deliveries: %w", err)
 	}
+	opts := commands.JobOptions{Queue: Queue}
+	if many, ok := h.jobs.(manyJobs); ok {
+		jobs := make([]commands.Job, len(inserted))
+		for i, id := range inserted {
+			jobs[i] = DeliveryJob{DeliveryID: id}
+		}
+		return inserted, many.EnqueueManyTx(ctx, tx, jobs, opts)
+	}
 	for _, id := range inserted {
-		if err := h.jobs.EnqueueTx(ctx, tx, DeliveryJob{DeliveryID: id}, commands.JobOptions{Queue: Queue}); err != nil {
+		if err := h.jobs.EnqueueTx(ctx, tx, DeliveryJob{DeliveryID: id}, opts); err != nil {
 			return nil, err
 		}
 	}
 	return inserted, nil
+}
+
+// manyJobs is implemented by a job queue that inserts many jobs in one
+// statement (adapters/jobs): a batch of deliveries then costs the fan-out's
+// transaction one round trip instead of one per delivery.
+type manyJobs interface {
+	EnqueueManyTx(ctx context.Context, tx pgx.Tx, jobs []commands.Job, opts commands.JobOptions) error
 }

@@ -50,7 +50,7 @@ func (c *clock) Advance(d time.Duration) {
 // harness is a webhooks handler over a fresh database with its fan-out and
 // river workers running, sending over real HTTP.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	store   *eventstore.Store
 	pool    *pgxpool.Pool
 	h       *webhooks.Handler
@@ -85,7 +85,7 @@ func (r recordingSender) Send(ctx context.Context, s webhooks.Send) webhooks.Res
 	return res
 }
 
-func newHarness(t *testing.T, o options) *harness {
+func newHarness(t testing.TB, o options) *harness {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(testdb.NewURL(t))
 	require.NoError(t, err)
@@ -164,7 +164,7 @@ type receiver struct {
 	hang     chan struct{}
 }
 
-func newReceiver(t *testing.T, answer func(n int) int) *receiver {
+func newReceiver(t testing.TB, answer func(n int) int) *receiver {
 	r := &receiver{answer: answer, ok: map[string]int{}, bodies: map[string][]byte{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(func() {
