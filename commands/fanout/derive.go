@@ -32,7 +32,6 @@ var (
 	evHoldings     = account.AccountHoldingsRecorded{}.EventType()
 	evClosed       = account.AccountClosed{}.EventType()
 	evTxRecorded   = transaction.TransactionRecorded{}.EventType()
-	evTxUpdated    = transaction.TransactionUpdated{}.EventType()
 	evTxRemoved    = transaction.TransactionRemoved{}.EventType()
 )
 
