@@ -40,6 +40,22 @@ type Preparer interface {
 	Prepare(ctx context.Context, batch []eventstore.Record) error
 }
 
+// ReadAheadPreparer is a Preparer whose consumer may read and prepare the
+// next batch while the previous one is written: after a full batch the
+// consumer reads the following one and calls Prepare with it in the
+// background, so reading and preparing batch n+1 overlap with writing
+// batch n. The write transaction never waits for it (it is used only if
+// the checkpoint is where it was read from, and dropped otherwise), so no
+// transaction is held open by the Preparer's I/O; but a Prepare then runs
+// while a transaction of the consumer is open, and it must keep what it
+// prepared for each batch until Apply takes it. The relay of integration
+// events opts in, to double its rate during a backlog.
+type ReadAheadPreparer interface {
+	Preparer
+	// ReadsAhead reports whether the consumer may read ahead.
+	ReadsAhead() bool
+}
+
 // NewReactorRunner returns a runner of r over the store's database: the
 // runner of a projector without tables. Its checkpoint starts at the
 // beginning of the log the first time it runs.

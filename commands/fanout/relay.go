@@ -91,59 +91,74 @@ func NewBrokerRelay(deriver *Deriver, broker Broker, pool eventstore.Querier) (*
 // Name is the relay's checkpoint name.
 func (r *Relay) Name() string { return RelayName }
 
-// Prepare publishes the batch's integration events to the broker, outside
-// any transaction; with a TxSink it does nothing.
+// ReadsAhead lets the consumer prepare the next batch while it writes the
+// previous one (projections.ReadAheadPreparer): Prepare keeps what it
+// derived per position, and the write transaction never waits for it.
+func (r *Relay) ReadsAhead() bool { return true }
+
+// Prepare derives the batch's integration events outside any
+// transaction (through the pool: what derivation reads is behind the
+// horizon already, so it reads the same there as in the write transaction)
+// and, with a Broker, publishes them. The consumer may prepare the next
+// batch while the previous one is applied, so what Prepare derived is kept
+// by position until Apply takes it.
 func (r *Relay) Prepare(ctx context.Context, batch []eventstore.Record) error {
-	if r.broker == nil {
-		return nil
+	q := r.pool
+	if q == nil {
+		q = r.deriver.store.Pool()
 	}
-	events, failures, err := r.deriver.Derive(ctx, r.pool, batch)
+	events, failures, err := r.deriver.Derive(ctx, q, batch)
 	if err != nil {
 		return err
+	}
+	if r.broker != nil {
+		msgs, err := messages(events)
+		if err != nil {
+			return err
+		}
+		if len(msgs) > 0 {
+			if err := r.broker.Publish(ctx, msgs); err != nil {
+				return fmt.Errorf("publish %d integration events: %w", len(msgs), err)
+			}
+		}
 	}
 	r.remember(batch, events, failures)
-	msgs, err := messages(events)
-	if err != nil {
-		return err
-	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	if err := r.broker.Publish(ctx, msgs); err != nil {
-		return fmt.Errorf("publish %d integration events: %w", len(msgs), err)
-	}
 	return nil
 }
 
-// Apply publishes through the TxSink in tx; with a Broker the batch was
-// published by Prepare, and Apply only reports the events that could not
-// be derived, so that they are parked rather than passed over silently.
+// Apply publishes the batch's integration events through the TxSink in
+// tx; with a Broker, Prepare published them, and Apply only reports the
+// events that could not be derived, so that they are parked rather than
+// passed over silently. Events Prepare did not derive (a batch that was
+// not prepared, or was cut by parking) are derived here, in tx.
 func (r *Relay) Apply(ctx context.Context, tx pgx.Tx, batch []eventstore.Record) error {
-	if r.broker != nil {
-		for _, rec := range batch {
-			d, ok := r.recall(rec.GlobalPosition)
-			if !ok {
-				_, failures, err := r.deriver.Derive(ctx, tx, []eventstore.Record{rec})
-				if err != nil {
-					return err
-				}
-				if len(failures) > 0 {
-					return failures[0]
-				}
-				continue
-			}
-			if d.err != nil {
-				return d.err
+	events, missing := r.take(batch)
+	if len(missing) > 0 {
+		// Derived in tx and merged in commit order with what was prepared.
+		derived, failures, err := r.deriver.Derive(ctx, tx, missing)
+		if err != nil {
+			return err
+		}
+		if len(failures) > 0 {
+			return failures[0]
+		}
+		events = mergeByPosition(batch, events, derived)
+	}
+	if r.broker != nil && len(missing) > 0 {
+		// Derived only now, so published only now: still before the commit.
+		msgs, err := messages(eventsAt(events, missing))
+		if err != nil {
+			return err
+		}
+		if len(msgs) > 0 {
+			if err := r.broker.Publish(ctx, msgs); err != nil {
+				return fmt.Errorf("publish %d integration events: %w", len(msgs), err)
 			}
 		}
 		return nil
 	}
-	events, failures, err := r.deriver.Derive(ctx, tx, batch)
-	if err != nil {
-		return err
-	}
-	if len(failures) > 0 {
-		return failures[0]
+	if r.broker != nil {
+		return nil
 	}
 	msgs, err := messages(events)
 	if err != nil || len(msgs) == 0 {
@@ -152,7 +167,7 @@ func (r *Relay) Apply(ctx context.Context, tx pgx.Tx, batch []eventstore.Record)
 	return r.tx.PublishTx(ctx, tx, msgs)
 }
 
-// remember keeps what Prepare derived, replacing the previous batch's.
+// remember keeps what Prepare derived, by position, until Apply takes it.
 func (r *Relay) remember(batch []eventstore.Record, events []Event, failures []*DeriveError) {
 	m := make(map[int64]derived, len(batch))
 	for _, rec := range batch {
@@ -169,15 +184,73 @@ func (r *Relay) remember(batch []eventstore.Record, events []Event, failures []*
 		m[f.Record.GlobalPosition] = d
 	}
 	r.mu.Lock()
-	r.prepared = m
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	if r.prepared == nil || len(r.prepared) > maxPrepared {
+		// Batches prepared and never applied (the checkpoint moved
+		// elsewhere) are forgotten rather than kept for ever.
+		r.prepared = map[int64]derived{}
+	}
+	for pos, d := range m {
+		r.prepared[pos] = d
+	}
 }
 
-func (r *Relay) recall(pos int64) (derived, bool) {
+// maxPrepared bounds what the relay keeps for Apply: a few batches.
+const maxPrepared = 1 << 16
+
+// take removes and returns, in batch order, the events Prepare derived for
+// batch, and the records it has nothing for. A prepared record that could
+// not be derived counts as missing, so that Apply derives it again in tx
+// and parks it if it still fails.
+func (r *Relay) take(batch []eventstore.Record) ([]Event, []eventstore.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	d, ok := r.prepared[pos]
-	return d, ok
+	var (
+		events  []Event
+		missing []eventstore.Record
+	)
+	for _, rec := range batch {
+		d, ok := r.prepared[rec.GlobalPosition]
+		delete(r.prepared, rec.GlobalPosition)
+		if !ok || d.err != nil {
+			missing = append(missing, rec)
+			continue
+		}
+		events = append(events, d.events...)
+	}
+	return events, missing
+}
+
+// mergeByPosition returns the events of batch in its order, taking each
+// record's events from prepared or derived.
+func mergeByPosition(batch []eventstore.Record, prepared, derived []Event) []Event {
+	by := make(map[int64][]Event, len(batch))
+	for _, e := range prepared {
+		by[e.Position] = append(by[e.Position], e)
+	}
+	for _, e := range derived {
+		by[e.Position] = append(by[e.Position], e)
+	}
+	out := make([]Event, 0, len(prepared)+len(derived))
+	for _, rec := range batch {
+		out = append(out, by[rec.GlobalPosition]...)
+	}
+	return out
+}
+
+// eventsAt returns the events caused by recs.
+func eventsAt(events []Event, recs []eventstore.Record) []Event {
+	at := make(map[int64]bool, len(recs))
+	for _, r := range recs {
+		at[r.GlobalPosition] = true
+	}
+	var out []Event
+	for _, e := range events {
+		if at[e.Position] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // messages encodes events for a sink.
