@@ -48,6 +48,13 @@ func TestLoadServeConfig(t *testing.T) {
 	assert.Equal(t, roleAll, c.Role)
 	assert.Empty(t, c.TrustedProxies, "no proxy is trusted by default")
 	assert.Zero(t, c.RotationGrace, "a rotation cuts old tokens off at once by default")
+	assert.Equal(t, sinkPostgres, c.EventSink, "integration events go to the postgres topic by default")
+	assert.False(t, c.WebhookAllowPrivate, "webhooks reach only public addresses by default")
+
+	c, err = loadServeConfig(env(map[string]string{"DASHTAM_EVENT_SINK": "nats://127.0.0.1:4222", "DASHTAM_WEBHOOK_ALLOW_PRIVATE": "true"}), "/data")
+	require.NoError(t, err)
+	assert.Equal(t, "nats://127.0.0.1:4222", c.EventSink)
+	assert.True(t, c.WebhookAllowPrivate)
 
 	c, err = loadServeConfig(env(map[string]string{"DASHTAM_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8,"}), "/data")
 	require.NoError(t, err)
@@ -82,7 +89,9 @@ func TestLoadServeConfig(t *testing.T) {
 		"schwab no id key": {map[string]string{"SCHWAB_CLIENT_ID": "app", "SCHWAB_CLIENT_SECRET": "s"}, "DASHTAM_ID_KEY"},
 		"schwab bad url": {map[string]string{"SCHWAB_CLIENT_ID": "app", "SCHWAB_CLIENT_SECRET": "s", "SCHWAB_TOKEN_URL": "ftp://x",
 			"DASHTAM_ID_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, "SCHWAB_TOKEN_URL"},
-		"bad role": {map[string]string{"DASHTAM_ROLE": "cook"}, `DASHTAM_ROLE "cook"`},
+		"bad role":      {map[string]string{"DASHTAM_ROLE": "cook"}, `DASHTAM_ROLE "cook"`},
+		"bad sink":      {map[string]string{"DASHTAM_EVENT_SINK": "kafka://k:9092"}, `DASHTAM_EVENT_SINK "kafka://k:9092"`},
+		"bad allowance": {map[string]string{"DASHTAM_WEBHOOK_ALLOW_PRIVATE": "yes"}, `DASHTAM_WEBHOOK_ALLOW_PRIVATE "yes"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadServeConfig(env(tc.over), "/data")
