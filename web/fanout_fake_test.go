@@ -133,16 +133,19 @@ func (fakeFeed) Sync(_ context.Context, _ uuid.UUID, cursor string, _ int) (fano
 	return fanout.FeedPage{NextCursor: "end"}, nil
 }
 
-// fakeStreams opens streams that end at once after catching up nothing:
-// enough for the HTTP contract; the real hub streams in cmd/dashtam's tests.
-type fakeStreams struct{}
+// fakeStreams opens streams that end at once after catching up nothing,
+// or, when open is set, streams that stay open with no event: enough for
+// the HTTP contract; the real hub streams in cmd/dashtam's tests.
+type fakeStreams struct{ open bool }
 
-func (fakeStreams) Open(_ context.Context, _ uuid.UUID, lastEventID string) (web.EventStream, error) {
+func (f fakeStreams) Open(_ context.Context, _ uuid.UUID, lastEventID string) (web.EventStream, error) {
 	if lastEventID == "bogus" {
 		return nil, fanout.ErrInvalidEventID
 	}
 	lost := make(chan struct{})
-	close(lost)
+	if !f.open {
+		close(lost)
+	}
 	return endedStream{lost: lost}, nil
 }
 

@@ -253,3 +253,22 @@ func TestFanoutAcrossTwoInstancesEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"connection.status_changed", "connection.status_changed", "connection.status_changed"}, types)
 }
+
+// TestWebhookURLsOnInternalAddressesAreRefusedEndToEnd: without
+// DASHTAM_WEBHOOK_ALLOW_PRIVATE, registering (or moving) an endpoint to
+// loopback, the cloud metadata address or plain http answers 422 naming
+// the url field, and nothing is stored.
+func TestWebhookURLsOnInternalAddressesAreRefusedEndToEnd(t *testing.T) {
+	srv := startConnectionsServer(t)
+	token := srv.mustUser(t, "carol@example.com")
+	for _, u := range []string{"https://127.0.0.1/hooks", "https://169.254.169.254/latest/meta-data/", "https://[::1]:8443/",
+		"https://localhost/hooks", "http://93.184.215.14/hooks"} {
+		p := srv.api("POST", "/api/v1/webhooks", map[string]any{"url": u, "event_types": []string{"sync.completed"}}, token).
+			Want(t, 422, u)
+		assert.Equal(t, "unprocessable", p.Str("code"), u)
+		assert.Contains(t, p.Raw, `"field":"url"`, u)
+		assert.NotContains(t, p.Raw, "169.254", "the problem does not echo the URL")
+	}
+	list := srv.api("GET", "/api/v1/webhooks", nil, token).Want(t, 200, "list")
+	assert.Empty(t, list.Body["items"])
+}
