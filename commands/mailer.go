@@ -65,4 +65,8 @@ const (
 	// MailReauthorizationReminder tells a user that a connection's
 	// authorisation ends soon. Params: alias, provider, deadline (RFC 3339).
 	MailReauthorizationReminder = "reauthorization_reminder"
+	// MailWebhookDisabled tells a user that deliveries to a webhook
+	// endpoint stopped. Params: host, webhook_id, reason (failing, gone),
+	// reason_text (the reason in a sentence).
+	MailWebhookDisabled = "webhook_disabled"
 )

@@ -106,7 +106,7 @@ func validate(ps []Projector) error {
 			return fmt.Errorf("projections: projector %q registered twice", n)
 		}
 		names[n] = true
-		if len(p.Tables()) == 0 {
+		if _, reactor := p.(interface{ tableless() bool }); len(p.Tables()) == 0 && !reactor {
 			return fmt.Errorf("projections: projector %q owns no table", n)
 		}
 		for _, t := range p.Tables() {

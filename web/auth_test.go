@@ -40,6 +40,7 @@ func MustIdentityServer(tb testing.TB) *identityServer {
 	id := newFakeIdentity(tb, clock)
 	conns := newFakeConnections(clock)
 	s := MustServer(tb, web.Options{Identity: id, Audit: &fakeAudit{}, Connections: conns, ConnectionList: conns, Now: clock.Now,
+		Webhooks: newFakeWebhooks(clock), Feed: fakeFeed{}, Streams: fakeStreams{},
 		Providers: []web.ProviderInfo{{Slug: "sandbox", Name: "Dashtam Sandbox", AuthType: "oauth2"},
 			{Slug: "schwab", Name: "Charles Schwab", AuthType: "oauth2"}}})
 	return &identityServer{testServer: s, Identity: id, Connections: conns, Clock: clock}
@@ -86,6 +87,8 @@ var sampleBodies = map[string]string{
 	"requestSync":              `{"force":false}`,
 	"createConnection":         `{"provider_slug":"sandbox","alias":"Matrix"}`,
 	"renameConnection":         `{"alias":"Matrix renamed"}`,
+	"createWebhook":            `{"url":"https://example.com/hooks","event_types":["sync.completed"]}`,
+	"updateWebhook":            `{"enabled":false}`,
 }
 
 // TestRoleMatrix walks every operation of the served OpenAPI document and

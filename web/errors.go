@@ -12,7 +12,9 @@ import (
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/commands/audit"
 	"github.com/dashtam/dashtam/commands/connections"
+	"github.com/dashtam/dashtam/commands/fanout"
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands/webhooks"
 	"github.com/dashtam/dashtam/projections"
 )
 
@@ -239,6 +241,17 @@ var errorMappings = []errorMapping{
 	// not reached a client's min_position yet is worth asking again soon.
 	is(projections.ErrNotFound, CodeNotFound, "no such resource"),
 	positionNotReached,
+
+	// Fan-out (docs/events.md): webhooks, the live stream, the change feed.
+	is(webhooks.ErrNotFound, CodeNotFound, "no such resource"),
+	isFieldCode(CodeUnprocessable, webhooks.ErrInvalidURL, "url",
+		"must be an absolute https URL of a host that resolves only to public addresses"),
+	isFieldCode(CodeUnprocessable, webhooks.ErrInvalidEventTypes, "event_types", "must name at least one known event type, each once"),
+	is(webhooks.ErrTooManyEndpoints, CodeConflict, "a user may register at most 10 webhook endpoints"),
+	is(webhooks.ErrDisabled, CodeConflict, "the webhook endpoint is disabled; enable it first"),
+	isFieldCode(CodeUnprocessable, fanout.ErrInvalidCursor, "cursor", "was not issued to you by this API"),
+	isField(fanout.ErrInvalidEventID, "Last-Event-ID", "was not sent by this API"),
+	is(fanout.ErrTooManyStreams, CodeRateLimited, "too many open event streams; close one first"),
 }
 
 // auditInvalid maps the audit API's refusals of input to 422 naming the field.

@@ -13,6 +13,7 @@ import (
 	"github.com/dashtam/dashtam/commands/audit"
 	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands/webhooks"
 )
 
 // Defaults applied to zero-valued Options fields.
@@ -102,6 +103,16 @@ type Options struct {
 	// either nil leaves the routes answering 503.
 	Syncs      SyncService
 	SyncReader SyncReader
+	// Webhooks serves the webhook endpoint routes; nil makes them answer 503.
+	Webhooks webhooks.Service
+	// Feed answers GET /api/v1/transactions/sync (fanout.Feed); nil makes
+	// it answer 503.
+	Feed ChangeFeed
+	// Streams serves GET /api/v1/events (fanout.Hub); nil makes it answer 503.
+	Streams EventStreams
+	// Heartbeat is how often an idle event stream gets a comment line;
+	// zero means DefaultHeartbeat.
+	Heartbeat time.Duration
 
 	// Mounts are handlers served under a path prefix, outside the OpenAPI
 	// document (the sandbox institution at /sandbox), each charged a
@@ -133,6 +144,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = DefaultHeartbeat
 	}
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes

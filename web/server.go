@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -15,6 +16,7 @@ import (
 	"github.com/dashtam/dashtam/commands/audit"
 	"github.com/dashtam/dashtam/commands/connections"
 	"github.com/dashtam/dashtam/commands/identity"
+	"github.com/dashtam/dashtam/commands/webhooks"
 	"github.com/dashtam/dashtam/web/api"
 )
 
@@ -33,19 +35,27 @@ const (
 
 // Server is the Dashtam HTTP server; build it with New, run it with Serve.
 type Server struct {
-	echo            *echo.Echo
-	log             *slog.Logger
-	metrics         *httpMetrics
-	rateLimits      *rateLimits // nil when rate limiting is off
-	readiness       Readiness
-	readyPolicy     readinessPolicy
-	providers       providerCatalog
-	identity        identity.Service
-	syncs           SyncService
-	syncReader      SyncReader
-	audit           audit.Service
-	connections     connections.Service // nil: not configured
-	connectionList  ConnectionLister    // nil: not configured
+	echo           *echo.Echo
+	log            *slog.Logger
+	metrics        *httpMetrics
+	rateLimits     *rateLimits // nil when rate limiting is off
+	readiness      Readiness
+	readyPolicy    readinessPolicy
+	providers      providerCatalog
+	identity       identity.Service
+	syncs          SyncService
+	syncReader     SyncReader
+	audit          audit.Service
+	connections    connections.Service // nil: not configured
+	connectionList ConnectionLister    // nil: not configured
+	webhooks       webhooks.Service    // nil: not configured
+	feed           ChangeFeed          // nil: not configured
+	streams        EventStreams        // nil: not configured
+	heartbeat      time.Duration
+	// closing is closed when graceful shutdown begins, ending event
+	// streams, which would otherwise hold it for the whole grace period.
+	closing         chan struct{}
+	closingOnce     sync.Once
 	permissions     operationPermissions
 	clientAddr      func(*http.Request) string
 	now             func() time.Time
@@ -129,6 +139,11 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 		audit:           opts.Audit,
 		connections:     opts.Connections,
 		connectionList:  opts.ConnectionList,
+		webhooks:        opts.Webhooks,
+		feed:            opts.Feed,
+		streams:         opts.Streams,
+		heartbeat:       opts.Heartbeat,
+		closing:         make(chan struct{}),
 		permissions:     permissions,
 		clientAddr:      clientAddr,
 		now:             opts.Now,
@@ -164,6 +179,7 @@ func newServer(opts Options, doc *openapi3.T, specJSON []byte) (*Server, error) 
 
 	api.RegisterHandlers(e, api.NewStrictHandler(&strictAPI{s: s}, nil))
 	e.GET("/metrics", echo.WrapHandler(metricsHandler(opts.Registry)))
+	e.GET("/api/v1/events", s.streamEvents)
 	if err := registerDocs(e, specJSON); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
@@ -202,6 +218,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(func() { s.closingOnce.Do(func() { close(s.closing) }) })
 	if s.onShutdown != nil {
 		srv.RegisterOnShutdown(s.onShutdown)
 	}

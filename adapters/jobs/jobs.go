@@ -69,6 +69,12 @@ const (
 	QueueDefault = river.QueueDefault
 	// QueueMail sends mail, apart so a slow mail server does not delay refreshes.
 	QueueMail = "mail"
+	// QueueWebhooks sends webhook deliveries (commands/webhooks.Queue), apart
+	// so slow receivers delay nothing else; each waits on the network, not
+	// the CPU, hence more at once. River fetches at most MaxWorkers jobs
+	// per fetch and fetches at most every FetchCooldown (100 ms), so 100
+	// workers allow up to 1,000 deliveries a second (docs/benchmarks.md).
+	QueueWebhooks = "webhooks"
 )
 
 // Config tunes the client.
@@ -122,8 +128,9 @@ func New(pool *pgxpool.Pool, workers *Workers, cfg Config) (*Client, error) {
 		}
 		rc.Workers = workers.river
 		rc.Queues = map[string]river.QueueConfig{
-			QueueDefault: {MaxWorkers: n},
-			QueueMail:    {MaxWorkers: 10},
+			QueueDefault:  {MaxWorkers: n},
+			QueueMail:     {MaxWorkers: 10},
+			QueueWebhooks: {MaxWorkers: 100},
 		}
 		// A job that outlives this is cancelled: provider calls time out
 		// far sooner, so only a wedged handler reaches it.
@@ -169,6 +176,24 @@ func insertOpts(job commands.Job, opts commands.JobOptions) *river.InsertOpts {
 func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, job commands.Job, opts commands.JobOptions) error {
 	if _, err := c.river.InsertTx(ctx, tx, job, insertOpts(job, opts)); err != nil {
 		return fmt.Errorf("enqueue %s: %w", job.Kind(), err)
+	}
+	return nil
+}
+
+// EnqueueManyTx inserts jobs in tx in one statement, all with opts: what
+// the webhook fan-out uses to queue a batch's deliveries, which one by one
+// would cost a round trip each inside the fan-out's transaction.
+func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, jobs []commands.Job, opts commands.JobOptions) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	params := make([]river.InsertManyParams, len(jobs))
+	for i, job := range jobs {
+		params[i] = river.InsertManyParams{Args: job, InsertOpts: &river.InsertOpts{ScheduledAt: opts.RunAt,
+			MaxAttempts: opts.MaxAttempts, Queue: opts.Queue}}
+	}
+	if _, err := c.river.InsertManyTx(ctx, tx, params); err != nil {
+		return fmt.Errorf("enqueue %d %s jobs: %w", len(jobs), jobs[0].Kind(), err)
 	}
 	return nil
 }

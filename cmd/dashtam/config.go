@@ -43,6 +43,12 @@ type serveConfig struct {
 	Role string
 	// SyncInterval is how often every active connection is synced.
 	SyncInterval time.Duration
+	// EventSink is where the relay publishes integration events:
+	// "postgres", "none" or a nats:// URL (DASHTAM_EVENT_SINK).
+	EventSink string
+	// WebhookAllowPrivate lets webhook URLs use plain http and private,
+	// loopback or link-local addresses (development and tests).
+	WebhookAllowPrivate bool
 }
 
 // schwabConfig is the SCHWAB_* variables.
@@ -194,6 +200,18 @@ func loadServeConfig(getenv func(string) string, dataDir string) (serveConfig, e
 			return c, fmt.Errorf("DASHTAM_SYNC_INTERVAL %q is not a duration of at least 5m, such as 6h", raw)
 		}
 		c.SyncInterval = d
+	}
+
+	c.EventSink = orDefault(strings.TrimSpace(getenv("DASHTAM_EVENT_SINK")), sinkPostgres)
+	if c.EventSink != sinkPostgres && c.EventSink != sinkNone && !strings.HasPrefix(c.EventSink, "nats://") {
+		return c, fmt.Errorf("DASHTAM_EVENT_SINK %q is not postgres, none or a nats://host:port URL", c.EventSink)
+	}
+	switch raw := strings.TrimSpace(getenv("DASHTAM_WEBHOOK_ALLOW_PRIVATE")); raw {
+	case "", "false":
+	case "true":
+		c.WebhookAllowPrivate = true
+	default:
+		return c, fmt.Errorf("DASHTAM_WEBHOOK_ALLOW_PRIVATE %q is not true or false", raw)
 	}
 
 	if raw := strings.TrimSpace(getenv("DASHTAM_TOKEN_ROTATION_GRACE")); raw != "" {

@@ -54,6 +54,14 @@ func TestLoadServeConfig(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 90*time.Minute, c.SyncInterval)
 
+	assert.Equal(t, sinkPostgres, c.EventSink, "integration events go to the postgres topic by default")
+	assert.False(t, c.WebhookAllowPrivate, "webhooks reach only public addresses by default")
+
+	c, err = loadServeConfig(env(map[string]string{"DASHTAM_EVENT_SINK": "nats://127.0.0.1:4222", "DASHTAM_WEBHOOK_ALLOW_PRIVATE": "true"}), "/data")
+	require.NoError(t, err)
+	assert.Equal(t, "nats://127.0.0.1:4222", c.EventSink)
+	assert.True(t, c.WebhookAllowPrivate)
+
 	c, err = loadServeConfig(env(map[string]string{"DASHTAM_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8,"}), "/data")
 	require.NoError(t, err)
 	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}, c.TrustedProxies)
@@ -90,6 +98,8 @@ func TestLoadServeConfig(t *testing.T) {
 		"bad role":                {map[string]string{"DASHTAM_ROLE": "cook"}, `DASHTAM_ROLE "cook"`},
 		"sync interval too short": {map[string]string{"DASHTAM_SYNC_INTERVAL": "1m"}, `DASHTAM_SYNC_INTERVAL "1m"`},
 		"sync interval garbage":   {map[string]string{"DASHTAM_SYNC_INTERVAL": "often"}, `DASHTAM_SYNC_INTERVAL "often"`},
+		"bad sink":                {map[string]string{"DASHTAM_EVENT_SINK": "kafka://k:9092"}, `DASHTAM_EVENT_SINK "kafka://k:9092"`},
+		"bad allowance":           {map[string]string{"DASHTAM_WEBHOOK_ALLOW_PRIVATE": "yes"}, `DASHTAM_WEBHOOK_ALLOW_PRIVATE "yes"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadServeConfig(env(tc.over), "/data")

@@ -89,6 +89,7 @@ type server struct {
 	jobs        *jobs.Client
 	connections *connections.Handler
 	syncs       *syncs.Handler
+	fanout      fanoutParts
 	http        *web.Server
 	ln          net.Listener
 	// keys seals personal data and destroys it at erasures.
@@ -212,6 +213,9 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 	if err != nil {
 		return err
 	}
+	if s.fanout, err = s.openFanout(ctx, cfg, workers); err != nil {
+		return err
+	}
 	catalog := make([]web.ProviderInfo, 0, len(cfg.Providers))
 	for _, p := range providers.registry.List() {
 		catalog = append(catalog, web.ProviderInfo{Slug: p.Slug, Name: p.Name, AuthType: p.AuthType})
@@ -227,6 +231,9 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 		Syncs:          s.syncs,
 		SyncReader:     projections.SyncReader{Pool: s.pool},
 		ConnectionList: projections.ConnectionReader{Pool: s.pool},
+		Webhooks:       s.fanout.webhooks,
+		Feed:           s.fanout.feed,
+		Streams:        web.HubStreams{Hub: s.fanout.hub},
 		Mounts:         providers.mounts,
 		TrustedProxies: cfg.TrustedProxies,
 		RateLimit:      web.RateLimitOptions{Limiter: s.limiter, Local: local},
@@ -328,6 +335,9 @@ func (s *server) Run(ctx context.Context) error {
 		g.Go(func() error { return s.manager.Start(ctx) })
 		g.Go(func() error { return s.notifier.Run(ctx) })
 		g.Go(func() error { return s.identity.RunSessionCache(ctx) })
+		for _, run := range s.fanout.runners() {
+			g.Go(func() error { return run(ctx) })
+		}
 	} else {
 		// A worker answers no HTTP: its listener only reserved the address.
 		_ = s.ln.Close()
@@ -425,6 +435,9 @@ func (s *server) sweepEvery(ctx context.Context, period time.Duration, what stri
 
 // Close releases the database pools.
 func (s *server) Close() {
+	if s.fanout.closeSink != nil {
+		s.fanout.closeSink()
+	}
 	if s.pool != nil {
 		s.pool.Close()
 	}

@@ -20,6 +20,13 @@ var userMailTemplates = map[string]struct{ subject, body string }{
 		body: "Your {provider} connection \"{alias}\" can no longer reach {provider}: the authorization was refused or has ended.\n\n" +
 			"Sign in to Dashtam and authorize the connection again to keep your accounts up to date.\n",
 	},
+	commands.MailWebhookDisabled: {
+		subject: "A webhook endpoint of yours was disabled",
+		body: "Dashtam stopped sending events to your webhook endpoint at {host} (id {webhook_id}): {reason_text}.\n\n" +
+			"Deliveries that were waiting were cancelled. Once the endpoint works again, enable it with " +
+			"PATCH /api/v1/webhooks/{webhook_id} {\"enabled\": true}; the change feed (GET /api/v1/transactions/sync) " +
+			"lets you catch up on what you missed.\n",
+	},
 	commands.MailReauthorizationReminder: {
 		subject: "Your {provider} connection ends soon",
 		body: "The authorization of your {provider} connection \"{alias}\" ends at {deadline}.\n\n" +
