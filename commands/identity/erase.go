@@ -167,6 +167,10 @@ func (h *Handler) forgetRows(ctx context.Context, tx *eventstore.Tx, id uuid.UUI
 		// Mail jobs for the user, waiting or kept after they ran: their
 		// arguments hold what the mail says (a connection's alias). A
 		// running one is left to finish against the forgotten address.
+		// Webhook endpoints: the user's own configuration, not history;
+		// their deliveries and attempts go with them (ON DELETE CASCADE),
+		// and a delivery job then finds nothing to send.
+		{`DELETE FROM webhook_endpoints WHERE user_id = $1`, []any{id}},
 		{`DELETE FROM river_job WHERE kind = ANY($2) AND args->>'user_id' = $1::text AND state <> 'running'`,
 			[]any{id, []string{commands.UserMail{}.Kind(), LinkMail{}.Kind()}}},
 	}

@@ -89,16 +89,31 @@ func TestEraseEndsSessionsDisconnectsAndRetries(t *testing.T) {
 		return n
 	}
 	require.Equal(t, 2, mailJobs(), "the sent verification mail and the waiting one")
+	// A webhook endpoint of hers and one of someone else's.
+	other := uuid.New()
+	for _, owner := range []uuid.UUID{v.ID, other} {
+		_, err := e.pool.Exec(ctx, `INSERT INTO webhook_endpoints (id, user_id, url, event_types, status, secret_blob, secret_key_id, created_at, updated_at)
+			VALUES ($1, $2, 'https://hooks.example.com/erase-me', '{sync.completed}', 'enabled', '\x00', 'k1', now(), now())`, uuid.New(), owner)
+		require.NoError(t, err)
+	}
+	endpoints := func(owner uuid.UUID) int {
+		var n int
+		require.NoError(t, e.pool.QueryRow(ctx, `SELECT count(*) FROM webhook_endpoints WHERE user_id = $1`, owner).Scan(&n))
+		return n
+	}
 	p, err := e.h.Authenticate(ctx, tok.AccessToken)
 	require.NoError(t, err)
 
 	require.ErrorIs(t, e.h.EraseSelf(ctx, p, "not the password", rc), identity.ErrInvalidCredentials)
+	require.Equal(t, 1, endpoints(v.ID), "a refused erasure deletes nothing")
 	err = e.h.EraseSelf(ctx, p, goodPassword, rc)
 	require.Error(t, err, "one disconnection failed")
 	assert.Contains(t, err.Error(), "provider down")
 	assert.Equal(t, []uuid.UUID{v.ID}, conns.forgot, "aliases forgotten in the erasure's transaction")
 	assert.Equal(t, []uuid.UUID{c1}, conns.disconnected)
 	assert.Zero(t, mailJobs(), "the user's mail jobs are gone with what they said")
+	assert.Zero(t, endpoints(v.ID), "her webhook endpoints are gone: nothing of hers is delivered any more")
+	assert.Equal(t, 1, endpoints(other), "another user's endpoint stays")
 
 	_, err = e.h.Authenticate(ctx, tok.AccessToken)
 	require.Error(t, err, "every session ended")
