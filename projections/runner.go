@@ -120,29 +120,7 @@ func (r *Runner) session(ctx context.Context) (wasActive bool, err error) {
 	// The lock lives exactly as long as conn: when conn dies, the lock is
 	// gone and another runner may already consume, so the batch in flight
 	// is cancelled and nothing more is applied from here.
-	lockCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	notified := make(chan struct{}, 1)
-	listenerDone := make(chan struct{})
-	go func() {
-		defer close(listenerDone)
-		for {
-			if _, err := conn.WaitForNotification(lockCtx); err != nil {
-				cancel(fmt.Errorf("lock connection lost: %w", err))
-				return
-			}
-			select {
-			case notified <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	err = r.consume(lockCtx, notified)
-	cancel(err)
-	<-listenerDone
-	if cause := context.Cause(lockCtx); cause != nil && !errors.Is(cause, context.Canceled) {
-		err = cause
-	}
+	err = eventstore.WhileListening(ctx, conn, "lock connection lost", r.consume)
 	return true, err
 }
 

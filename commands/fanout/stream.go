@@ -352,30 +352,7 @@ func (h *Hub) session(ctx context.Context) error {
 		h.mu.Unlock()
 		close(h.ready)
 	}
-	listenCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	notified := make(chan struct{}, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			if _, err := conn.WaitForNotification(listenCtx); err != nil {
-				cancel(fmt.Errorf("listener lost: %w", err))
-				return
-			}
-			select {
-			case notified <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	err = h.tail(listenCtx, notified)
-	cancel(err)
-	<-done
-	if cause := context.Cause(listenCtx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause
-	}
-	return err
+	return eventstore.WhileListening(ctx, conn, "listener lost", h.tail)
 }
 
 // tail reads and dispatches until ctx is done or a read fails.
