@@ -76,7 +76,7 @@ CREATE TABLE %[1]s (
     status             text        NOT NULL,
     created_at         timestamptz NOT NULL,
     connected_at       timestamptz,
-    last_sync_at       timestamptz,
+    last_sync_at       timestamptz, -- the latest SyncCompleted's time
     access_expires_at  timestamptz,
     refresh_expires_at timestamptz,
     disconnected_at    timestamptz,
@@ -223,7 +223,7 @@ func readConnectionRows(ctx context.Context, tx pgx.Tx, t TableNames, ids []uuid
 
 // foldedConnectionEvents are the event types that change what the list
 // shows; the attempts of refreshes and disconnections change nothing until
-// their outcome, and syncs have no field here yet but last_sync_at.
+// their outcome, and of a sync only its completion shows (last_sync_at).
 var foldedConnectionEvents = map[string]bool{
 	connection.ProviderConnectionAttempted{}.EventType():      true,
 	connection.ProviderConnectionSucceeded{}.EventType():      true,
@@ -233,6 +233,7 @@ var foldedConnectionEvents = map[string]bool{
 	connection.ProviderConnectionRenamed{}.EventType():        true,
 	connection.ProviderDisconnectionSucceeded{}.EventType():   true,
 	connection.ProviderDisconnectionFailed{}.EventType():      true,
+	connection.SyncCompleted{}.EventType():                    true,
 }
 
 // errBeforeAttempt means a stream's event came before any
@@ -296,6 +297,13 @@ func foldConnection(row *connectionRow, r eventstore.Record) (*connectionRow, er
 		if c.status == string(connection.StatusActive) {
 			c.status = string(connection.StatusNeedsReauth)
 		}
+	case connection.SyncCompleted{}.EventType():
+		var e connection.SyncCompleted
+		if err := decodePayload(r, &e); err != nil {
+			return nil, err
+		}
+		at := e.At
+		c.lastSyncAt = &at
 	case connection.ProviderConnectionRenamed{}.EventType():
 		var e connection.ProviderConnectionRenamed
 		if err := decodePayload(r, &e); err != nil {

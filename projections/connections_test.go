@@ -42,6 +42,10 @@ func connectionStore(tb testing.TB) *eventstore.Store {
 	eventstore.Register[connection.ProviderDisconnectionAttempted](reg, 1)
 	eventstore.Register[connection.ProviderDisconnectionSucceeded](reg, 1)
 	eventstore.Register[connection.ProviderDisconnectionFailed](reg, 1)
+	eventstore.Register[connection.SyncStarted](reg, 1)
+	eventstore.Register[connection.SyncPickedUp](reg, 1)
+	eventstore.Register[connection.SyncCompleted](reg, 1)
+	eventstore.Register[connection.SyncFailed](reg, 1)
 	eventstore.Register[syncNoticed](reg, 1)
 	s, err := eventstore.New(mustPool(tb), reg)
 	if err != nil {
@@ -121,7 +125,7 @@ func connectionLog(t *testing.T, store *eventstore.Store, rng *rand.Rand, users 
 			events []connection.Event
 			err    error
 		)
-		switch rng.IntN(11) {
+		switch rng.IntN(13) {
 		case 0, 1:
 			events, err = w.c.Complete(creds(now), now)
 		case 2:
@@ -148,7 +152,18 @@ func connectionLog(t *testing.T, store *eventstore.Store, rng *rand.Rand, users 
 				}
 				events, err = w.c.Disconnected(failure == "", failure, now)
 			}
-		case 10:
+		case 10, 11:
+			// A sync, started and (mostly) completed: its completion is
+			// the list's last_sync_at.
+			day := now.Format(time.DateOnly)
+			syncID := uuid.New()
+			events, err = w.c.StartSync(connection.SyncRequest{SyncID: syncID, Trigger: connection.SyncManual,
+				Force: true, From: day, To: day, At: now})
+			if err == nil && rng.IntN(4) > 0 {
+				appendTo(w, events)
+				events, err = w.c.CompleteSync(syncID, connection.SyncResult{Accounts: 1}, now.Add(time.Second))
+			}
+		case 12:
 			// A type the projector does not fold, between the others.
 			res, err := store.Append(ctx, eventstore.Stream{Type: eventstore.StreamConnection, ID: w.c.ID()}, w.version, syncNoticed{At: now})
 			if err != nil {
@@ -171,7 +186,7 @@ func wantView(w *walk) projections.ConnectionView {
 	c := w.c
 	v := projections.ConnectionView{ID: c.ID(), UserID: c.UserID(), ProviderSlug: c.ProviderSlug(), Alias: c.Alias(),
 		Status: c.Status(), CreatedAt: c.CreatedAt(), ConnectedAt: ptr(c.ConnectedAt()), ReauthorizeBy: ptr(c.ReauthorizeBy()),
-		DisconnectedAt: ptr(c.DisconnectedAt())}
+		DisconnectedAt: ptr(c.DisconnectedAt()), LastSyncAt: ptr(c.LastSyncAt())}
 	if c.Status() == connection.StatusActive {
 		v.AccessExpiresAt = ptr(c.Credentials().AccessExpiresAt)
 	}
@@ -244,7 +259,7 @@ func diffView(got, want projections.ConnectionView) string {
 		return fmt.Sprintf("status %s, want %s", got.Status, want.Status)
 	case !got.CreatedAt.Equal(want.CreatedAt), !sameTime(got.ConnectedAt, want.ConnectedAt),
 		!sameTime(got.ReauthorizeBy, want.ReauthorizeBy), !sameTime(got.AccessExpiresAt, want.AccessExpiresAt),
-		!sameTime(got.DisconnectedAt, want.DisconnectedAt), got.LastSyncAt != nil:
+		!sameTime(got.DisconnectedAt, want.DisconnectedAt), !sameTime(got.LastSyncAt, want.LastSyncAt):
 		return fmt.Sprintf("times %+v, want %+v", got, want)
 	}
 	return ""
