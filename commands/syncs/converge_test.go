@@ -10,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dashtam/dashtam/aggregates/connection"
 	"github.com/dashtam/dashtam/aggregates/transaction"
 	"github.com/dashtam/dashtam/commands/syncs"
+	"github.com/dashtam/dashtam/projections"
 )
 
 // errCrash is the crash the interruption tests inject between two units
@@ -288,10 +291,110 @@ func containsDot(s string) bool {
 	return false
 }
 
+// checkReadModel compares what the data API serves (the financial_data
+// read model, once every projector has caught up) with the provider's
+// last snapshot: accounts and balances, holdings, and every transaction a
+// sync saw, cancelled ones shown as removed.
+func (g *gen) checkReadModel(t *testing.T, r *projections.FinancialReader, userID uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	accts, _, err := r.ListAccounts(ctx, userID, projections.AccountFilter{}, nil, 100)
+	require.NoError(t, err)
+	byProvider := map[string]projections.AccountView{}
+	for _, a := range accts {
+		byProvider[a.ProviderAccountID] = a
+	}
+	require.Len(t, byProvider, len(g.accounts), "accounts served")
+	listed := map[string]bankTx{}
+	for _, a := range g.accounts {
+		got, ok := byProvider[a.ID]
+		require.True(t, ok, "account %s is served", a.ID)
+		require.True(t, got.IsActive, "account %s", a.ID)
+		require.NotNil(t, got.Balance, "balance of %s", a.ID)
+		requireSameAmount(t, a.Balance, *got.Balance, "balance of %s", a.ID)
+		holdings, err := r.ListHoldings(ctx, userID, &got.ID, nil, 100)
+		require.NoError(t, err)
+		var want, have []string
+		for _, p := range g.pos[a.ID] {
+			want = append(want, p.Symbol+" "+p.Quantity+" "+strip(p.Value))
+		}
+		for _, h := range holdings {
+			have = append(have, h.Symbol+" "+strip(h.Quantity)+" "+strip(h.MarketValue))
+		}
+		require.ElementsMatch(t, want, have, "holdings of %s", a.ID)
+		for _, tx := range g.txs[a.ID] {
+			listed[a.ID+"/"+tx.ID] = tx
+		}
+	}
+	served := map[string]projections.TransactionView{}
+	accountOf := map[uuid.UUID]string{}
+	for _, a := range accts {
+		accountOf[a.ID] = a.ProviderAccountID
+	}
+	var after *projections.TransactionKey
+	for {
+		page, err := r.ListTransactions(ctx, userID, projections.TransactionFilter{}, after, 50)
+		require.NoError(t, err)
+		for _, v := range page {
+			served[accountOf[v.AccountID]+"/"+v.ProviderTransactionID] = v
+		}
+		if len(page) < 50 {
+			break
+		}
+		k := page[len(page)-1].Key()
+		after = &k
+	}
+	require.Len(t, served, len(g.seen), "transactions served: %v", sortedKeys(served))
+	for key := range g.seen {
+		got, ok := served[key]
+		require.True(t, ok, "transaction %s was seen but is not served", key)
+		want, still := listed[key]
+		if !still {
+			require.Equal(t, "removed", got.Status, "%s was cancelled", key)
+			continue
+		}
+		status := "posted"
+		if want.Pending {
+			status = "pending"
+		}
+		require.Equal(t, status, got.Status, "status of %s", key)
+		requireSameAmount(t, want.Amount, got.Amount, "amount of %s", key)
+		require.Equal(t, want.Description, got.Description, "description of %s", key)
+		require.Equal(t, want.Date, got.Date, "date of %s", key)
+		if want.ValueDate == "" {
+			require.Nil(t, got.SettlementDate, "settlement of %s", key)
+		} else {
+			require.NotNil(t, got.SettlementDate, "settlement of %s", key)
+			require.Equal(t, want.ValueDate, *got.SettlementDate, "settlement of %s", key)
+		}
+	}
+}
+
+// startFinancial runs the financial_data projector alone over w's
+// database until the test ends: the one the data API's reads come from.
+func startFinancial(tb testing.TB, w *world) *projections.Manager {
+	tb.Helper()
+	var ps []projections.Projector
+	for _, p := range projections.All() {
+		if p.Name() == projections.FinancialDataName {
+			ps = append(ps, p)
+		}
+	}
+	require.Len(tb, ps, 1)
+	return startProjectors(tb, w, ps)
+}
+
+// requireSameAmount compares two decimal strings by value (1.50 = 1.5).
+func requireSameAmount(t *testing.T, want, got string, msgAndArgs ...any) {
+	t.Helper()
+	require.True(t, decimal.RequireFromString(want).Equal(decimal.RequireFromString(got)), append([]any{"want %s, got %s: ", want, got}, msgAndArgs...)...)
+}
+
 // TestRandomSnapshotsConverge runs random sequences of provider
 // snapshots, one sync a day, some interrupted between two units of work
 // and run again, and checks after every sync that the folded aggregates
-// are the last snapshot's truth (and the index the log's).
+// and the read models the data API serves are the last snapshot's truth
+// (and the index the log's).
 func TestRandomSnapshotsConverge(t *testing.T) {
 	sequences, days := 16, 10
 	if testing.Short() {
@@ -311,6 +414,11 @@ func TestRandomSnapshotsConverge(t *testing.T) {
 		seed := uint64(time.Now().UnixNano()) ^ uint64(seq)
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			w := newWorld(t, worldOptions{batch: 1 + int(seed%4)})
+			m := startFinancial(t, w)
+			reader, err := projections.NewFinancialReader(w.pool)
+			require.NoError(t, err)
+			positions, err := projections.NewPositions(w.pool, m.Applied(), time.Minute)
+			require.NoError(t, err)
 			g := newGen(w, seed)
 			g.step()
 			p := user()
@@ -336,6 +444,11 @@ func TestRandomSnapshotsConverge(t *testing.T) {
 				total = total.Add(done.Counts)
 				g.synced()
 				g.check(t, w.folded())
+				var last int64
+				require.NoError(t, w.pool.QueryRow(context.Background(), `SELECT global_position FROM events
+					ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&last))
+				require.NoError(t, positions.WaitApplied(context.Background(), []string{projections.FinancialDataName}, last))
+				g.checkReadModel(t, reader, p.UserID)
 				w.clock.Advance(24 * time.Hour)
 				g.step()
 			}

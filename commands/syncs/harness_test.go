@@ -482,7 +482,13 @@ func sortedKeys[V any](m map[string]V) []string {
 // startProjections runs every projector over w's database until the test ends.
 func startProjections(tb testing.TB, w *world) *projections.Manager {
 	tb.Helper()
-	m, err := projections.NewManager(w.store, projections.All(), projections.WithOwnerPool(testdb.Owner(tb, w.pool)))
+	return startProjectors(tb, w, projections.All())
+}
+
+// startProjectors runs the projectors ps over w's database until the test ends.
+func startProjectors(tb testing.TB, w *world, ps []projections.Projector) *projections.Manager {
+	tb.Helper()
+	m, err := projections.NewManager(w.store, ps, projections.WithOwnerPool(testdb.Owner(tb, w.pool)))
 	require.NoError(tb, err)
 	require.NoError(tb, m.Ensure(context.Background()))
 	ctx, cancel := context.WithCancel(context.Background())
