@@ -97,7 +97,9 @@ func (h *strictAPI) RequestSync(ctx context.Context, req api.RequestSyncRequestO
 		return nil, syncError(err)
 	}
 	loc := syncsPath(req.Id) + v.ID.String()
-	return api.RequestSync202JSONResponse{Body: inProgressJSON(v), Headers: api.RequestSync202ResponseHeaders{Location: &loc}}, nil
+	body := inProgressJSON(v)
+	body.Position = answeredPosition(ctx)
+	return api.RequestSync202JSONResponse{Body: body, Headers: api.RequestSync202ResponseHeaders{Location: &loc}}, nil
 }
 
 // GetSync answers one sync from the read model, or the sync in progress

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/web"
 )
 
 // TestSyncEndToEnd walks the sync through the real server, its workers,
@@ -56,6 +59,9 @@ func TestSyncEndToEnd(t *testing.T) {
 	started := srv.api("POST", base, map[string]bool{"force": true}, token).Want(t, 202, "a forced sync")
 	assert.Equal(t, "queued", started.Str("status"))
 	assert.Equal(t, "manual", started.Str("trigger"))
+	header, err := strconv.ParseInt(started.Header.Get(web.HeaderPosition), 10, 64)
+	require.NoError(t, err, "the request answers its position")
+	assert.Equal(t, float64(header), started.Body["position"], "the body's position is the header's")
 	loc := started.Header.Get("Location")
 	require.Equal(t, base+"/"+started.Str("id"), loc)
 	srv.api("GET", loc, nil, token).Want(t, 200, "the Location answers at once")

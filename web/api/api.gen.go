@@ -1344,6 +1344,16 @@ type Sync struct {
 	// PickedUpAt When a worker began it.
 	PickedUpAt *time.Time `json:"picked_up_at"`
 
+	// Position Only on a command's answer, never on a public operation's: the
+	// log position the command's events reached, the same as its
+	// `X-Dashtam-Position` header. Pass it as
+	// `min_position` to a read to see the change there; absent on reads
+	// and when the command recorded nothing.
+	//
+	//
+	// Example: 4211
+	Position *Position `json:"position,omitempty"`
+
 	// StartedAt When the sync was requested.
 	StartedAt time.Time  `json:"started_at"`
 	Status    SyncStatus `json:"status"`
