@@ -164,6 +164,21 @@ const readAllSQL = `SELECT ` + recordColumns + ` FROM events
 	ORDER BY events.transaction_id, events.global_position
 	LIMIT $3`
 
+// readAllPastSQL is readAllSQL with a horizon that looks past the
+// transactions in $4: the oldest transaction still running that is not one
+// of them (or, with none, the next transaction id to be handed out). The
+// caller vouches that those transactions never append events (a
+// projector's batch writes only its read model), so nothing can commit
+// behind them; every other transaction below the horizon has ended, as
+// with readAllSQL.
+const readAllPastSQL = `SELECT ` + recordColumns + ` FROM events
+	WHERE (transaction_id, global_position) > ($1::xid8, $2)
+	  AND transaction_id < (SELECT coalesce(min(x.id), pg_snapshot_xmax(pg_current_snapshot()))
+	                          FROM pg_snapshot_xip(pg_current_snapshot()) AS x(id)
+	                         WHERE x.id <> ALL ($4::xid8[]))
+	ORDER BY events.transaction_id, events.global_position
+	LIMIT $3`
+
 // ReadAll returns up to limit events after pos in commit order, stopping at the
 // horizon of transactions still in flight.
 func (s *Store) ReadAll(ctx context.Context, after Position, limit int) ([]Record, error) {
@@ -178,10 +193,23 @@ type Querier interface {
 // ReadAllTx is ReadAll on a given querier, so a projector can read in the same
 // transaction that writes its rows and checkpoint.
 func ReadAllTx(ctx context.Context, q Querier, after Position, limit int) ([]Record, error) {
+	return ReadAllPast(ctx, q, after, limit, nil)
+}
+
+// ReadAllPast is ReadAllTx with a horizon that looks past the running
+// transactions whose ids are in past, which the caller knows never append
+// events: its own projectors' batch transactions, say. Without it, each
+// projector's short write transaction holds back every other reader until
+// it commits, and projectors running side by side wait on one another.
+func ReadAllPast(ctx context.Context, q Querier, after Position, limit int, past []uint64) ([]Record, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("read all: limit must be positive")
 	}
-	rows, err := q.Query(ctx, readAllSQL, after.TransactionID, after.GlobalPosition, limit)
+	query, args := readAllSQL, []any{after.TransactionID, after.GlobalPosition, limit}
+	if len(past) > 0 {
+		query, args = readAllPastSQL, append(args, past)
+	}
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read all after %v: %w", after, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -172,4 +173,47 @@ func TestMetadataIsStoredAsJSON(t *testing.T) {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(raw, &m))
 	assert.Equal(t, map[string]any{"actor": "system", "ip": "127.0.0.1"}, m)
+}
+
+// TestReadAllPastLooksPastOnlyTheNamedTransactions: a reader may look past
+// running transactions it knows never append (a projector's batch), and
+// past nothing else.
+func TestReadAllPastLooksPastOnlyTheNamedTransactions(t *testing.T) {
+	s := mustStore(t)
+	ctx := context.Background()
+	pool := s.Pool()
+	begin := func() (pgx.Tx, uint64) {
+		tx, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = tx.Rollback(ctx) })
+		var xid uint64
+		require.NoError(t, tx.QueryRow(ctx, `SELECT pg_current_xact_id()`).Scan(&xid))
+		return tx, xid
+	}
+	_, quiet := begin()       // a batch: never appends
+	other, running := begin() // might append, for all a reader knows
+
+	stream := newStream(eventstore.StreamAccount)
+	_, err := s.Append(ctx, stream, 0, counterOpened{Name: "after both"})
+	require.NoError(t, err)
+
+	got, err := eventstore.ReadAllPast(ctx, pool, eventstore.Position{}, 100, []uint64{quiet})
+	require.NoError(t, err)
+	assert.Empty(t, got, "the other transaction still holds the event back")
+	require.Eventually(t, func() bool {
+		got, err = eventstore.ReadAllPast(ctx, pool, eventstore.Position{}, 100, []uint64{quiet, running})
+		require.NoError(t, err)
+		return len(got) == 1
+	}, time.Minute, 5*time.Millisecond, "past both (other packages' transactions may delay it)")
+	assert.Equal(t, stream, got[0].Stream)
+
+	require.NoError(t, other.Rollback(ctx))
+	require.Eventually(t, func() bool {
+		got, err = eventstore.ReadAllPast(ctx, pool, eventstore.Position{}, 100, []uint64{quiet})
+		require.NoError(t, err)
+		return len(got) == 1
+	}, time.Minute, 5*time.Millisecond, "past the batch once the other transaction ended")
+	got, err = s.ReadAll(ctx, eventstore.Position{}, 100)
+	require.NoError(t, err)
+	assert.Empty(t, got, "a reader that names nothing still waits for the batch")
 }

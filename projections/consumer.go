@@ -65,7 +65,7 @@ func (c *consumer) startReadAhead(ctx context.Context, pr Preparer, pos eventsto
 	c.next = ra
 	go func() {
 		defer close(ra.done)
-		ra.recs, ra.err = eventstore.ReadAllTx(ctx, c.pool, pos, c.cfg.batchSize)
+		ra.recs, ra.err = c.readAll(ctx, pos, c.cfg.batchSize)
 		if ra.err == nil && len(ra.recs) > 0 {
 			ra.err = pr.Prepare(ctx, ra.recs)
 		}
@@ -133,7 +133,7 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 	limit := c.cfg.batchSize
 	recs, prepared, err := c.takeReadAhead()
 	if recs == nil && err == nil {
-		recs, err = eventstore.ReadAllTx(ctx, c.pool, c.pos, limit)
+		recs, err = c.readAll(ctx, c.pos, limit)
 	}
 	if err != nil {
 		return batchResult{}, fmt.Errorf("read batch of %s: %w", c.checkpoint, err)
@@ -197,10 +197,13 @@ func (c *consumer) write(ctx context.Context, recs []eventstore.Record) (batchRe
 		return batchResult{}, fmt.Errorf("begin batch of %s: %w", c.checkpoint, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	pos, err := lockCheckpoint(ctx, tx, c.checkpoint)
+	pos, xid, err := lockCheckpointAsBatch(ctx, tx, c.checkpoint)
 	if err != nil {
 		return batchResult{}, err
 	}
+	// Deferred after the rollback, so it runs first: the id may leave the
+	// set while its transaction still runs, which only holds readers back.
+	defer c.cfg.batches.add(xid)()
 	if pos != c.pos {
 		// Someone else applied these events: read again from where they left off.
 		c.pos = pos

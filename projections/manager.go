@@ -40,6 +40,7 @@ func NewManager(store *eventstore.Store, ps []Projector, opts ...Option) (*Manag
 	// Every batch this process commits raises Applied, so that a read
 	// waiting for its own write (Positions) wakes at once.
 	after := m.cfg.afterCommit
+	m.cfg.batches = newBatchXIDs()
 	m.cfg.afterCommit = func(name string, batch []eventstore.Record) {
 		m.applied.Raise()
 		if after != nil {

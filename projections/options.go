@@ -36,6 +36,9 @@ type config struct {
 	registerer      prometheus.Registerer
 	afterCommit     func(name string, batch []eventstore.Record)
 	ownerPool       *pgxpool.Pool
+	// batches, set by a Manager, holds its consumers' open batch
+	// transactions, which their reads look past (quiet.go).
+	batches *batchXIDs
 }
 
 func newConfig(opts []Option) config {

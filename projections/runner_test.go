@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dashtam/dashtam/eventstore"
@@ -370,4 +371,61 @@ func unconnectedPool(t *testing.T) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// TestBatchesOfOneManagerDoNotHoldEachOtherBack: while one projector's
+// batch transaction stays open, another projector of the same Manager
+// applies events committed after it (the batch never appends, so nothing
+// can commit behind it), and a transaction that may append still holds
+// every reader back: after all of it, both saw every event once, in commit
+// order.
+func TestBatchesOfOneManagerDoNotHoldEachOtherBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := mustStore(t)
+	pool := store.Pool()
+
+	gate, entered := make(chan struct{}), make(chan struct{}, 1)
+	slow, fast := newSeen("slow_batches"), newSeen("fast_batches")
+	slow.afterInsert = func(ctx context.Context, _ pgx.Tx, _ []eventstore.Record) error {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		select {
+		case <-gate:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	m, err := projections.NewManager(store, []projections.Projector{slow, fast}, opts(ownerOf(t, store))...)
+	require.NoError(t, err)
+	require.NoError(t, m.Ensure(ctx))
+	stop := running(t, m.Start)
+	defer stop()
+
+	mustAppend(t, store, newStream(), 0, 1)
+	<-entered // slow's batch holds its transaction id, its checkpoint row locked
+	mustAppend(t, store, newStream(), 0, 2)
+	eventually(t, "fast to apply events committed after slow's batch began", func() bool {
+		return countRows(t, pool, "fast_batches") == 3
+	})
+
+	// A transaction that appends, open before the next event commits.
+	long, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer long.Rollback(ctx)
+	_, err = rawAppend(ctx, store, long, newStream(), 0, 1)
+	require.NoError(t, err)
+	mustAppend(t, store, newStream(), 0, 1)
+	close(gate)
+	require.NoError(t, long.Commit(ctx))
+
+	want := committedIDs(t, pool, 0)
+	require.Len(t, want, 5)
+	for _, table := range []string{"slow_batches", "fast_batches"} {
+		eventually(t, table+" to catch up", func() bool { return countRows(t, pool, table) == len(want) })
+		checkDeliveries(t, readSeen(t, pool, table), want)
+	}
 }
