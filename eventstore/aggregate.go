@@ -259,6 +259,55 @@ func (r *Repository[A, E]) Update(ctx context.Context, id uuid.UUID, decide Deci
 	return res.AppendResult, res.Refusal
 }
 
+// UpdateAlone is Update for a decision that writes nothing but its events:
+// it loads id with plain reads, lets decide choose, and appends in one
+// statement of its own (Store.Append), retrying on a conflict like
+// Transact. No transaction stays open between statements, so the decision
+// holds a transaction id, and with it every reader's horizon, only while
+// its one INSERT runs, where Update holds it from that INSERT until the
+// client's COMMIT arrives: on a busy machine, the time the process takes
+// to be scheduled again. An aggregate that serialises its decisions or
+// keeps snapshots takes the Update path, which they need.
+func (r *Repository[A, E]) UpdateAlone(ctx context.Context, id uuid.UUID, decide func(a A) (Decision[E], error)) (AppendResult, error) {
+	if r.agg.Serialize || (r.agg.Snapshots != nil && r.agg.Snapshots.Every > 0) {
+		return r.Update(ctx, id, func(_ context.Context, _ *Tx, a A) (Decision[E], error) { return decide(a) })
+	}
+	stream := r.Stream(id)
+	var lastErr error
+	for attempt := range MaxAttempts {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return AppendResult{}, fmt.Errorf("after %d conflicts: %w (last: %w)", attempt, err, lastErr)
+			}
+		}
+		l, err := r.Load(ctx, r.store.pool, id)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		d, err := decide(l.State)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		res := AppendResult{Version: l.Version}
+		if len(d.Events) > 0 {
+			events := make([]Event, len(d.Events))
+			for i, e := range d.Events {
+				events[i] = e
+			}
+			res, err = r.store.Append(ctx, stream, l.Version, events...)
+			if err != nil {
+				if !retryable(err) {
+					return AppendResult{}, err
+				}
+				lastErr = err
+				continue
+			}
+		}
+		return res, d.Refusal
+	}
+	return AppendResult{}, lastErr
+}
+
 // snapshotAfter stores a snapshot at version, the stream's version once
 // decided is appended, when the stream has grown by Snapshots.Every events
 // or more since the snapshot l started from. The state is folded afresh:

@@ -69,10 +69,12 @@ func TestConcurrentWritersOneWinnerPerVersion(t *testing.T) {
 
 // TestUpdateAppliesEveryCommandOnce sends commands concurrently through the
 // generic load-decide-append path, with and without per-stream
-// serialisation: every command is applied exactly once.
+// serialisation, and through UpdateAlone (no transaction around the
+// load and the append): every command is applied exactly once.
 func TestUpdateAppliesEveryCommandOnce(t *testing.T) {
-	for _, serialize := range []bool{false, true} {
-		t.Run(fmt.Sprintf("serialize=%v", serialize), func(t *testing.T) {
+	for _, mode := range []string{"serialize=false", "serialize=true", "alone"} {
+		serialize := mode == "serialize=true"
+		t.Run(mode, func(t *testing.T) {
 			const writers, perWriter = 8, 5
 			s := mustStore(t)
 			repo := mustCounters(t, s, func(a *eventstore.Aggregate[*counter, counterEvent]) { a.Serialize = serialize })
@@ -86,7 +88,15 @@ func TestUpdateAppliesEveryCommandOnce(t *testing.T) {
 			for w := 0; w < writers; w++ {
 				wg.Go(func() {
 					for i := 0; i < perWriter; i++ {
-						_, err := repo.Update(ctx, id, increment(fmt.Sprintf("w%d-%d", w, i)))
+						decide := increment(fmt.Sprintf("w%d-%d", w, i))
+						var err error
+						if mode == "alone" {
+							_, err = repo.UpdateAlone(ctx, id, func(c *counter) (eventstore.Decision[counterEvent], error) {
+								return decide(ctx, nil, c)
+							})
+						} else {
+							_, err = repo.Update(ctx, id, decide)
+						}
 						errs <- err
 					}
 				})

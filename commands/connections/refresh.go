@@ -162,7 +162,9 @@ func (h *Handler) refresh(ctx context.Context, c *connection.Connection, trigger
 		release()
 		return vaultRow{}, err
 	}
-	if _, err := h.connections.Update(ctx, id, func(ctx context.Context, tx *eventstore.Tx, c *connection.Connection) (decision, error) {
+	// The attempt writes nothing but its event: one statement, no
+	// transaction left open around it (the projectors' horizon).
+	if _, err := h.connections.UpdateAlone(ctx, id, func(c *connection.Connection) (decision, error) {
 		return eventstore.Decide(c.AttemptRefresh(trigger, h.clock.Now()))
 	}); err != nil {
 		release()
