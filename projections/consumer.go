@@ -46,6 +46,8 @@ type consumer struct {
 	next *readAhead
 	// sel is what of the log the projector reads (a Selective's choice).
 	sel eventstore.Selection
+	// behind says the last read was full: the next reads a catch-up batch.
+	behind bool
 }
 
 // readAhead is the next batch of a Preparer, read after a position and
@@ -138,6 +140,11 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 		c.pos, c.known = pos, true
 	}
 	limit := c.cfg.batchSize
+	if _, preparer := c.p.(Preparer); c.behind && !preparer {
+		// A Preparer's batches go out over the network (and read ahead):
+		// they keep their size.
+		limit = c.cfg.catchUpBatchSize()
+	}
 	recs, scanned, prepared := c.takeReadAhead()
 	var err error
 	if recs == nil {
@@ -147,6 +154,7 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 		return batchResult{}, fmt.Errorf("read batch of %s: %w", c.checkpoint, err)
 	}
 	res := batchResult{more: len(recs) == limit}
+	c.behind = res.more
 	if c.until != nil {
 		// Everything up to the bound is behind the horizon (a live
 		// consumer applied it), so a short read means the bound is reached.
