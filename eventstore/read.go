@@ -171,13 +171,23 @@ const readAllSQL = `SELECT ` + recordColumns + ` FROM events
 // projector's batch writes only its read model), so nothing can commit
 // behind them; every other transaction below the horizon has ended, as
 // with readAllSQL.
-const readAllPastSQL = `SELECT ` + recordColumns + ` FROM events
+var readAllPastSQL = `SELECT ` + recordColumns + ` FROM events
 	WHERE (transaction_id, global_position) > ($1::xid8, $2)
-	  AND transaction_id < (SELECT coalesce(min(x.id), pg_snapshot_xmax(pg_current_snapshot()))
-	                          FROM pg_snapshot_xip(pg_current_snapshot()) AS x(id)
-	                         WHERE x.id <> ALL ($4::xid8[]))
+	  AND transaction_id < ` + horizonPast(4) + `
 	ORDER BY events.transaction_id, events.global_position
 	LIMIT $3`
+
+// horizonSQL is a read's xid horizon: the oldest transaction still running.
+const horizonSQL = `pg_snapshot_xmin(pg_current_snapshot())`
+
+// horizonPast is the horizon of a read that looks past the running
+// transactions whose ids are in parameter $n (an xid8 array): the oldest
+// running transaction not among them, or the next id to be handed out.
+func horizonPast(n int) string {
+	return fmt.Sprintf(`(SELECT coalesce(min(x.id), pg_snapshot_xmax(pg_current_snapshot()))
+	                       FROM pg_snapshot_xip(pg_current_snapshot()) AS x(id)
+	                      WHERE x.id <> ALL ($%d::xid8[]))`, n)
+}
 
 // ReadAll returns up to limit events after pos in commit order, stopping at the
 // horizon of transactions still in flight.
@@ -247,4 +257,172 @@ func ReadPositions(ctx context.Context, q Querier, positions []int64) ([]Record,
 		return nil, fmt.Errorf("read events at %d positions: %w", len(positions), err)
 	}
 	return recs, nil
+}
+
+// Selection narrows a read of the whole log to what one reader needs, so that
+// a projector of a few stream types does not read, transfer and decode the
+// payloads of every transaction of a large sync (docs/projections.md).
+type Selection struct {
+	// StreamTypes, when not empty, keeps only the events of these stream types.
+	StreamTypes []StreamType
+	// Lean leaves out payload, metadata and hashes: for readers of the
+	// envelope only (stream, version, type, owner, time).
+	Lean bool
+}
+
+// leanColumns is the select list of a lean read, in scanLean's order.
+const leanColumns = `global_position, transaction_id, stream_type, stream_id, version, event_id,
+	event_type, schema_version, owner_id, recorded_at, digest_version`
+
+// scanLean reads one row selected with leanColumns, after the given leading
+// columns; Payload, RawMetadata and the hashes stay nil.
+func scanLean(row pgx.Row, lead ...any) (Record, error) {
+	var (
+		r     Record
+		typ   string
+		owner *uuid.UUID
+	)
+	dest := append(lead, &r.GlobalPosition, &r.TransactionID, &typ, &r.Stream.ID, &r.Version, &r.EventID,
+		&r.EventType, &r.SchemaVersion, &owner, &r.RecordedAt, &r.DigestVersion)
+	if err := row.Scan(dest...); err != nil {
+		return Record{}, err
+	}
+	r.Stream.Type = StreamType(typ)
+	if owner != nil {
+		r.OwnerID, r.ownerSet = *owner, true
+	}
+	r.Metadata.OwnerID = r.OwnerID
+	return r, nil
+}
+
+// scanSelected reads one row of a selected read, full or lean, after the
+// given leading columns.
+func scanSelected(row pgx.Row, lean bool, lead ...any) (Record, error) {
+	if lean {
+		return scanLean(row, lead...)
+	}
+	if len(lead) == 0 {
+		return scanRecord(row)
+	}
+	// scanRecord has no leading columns: scan them through a wrapper row.
+	return scanRecord(leadRow{row: row, lead: lead})
+}
+
+// leadRow prepends destinations for leading columns to a Scan.
+type leadRow struct {
+	row  pgx.Row
+	lead []any
+}
+
+func (l leadRow) Scan(dest ...any) error { return l.row.Scan(append(l.lead, dest...)...) }
+
+// ReadSelected is ReadAllTx narrowed by sel: up to limit matching events after
+// pos in commit order, behind the xid horizon. It also returns the position
+// the read has scanned past: the last event returned after a full read, and
+// after a short one the last event of the whole log behind the same
+// statement's horizon (or after, when there is none). Every matching event up
+// to that position has been returned, so a reader may move its checkpoint
+// there even over events it skipped: events behind the horizon are final,
+// and one committing later has a transaction id at or past the horizon and
+// therefore sorts after it. The horizon and the tail are read in one
+// statement, one snapshot; two statements could each see another horizon
+// and let the tail run past a matching event the read did not see.
+//
+// past are running transactions the caller knows never append, whose ids
+// the horizon looks past (ReadAllPast); nil for none.
+func ReadSelected(ctx context.Context, q Querier, after Position, limit int, sel Selection, past []uint64) ([]Record, Position, error) {
+	if limit <= 0 {
+		return nil, after, fmt.Errorf("read selected: limit must be positive")
+	}
+	if len(sel.StreamTypes) == 0 && !sel.Lean {
+		recs, err := ReadAllPast(ctx, q, after, limit, past)
+		return recs, lastOr(recs, after), err
+	}
+	cols := recordColumns
+	if sel.Lean {
+		cols = leanColumns
+	}
+	// The horizon's parameter follows the others: $4 alone, $5 after the
+	// stream types.
+	horizon := func(n int) (string, []any) {
+		if len(past) == 0 {
+			return horizonSQL, nil
+		}
+		return horizonPast(n), []any{past}
+	}
+	if len(sel.StreamTypes) == 0 {
+		h, extra := horizon(4)
+		recs, err := readSelectedRows(ctx, q, `SELECT false, `+cols+` FROM events
+	WHERE (transaction_id, global_position) > ($1::xid8, $2)
+	  AND transaction_id < `+h+`
+	ORDER BY events.transaction_id, events.global_position
+	LIMIT $3`, after, limit, sel.Lean, nil, extra...)
+		return recs, lastOr(recs, after), err
+	}
+	types := make([]string, len(sel.StreamTypes))
+	for i, t := range sel.StreamTypes {
+		types[i] = string(t)
+	}
+	h, extra := horizon(5)
+	// The second branch is the tail: the newest event behind the horizon,
+	// flagged true. Its payload is read once per step, whatever it is.
+	tail := Position{}
+	recs, err := readSelectedRows(ctx, q, `(SELECT false, `+cols+` FROM events
+	WHERE (transaction_id, global_position) > ($1::xid8, $2)
+	  AND transaction_id < `+h+`
+	  AND stream_type = ANY($4::text[])
+	ORDER BY events.transaction_id, events.global_position
+	LIMIT $3)
+UNION ALL
+(SELECT true, `+cols+` FROM events
+	WHERE transaction_id < `+h+`
+	ORDER BY events.transaction_id DESC, events.global_position DESC
+	LIMIT 1)`, after, limit, sel.Lean, &tail, append([]any{types}, extra...)...)
+	if err != nil {
+		return nil, after, err
+	}
+	scanned := lastOr(recs, after)
+	if len(recs) < limit && scanned.Less(tail) {
+		scanned = tail
+	}
+	return recs, scanned, nil
+}
+
+// lastOr returns the position of the last record, or pos when there is none.
+func lastOr(recs []Record, pos Position) Position {
+	if len(recs) == 0 {
+		return pos
+	}
+	return recs[len(recs)-1].Position()
+}
+
+// readSelectedRows runs a selected read whose rows lead with a flag: false
+// for a matching event, true for the tail, whose position goes to tail.
+func readSelectedRows(ctx context.Context, q Querier, sql string, after Position, limit int, lean bool, tail *Position, extra ...any) ([]Record, error) {
+	args := append([]any{after.TransactionID, after.GlobalPosition, limit}, extra...)
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read selected after %v: %w", after, err)
+	}
+	defer rows.Close()
+	out := make([]Record, 0, min(limit, 64))
+	for rows.Next() {
+		var isTail bool
+		r, err := scanSelected(rows, lean, &isTail)
+		if err != nil {
+			return nil, fmt.Errorf("read selected after %v: %w", after, err)
+		}
+		if isTail {
+			*tail = r.Position()
+			continue
+		}
+		if len(out) == cap(out) && cap(out) < limit {
+			out = append(make([]Record, 0, limit), out...)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read selected after %v: %w", after, err)
+	}
+	return out, nil
 }

@@ -213,7 +213,26 @@ func TestReadAllPastLooksPastOnlyTheNamedTransactions(t *testing.T) {
 		require.NoError(t, err)
 		return len(got) == 1
 	}, time.Minute, 5*time.Millisecond, "past the batch once the other transaction ended")
+	last := got[0].Position()
 	got, err = s.ReadAll(ctx, eventstore.Position{}, 100)
 	require.NoError(t, err)
 	assert.Empty(t, got, "a reader that names nothing still waits for the batch")
+
+	// The selected reads take the same horizon, for the events and for the
+	// position they scanned past.
+	for _, sel := range []eventstore.Selection{{Lean: true}, {StreamTypes: []eventstore.StreamType{eventstore.StreamAccount}},
+		{StreamTypes: []eventstore.StreamType{eventstore.StreamUser}}} {
+		got, scanned, err := eventstore.ReadSelected(ctx, pool, eventstore.Position{}, 100, sel, []uint64{quiet})
+		require.NoError(t, err)
+		if len(sel.StreamTypes) == 0 || sel.StreamTypes[0] == eventstore.StreamAccount {
+			require.Len(t, got, 1, "%+v", sel)
+		} else {
+			assert.Empty(t, got, "%+v", sel)
+		}
+		assert.False(t, scanned.Less(last), "%+v: scanned past the event", sel)
+		got, scanned, err = eventstore.ReadSelected(ctx, pool, eventstore.Position{}, 100, sel, nil)
+		require.NoError(t, err)
+		assert.Empty(t, got, "%+v", sel)
+		assert.True(t, scanned.Less(last), "%+v: not past the batch without naming it", sel)
+	}
 }

@@ -392,3 +392,9 @@ ON CONFLICT (id) DO UPDATE SET
 	}
 	return nil
 }
+
+// Reads selects the connection streams it folds and the user streams, whose
+// erasure replaces the aliases.
+func (Connections) Reads() eventstore.Selection {
+	return eventstore.Selection{StreamTypes: []eventstore.StreamType{eventstore.StreamConnection, eventstore.StreamUser}}
+}

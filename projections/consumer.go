@@ -44,6 +44,10 @@ type consumer struct {
 	// next is the batch after the one being written, read and prepared
 	// meanwhile; only a ReadAheadPreparer's consumer reads ahead.
 	next *readAhead
+	// sel is what of the log the projector reads (a Selective's choice).
+	sel eventstore.Selection
+	// behind says the last read was full: the next reads a catch-up batch.
+	behind bool
 }
 
 // readAhead is the next batch of a Preparer, read after a position and
@@ -53,10 +57,11 @@ type consumer struct {
 // where it was read from; otherwise it is dropped and the batch read again,
 // so it changes when work happens, never what is applied.
 type readAhead struct {
-	after eventstore.Position
-	done  chan struct{}
-	recs  []eventstore.Record
-	err   error
+	after   eventstore.Position
+	done    chan struct{}
+	recs    []eventstore.Record
+	scanned eventstore.Position
+	err     error
 }
 
 // startReadAhead reads and prepares the batch after pos in the background.
@@ -65,7 +70,7 @@ func (c *consumer) startReadAhead(ctx context.Context, pr Preparer, pos eventsto
 	c.next = ra
 	go func() {
 		defer close(ra.done)
-		ra.recs, ra.err = c.readAll(ctx, pos, c.cfg.batchSize)
+		ra.recs, ra.scanned, ra.err = c.read(ctx, pos, c.cfg.batchSize)
 		if ra.err == nil && len(ra.recs) > 0 {
 			ra.err = pr.Prepare(ctx, ra.recs)
 		}
@@ -74,22 +79,26 @@ func (c *consumer) startReadAhead(ctx context.Context, pr Preparer, pos eventsto
 
 // takeReadAhead returns the batch read ahead after c.pos, if there is one;
 // prepared says it went through Prepare already.
-func (c *consumer) takeReadAhead() (recs []eventstore.Record, prepared bool, err error) {
+func (c *consumer) takeReadAhead() (recs []eventstore.Record, scanned eventstore.Position, prepared bool) {
 	ra := c.next
 	c.next = nil
 	if ra == nil {
-		return nil, false, nil
+		return nil, c.pos, false
 	}
 	<-ra.done
 	if ra.after != c.pos || ra.err != nil || len(ra.recs) == 0 {
 		// Stale, failed or empty: read again, the ordinary way.
-		return nil, false, nil
+		return nil, c.pos, false
 	}
-	return ra.recs, true, nil
+	return ra.recs, ra.scanned, true
 }
 
 func newConsumer(pool *pgxpool.Pool, p Projector, checkpoint string, t TableNames, cfg config, m *metrics) *consumer {
-	return &consumer{pool: pool, p: p, checkpoint: checkpoint, tables: t, cfg: cfg, metrics: m, failures: map[int64]int{}}
+	c := &consumer{pool: pool, p: p, checkpoint: checkpoint, tables: t, cfg: cfg, metrics: m, failures: map[int64]int{}}
+	if s, ok := p.(Selective); ok {
+		c.sel = s.Reads()
+	}
+	return c
 }
 
 // forget makes the next step read the checkpoint again, after anything that
@@ -131,14 +140,21 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 		c.pos, c.known = pos, true
 	}
 	limit := c.cfg.batchSize
-	recs, prepared, err := c.takeReadAhead()
-	if recs == nil && err == nil {
-		recs, err = c.readAll(ctx, c.pos, limit)
+	if _, preparer := c.p.(Preparer); c.behind && !preparer {
+		// A Preparer's batches go out over the network (and read ahead):
+		// they keep their size.
+		limit = c.cfg.catchUpBatchSize()
+	}
+	recs, scanned, prepared := c.takeReadAhead()
+	var err error
+	if recs == nil {
+		recs, scanned, err = c.read(ctx, c.pos, limit)
 	}
 	if err != nil {
 		return batchResult{}, fmt.Errorf("read batch of %s: %w", c.checkpoint, err)
 	}
 	res := batchResult{more: len(recs) == limit}
+	c.behind = res.more
 	if c.until != nil {
 		// Everything up to the bound is behind the horizon (a live
 		// consumer applied it), so a short read means the bound is reached.
@@ -147,17 +163,27 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 			n++
 		}
 		recs = recs[:n]
-		res.more = n == limit && recs[n-1].Position().Less(*c.until)
-	} else if !res.more {
-		last := c.pos
-		if len(recs) > 0 {
-			last = recs[len(recs)-1].Position()
+		if c.until.Less(scanned) {
+			scanned = *c.until
 		}
-		if err := c.pool.QueryRow(ctx, existsAfterSQL, last.TransactionID, last.GlobalPosition).Scan(&res.more); err != nil {
+		res.more = res.more && scanned.Less(*c.until)
+	} else if !res.more {
+		if err := c.pool.QueryRow(ctx, existsAfterSQL, scanned.TransactionID, scanned.GlobalPosition).Scan(&res.more); err != nil {
 			return batchResult{}, fmt.Errorf("look past the horizon for %s: %w", c.checkpoint, err)
 		}
 	}
 	if len(recs) == 0 {
+		if c.pos.Less(scanned) {
+			// Only events this projector does not read: move the
+			// checkpoint past them, so that it is not left behind.
+			out, err := c.write(ctx, nil, scanned)
+			if err != nil {
+				c.forget()
+				return batchResult{}, err
+			}
+			out.more = out.more || res.more
+			return out, nil
+		}
 		return res, nil
 	}
 	if pr, ok := c.p.(Preparer); ok {
@@ -171,7 +197,7 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 			c.startReadAhead(ctx, pr, recs[len(recs)-1].Position())
 		}
 	}
-	out, err := c.write(ctx, recs)
+	out, err := c.write(ctx, recs, scanned)
 	if err != nil {
 		c.forget()
 		c.dropReadAhead()
@@ -187,11 +213,13 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 	return out, nil
 }
 
-// write applies recs, read after c.pos, in one short transaction. When the
-// batch fails deterministically it is rolled back and isolate finds the
-// event at fault; the fast path takes no savepoint, so a healthy batch costs
-// what it did before parking existed.
-func (c *consumer) write(ctx context.Context, recs []eventstore.Record) (batchResult, error) {
+// write applies recs, read after c.pos, in one short transaction and moves
+// the checkpoint to scanned, at or past the last of them (past it over
+// events a Selective projector does not read). When the batch fails
+// deterministically it is rolled back and isolate finds the event at fault;
+// the fast path takes no savepoint, so a healthy batch costs what it did
+// before parking existed.
+func (c *consumer) write(ctx context.Context, recs []eventstore.Record, scanned eventstore.Position) (batchResult, error) {
 	tx, err := c.pool.Begin(ctx)
 	if err != nil {
 		return batchResult{}, fmt.Errorf("begin batch of %s: %w", c.checkpoint, err)
@@ -209,9 +237,15 @@ func (c *consumer) write(ctx context.Context, recs []eventstore.Record) (batchRe
 		c.pos = pos
 		return batchResult{more: true}, nil
 	}
-	applyErr := safeApply(ctx, tx, c.p, c.tables, recs)
+	var applyErr error
+	if len(recs) > 0 {
+		applyErr = safeApply(ctx, tx, c.p, c.tables, recs)
+	}
 	if applyErr == nil {
-		last := recs[len(recs)-1].Position()
+		last := scanned
+		if len(recs) > 0 && last.Less(recs[len(recs)-1].Position()) {
+			last = recs[len(recs)-1].Position()
+		}
 		if err := saveCheckpoint(ctx, tx, c.checkpoint, last, len(recs)); err != nil {
 			return batchResult{}, err
 		}

@@ -82,3 +82,6 @@ ON CONFLICT (stream_type, event_type) DO UPDATE SET
 	}
 	return nil
 }
+
+// Reads selects every event without its payload: counts need only the envelope.
+func (EventTypeCounts) Reads() eventstore.Selection { return eventstore.Selection{Lean: true} }

@@ -15,6 +15,11 @@ const (
 	// DefaultBatchSize is large enough for throughput, small enough that a
 	// batch transaction holds the horizon back for milliseconds only.
 	DefaultBatchSize = 1000
+	// DefaultCatchUpBatchSize is the batch of a consumer whose last batch
+	// was full: while it is behind, fewer and larger batches save the round
+	// trips and the per-statement work of each (docs/projections.md); once
+	// it is caught up it reads small batches again.
+	DefaultCatchUpBatchSize = 5000
 	// DefaultPollInterval is the fallback for appends nobody signalled.
 	DefaultPollInterval = time.Second
 	// DefaultStandbyInterval is how quickly a standby notices a lost consumer.
@@ -30,6 +35,8 @@ const NotifyChannel = "dashtam_events"
 
 type config struct {
 	batchSize       int
+	catchUpBatch    int // 0: DefaultCatchUpBatchSize unless WithBatchSize chose the batch
+	batchSizeSet    bool
 	pollInterval    time.Duration
 	standbyInterval time.Duration
 	logger          *slog.Logger
@@ -63,8 +70,31 @@ type Option func(*config)
 func WithBatchSize(n int) Option {
 	return func(c *config) {
 		if n > 0 {
-			c.batchSize = n
+			c.batchSize, c.batchSizeSet = n, true
 		}
+	}
+}
+
+// WithCatchUpBatchSize sets the batch a consumer reads and applies while it
+// is behind (its last batch was full); a batch size chosen with
+// WithBatchSize alone is used throughout, so that a small one stays small.
+func WithCatchUpBatchSize(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.catchUpBatch = n
+		}
+	}
+}
+
+// catchUpBatchSize is the batch while behind: never below batchSize.
+func (c config) catchUpBatchSize() int {
+	switch {
+	case c.catchUpBatch > 0:
+		return max(c.catchUpBatch, c.batchSize)
+	case c.batchSizeSet:
+		return c.batchSize
+	default:
+		return max(DefaultCatchUpBatchSize, c.batchSize)
 	}
 }
 

@@ -37,6 +37,19 @@ type Projector interface {
 	Apply(ctx context.Context, tx pgx.Tx, t TableNames, batch []eventstore.Record) error
 }
 
+// Selective is implemented by a projector that applies only part of the log:
+// its consumer then reads only what Reads selects, so that it does not read,
+// transfer and decode the payloads of events it would pass over (a large
+// sync appends a hundred thousand transactions that the connection
+// projectors never look at). Its checkpoint still moves past the events it
+// does not read, so a projector they do not concern is not left behind. Apply
+// must still pass over events outside the selection: a rebuild's swap and a
+// retry of parked events hand it whole records of any stream type.
+type Selective interface {
+	// Reads says which events, and how much of each, the projector needs.
+	Reads() eventstore.Selection
+}
+
 // TableNames maps a projector's logical table names to the quoted, possibly
 // schema-qualified identifiers to use in SQL: the live tables or the shadow
 // tables of a rebuild.

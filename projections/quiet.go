@@ -63,10 +63,11 @@ func (b *batchXIDs) list() []uint64 {
 	return out
 }
 
-// readAll reads the batch after pos, looking past the batch transactions
-// of the consumers this one runs beside.
-func (c *consumer) readAll(ctx context.Context, pos eventstore.Position, limit int) ([]eventstore.Record, error) {
-	return eventstore.ReadAllPast(ctx, c.pool, pos, limit, c.cfg.batches.list())
+// read reads the batch after pos that the projector selects, looking past
+// the batch transactions of the consumers this one runs beside, and
+// returns the position the read scanned past (eventstore.ReadSelected).
+func (c *consumer) read(ctx context.Context, pos eventstore.Position, limit int) ([]eventstore.Record, eventstore.Position, error) {
+	return eventstore.ReadSelected(ctx, c.pool, pos, limit, c.sel, c.cfg.batches.list())
 }
 
 // lockCheckpointAsBatch is lockCheckpoint for a consumer's batch: it also

@@ -108,3 +108,6 @@ ON CONFLICT (stream_id) DO UPDATE SET
 	}
 	return nil
 }
+
+// Reads selects every event without its payload: the summary needs only the envelope.
+func (Streams) Reads() eventstore.Selection { return eventstore.Selection{Lean: true} }

@@ -474,3 +474,8 @@ ON CONFLICT (id) DO UPDATE SET
 	}
 	return nil
 }
+
+// Reads selects the connection streams, the only ones Syncs folds.
+func (Syncs) Reads() eventstore.Selection {
+	return eventstore.Selection{StreamTypes: []eventstore.StreamType{eventstore.StreamConnection}}
+}

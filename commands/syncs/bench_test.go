@@ -24,7 +24,8 @@ import (
 // decisions, no index), until the same projectors have caught up. It
 // also reports how long reading the provider alone takes.
 func BenchmarkSyncLarge(b *testing.B) {
-	var syncSecs, baseSecs, fetchSecs float64
+	var syncSecs, baseSecs, fetchSecs, writeSecs, baseWriteSecs float64
+	var syncGo, syncPG, baseGo, basePG float64
 	var txs int
 	for range b.N {
 		b.StopTimer()
@@ -34,10 +35,14 @@ func BenchmarkSyncLarge(b *testing.B) {
 		bm := startProjections(b, base)
 		waitCaughtUp(b, base, bm)
 		b.StartTimer()
+		go0, pg0 := cpuSeconds(b, base.pool)
 		start := time.Now()
 		appendBaseline(b, base, events)
+		baseWriteSecs += time.Since(start).Seconds()
 		waitCaughtUp(b, base, bm)
 		baseSecs += time.Since(start).Seconds()
+		go1, pg1 := cpuSeconds(b, base.pool)
+		baseGo, basePG = baseGo+go1-go0, basePG+pg1-pg0
 		b.StopTimer()
 
 		w := newWorld(b, worldOptions{realSandbox: true, maxConns: 8})
@@ -47,10 +52,14 @@ func BenchmarkSyncLarge(b *testing.B) {
 		v := w.request(p, id)
 		waitCaughtUp(b, w, m)
 		b.StartTimer()
+		go0, pg0 = cpuSeconds(b, w.pool)
 		start = time.Now()
 		require.NoError(b, w.run(id))
+		writeSecs += time.Since(start).Seconds()
 		waitCaughtUp(b, w, m)
 		syncSecs += time.Since(start).Seconds()
+		go1, pg1 = cpuSeconds(b, w.pool)
+		syncGo, syncPG = syncGo+go1-go0, syncPG+pg1-pg0
 		b.StopTimer()
 		done, ok := w.outcome(id, v.ID).(connection.SyncCompleted)
 		require.True(b, ok)
@@ -65,6 +74,17 @@ func BenchmarkSyncLarge(b *testing.B) {
 	b.ReportMetric(float64(txs)*n/baseSecs, "baseline_tx/s")
 	b.ReportMetric(100*baseSecs/syncSecs, "%_of_baseline")
 	b.ReportMetric(float64(txs)*n/fetchSecs, "fetch_only_tx/s")
+	// Where the time goes: until the writes end, and the projectors' catch-up after.
+	b.ReportMetric(writeSecs/n, "sync_writes_s")
+	b.ReportMetric((syncSecs-writeSecs)/n, "sync_catchup_s")
+	b.ReportMetric(baseWriteSecs/n, "baseline_writes_s")
+	b.ReportMetric((baseSecs-baseWriteSecs)/n, "baseline_catchup_s")
+	// CPU seconds of this process and of PostgreSQL: what the machine's
+	// load changes least. 2 cores give at most 2 CPU seconds a second.
+	b.ReportMetric(syncGo/n, "sync_go_cpu_s")
+	b.ReportMetric(syncPG/n, "sync_pg_cpu_s")
+	b.ReportMetric(baseGo/n, "baseline_go_cpu_s")
+	b.ReportMetric(basePG/n, "baseline_pg_cpu_s")
 }
 
 // prepareBaseline reads the large persona's year once, through the
