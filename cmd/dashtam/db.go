@@ -36,7 +36,23 @@ func connect(ctx context.Context, o *globalOptions) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return connectURL(ctx, dbURL, 0)
+	return connectURL(ctx, dbURL, appConns(dbURL))
+}
+
+// defaultAppConns sizes the application's pool when the URL does not
+// (pool_max_conns). pgxpool's own default is the number of CPUs, at least
+// 4: on two cores four connections for serve's projectors, relay, river
+// workers and requests together, where a registration once waited for a
+// connection behind them all.
+const defaultAppConns = 32
+
+// appConns is the pool size for dbURL: 0 (pgxpool's reading of the URL)
+// when it names pool_max_conns, defaultAppConns otherwise.
+func appConns(dbURL string) int32 {
+	if strings.Contains(dbURL, "pool_max_conns=") {
+		return 0
+	}
+	return defaultAppConns
 }
 
 // connectOwner is connect for the owner role (resolveMigrateURL); ownerConns
@@ -120,7 +136,7 @@ func openMigratedStore(ctx context.Context, o *globalOptions) (pool, owner *pgxp
 	}
 	if appURL == ownerURL {
 		pool = owner
-	} else if pool, err = connectURL(ctx, appURL, 0); err != nil {
+	} else if pool, err = connectURL(ctx, appURL, appConns(appURL)); err != nil {
 		owner.Close()
 		return nil, nil, nil, err
 	}
@@ -197,19 +213,38 @@ func migrateUp(ctx context.Context, owner *pgxpool.Pool, appRole string) error {
 
 // personalStore returns an event store over pool that seals the personal
 // data of events under per-user keys wrapped by the master keyring
-// (DASHTAM_ENCRYPTION_KEY), and the keystore, which erasures destroy keys
-// in (docs/audit.md).
-func personalStore(pool *pgxpool.Pool, ring *vault.Keyring) (*eventstore.Store, *personaldata.Keys, error) {
-	keys, err := personaldata.New(pool, ring, time.Now)
+// (DASHTAM_ENCRYPTION_KEY), the keystore, which erasures destroy keys in
+// (docs/audit.md), and a func that closes the keystore's connections.
+//
+// The keystore reads and creates keys over connections of its own: Seal
+// runs inside the transactions that append, and a key read from pool
+// itself could wait forever once every connection of pool is held by a
+// transaction waiting for a key (serve hung so under load, a registration
+// waiting for a connection beside transactions left idle).
+func personalStore(pool *pgxpool.Pool, ring *vault.Keyring) (*eventstore.Store, *personaldata.Keys, func(), error) {
+	cfg := pool.Config().Copy()
+	cfg.MaxConns, cfg.MinConns = keystoreConns, 0
+	cfg.ConnConfig.RuntimeParams["application_name"] = "dashtam keystore"
+	keysPool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, fmt.Errorf("keystore connections: %w", err)
+	}
+	keys, err := personaldata.New(keysPool, ring, time.Now)
+	if err != nil {
+		keysPool.Close()
+		return nil, nil, nil, err
 	}
 	store, err := eventstore.New(pool, newEventRegistry(), eventstore.WithPersonalData(keys))
 	if err != nil {
-		return nil, nil, err
+		keysPool.Close()
+		return nil, nil, nil, err
 	}
-	return store, keys, nil
+	return store, keys, keysPool.Close, nil
 }
+
+// keystoreConns bounds the keystore's own connections: its statements are
+// single-row reads and inserts, and a cached key needs none.
+const keystoreConns = 4
 
 // keyedStore returns an event store over pool that opens personal data
 // with the master keyring when one is configured (DASHTAM_ENCRYPTION_KEY,
@@ -232,7 +267,13 @@ func keyedStore(opts *globalOptions, pool *pgxpool.Pool) (store *eventstore.Stor
 	if err != nil {
 		return nil, false, fmt.Errorf("DASHTAM_ENCRYPTION_KEY%s is malformed: %v", from, err)
 	}
-	store, _, err = personalStore(pool, ring)
+	// Opening only: no transaction of this store waits for a key while it
+	// holds a connection, so the keystore may share pool.
+	keys, err := personaldata.New(pool, ring, time.Now)
+	if err != nil {
+		return nil, false, err
+	}
+	store, err = eventstore.New(pool, newEventRegistry(), eventstore.WithPersonalData(keys))
 	return store, err == nil, err
 }
 

@@ -94,6 +94,8 @@ type server struct {
 	ln          net.Listener
 	// keys seals personal data and destroys it at erasures.
 	keys *personaldata.Keys
+	// closeKeys closes the keystore's own connections (personalStore).
+	closeKeys func()
 	// checkpoints signs audit checkpoints every checkpointEvery.
 	checkpoints     *eventstore.Checkpointer
 	checkpointEvery time.Duration
@@ -120,7 +122,7 @@ func openServer(ctx context.Context, o *globalOptions, getenv func(string) strin
 		return nil, err
 	}
 	s := &server{cfg: cfg, logger: logger, pool: pool, owner: owner}
-	if s.store, s.keys, err = personalStore(pool, cfg.Keyring); err != nil {
+	if s.store, s.keys, s.closeKeys, err = personalStore(pool, cfg.Keyring); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -437,6 +439,9 @@ func (s *server) sweepEvery(ctx context.Context, period time.Duration, what stri
 func (s *server) Close() {
 	if s.fanout.closeSink != nil {
 		s.fanout.closeSink()
+	}
+	if s.closeKeys != nil {
+		s.closeKeys()
 	}
 	if s.pool != nil {
 		s.pool.Close()

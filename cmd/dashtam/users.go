@@ -138,24 +138,28 @@ func openIdentity(ctx context.Context, o *globalOptions, getenv func(string) str
 		owner.Close()
 	}
 	// The users it creates have their email sealed, like serve's.
-	store, keys, err := personalStore(pool, cfg.Keyring)
+	store, keys, closeKeys, err := personalStore(pool, cfg.Keyring)
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
+	}
+	closeAll := func() {
+		closeKeys()
+		pool.Close()
 	}
 	// Insert-only: the verification mail of an unverified user is a job
 	// that a running server's workers send.
 	j, err := jobs.New(pool, nil, jobs.Config{})
 	if err != nil {
-		pool.Close()
+		closeAll()
 		return nil, nil, err
 	}
 	svc, err := newIdentityService(cfg, store, pool, j, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn})), keys, nil)
 	if err != nil {
-		pool.Close()
+		closeAll()
 		return nil, nil, err
 	}
-	return svc, pool.Close, nil
+	return svc, closeAll, nil
 }
 
 // createUser creates the user and reports it on out; errors say what to
