@@ -42,8 +42,10 @@ type consumer struct {
 	// checkpoint (verify.go).
 	until *eventstore.Position
 	// next is the batch after the one being written, read and prepared
-	// meanwhile; only a ReadAheadPreparer's consumer reads ahead.
-	next *readAhead
+	// meanwhile; only a ReadAheadPreparer's consumer and a rebuild's
+	// (readsAhead) read ahead.
+	next       *readAhead
+	readsAhead bool
 }
 
 // readAhead is the next batch of a Preparer, read after a position and
@@ -59,14 +61,15 @@ type readAhead struct {
 	err   error
 }
 
-// startReadAhead reads and prepares the batch after pos in the background.
+// startReadAhead reads and prepares (pr, if not nil) the batch after pos in
+// the background.
 func (c *consumer) startReadAhead(ctx context.Context, pr Preparer, pos eventstore.Position) {
 	ra := &readAhead{after: pos, done: make(chan struct{})}
 	c.next = ra
 	go func() {
 		defer close(ra.done)
 		ra.recs, ra.err = eventstore.ReadAllTx(ctx, c.pool, pos, c.cfg.batchSize)
-		if ra.err == nil && len(ra.recs) > 0 {
+		if ra.err == nil && len(ra.recs) > 0 && pr != nil {
 			ra.err = pr.Prepare(ctx, ra.recs)
 		}
 	}()
@@ -170,6 +173,9 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 		if ra, ok := pr.(ReadAheadPreparer); ok && ra.ReadsAhead() && len(recs) == limit {
 			c.startReadAhead(ctx, pr, recs[len(recs)-1].Position())
 		}
+	} else if c.readsAhead && len(recs) == limit {
+		// A rebuild reads (and decodes) batch n+1 while PostgreSQL writes batch n.
+		c.startReadAhead(ctx, nil, recs[len(recs)-1].Position())
 	}
 	out, err := c.write(ctx, recs)
 	if err != nil {
