@@ -21,7 +21,17 @@ func writeFinancial(ctx context.Context, tx pgx.Tx, t TableNames, accts *account
 		what = append(what, name)
 	}
 	gained := queueAccounts(t, accts, queue)
-	queueTransactions(t, txs, queue)
+	upsert := txs.order
+	if t.schema == rebuildSchema && len(txs.order) >= copyMinRows {
+		// A rebuild: send the accounts now, COPY the transactions new to
+		// the shadow table, upsert only the others (below).
+		var err error
+		if upsert, err = copyNewTransactions(ctx, tx, t, txs, b, what); err != nil {
+			return err
+		}
+		b, what = &pgx.Batch{}, nil
+	}
+	queueTransactions(t, txs, upsert, queue)
 	if len(gained) > 0 {
 		// Transactions recorded before their account was opened (a parked
 		// opening retried later) take its owner now.
@@ -125,14 +135,15 @@ ON CONFLICT (id) DO UPDATE SET
 var txDataColumns = []string{"provider_transaction_id", "transaction_type", "subtype", "pending", "amount", "currency",
 	"description", "transaction_date", "settlement_date", "symbol", "quantity", "unit_price", "commission", "fees"}
 
-// queueTransactions queues the upsert of the batch's transactions in one
+// queueTransactions queues the upsert of the batch's transactions in
+// order (all of them but in a rebuild, see copyNewTransactions) in one
 // statement. The owner comes from the account row (written just before, in
 // the same transaction); data and state move only to newer stream
 // versions, so a delta applied again, or late, changes nothing it should
 // not. The arrays are of the types pgx encodes without reflection ([16]byte
 // ids, strings, bools, int64s), with the zero value standing for NULL.
-func queueTransactions(t TableNames, f *transactionFold, queue func(string, string, ...any)) {
-	n := len(f.order)
+func queueTransactions(t TableNames, f *transactionFold, order []uuid.UUID, queue func(string, string, ...any)) {
+	n := len(order)
 	if n == 0 {
 		return
 	}
@@ -145,7 +156,7 @@ func queueTransactions(t TableNames, f *transactionFold, queue func(string, stri
 		dataVersions, stateVersions         = make([]int64, n), make([]int64, n)
 		mins, maxs                          = make([]int64, n), make([]int64, n)
 	)
-	for i, id := range f.order {
+	for i, id := range order {
 		d := f.rows[id]
 		ids[i], accts[i], conns[i] = d.id, d.accountID, d.connectionID
 		removed[i], stateVersions[i], dataVersions[i], mins[i], maxs[i] = d.removed, d.stateVersion, d.dataVersion, d.minPos, d.maxPos
@@ -257,4 +268,128 @@ func queueHoldings(t TableNames, f *accountFold, queue func(string, string, ...a
 		  FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
 		       AS u(id, ord, sym, descr, asset, qty, price, val, cur, at)`, t.Of(holdingsTable)),
 		ids, ordinals, symbols, descs, assets, qtys, prices, values, curs, asOf)
+}
+
+// copyMinRows is the fewest transactions in a rebuild's batch worth the
+// COPY path's two extra round trips; smaller batches (a failing batch
+// split to find its event, the swap's catch-up) upsert them all.
+const copyMinRows = 64
+
+// copyNewTransactions is a rebuild's fast path for the transactions table:
+// it sends b (the accounts' upsert, queued as what), asks which of the
+// batch's transactions the shadow table holds already and the owners of
+// their accounts, and COPYs in every new one as the upsert would have
+// inserted it; it returns those left for the upsert: the rows already
+// there, and any whose values it does not convert exactly as PostgreSQL's
+// casts would (a date or decimal in an unusual form), which the upsert
+// takes or fails on as the live path does. COPY writes a row at a fraction
+// of what the upsert's unnest, join and conflict check cost (docs/benchmarks.md),
+// and in a rebuild almost every row is new.
+func copyNewTransactions(ctx context.Context, tx pgx.Tx, t TableNames, f *transactionFold, b *pgx.Batch, what []string) ([]uuid.UUID, error) {
+	ids := make([][16]byte, len(f.order))
+	var accts [][16]byte
+	seenAcct := map[[16]byte]bool{}
+	for i, id := range f.order {
+		ids[i] = id
+		if a := f.rows[id].accountID; a != uuid.Nil && !seenAcct[a] {
+			seenAcct[a] = true
+			accts = append(accts, a)
+		}
+	}
+	b.Queue(fmt.Sprintf(`SELECT id FROM %s WHERE id = ANY($1::uuid[])`, t.Of(transactionsTable)), ids)
+	b.Queue(fmt.Sprintf(`SELECT id, user_id FROM %s WHERE id = ANY($1::uuid[]) AND user_id IS NOT NULL`, t.Of(accountsTable)), accts)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	for _, name := range what {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	present := map[[16]byte]bool{}
+	var id, user [16]byte
+	rows, _ := br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { present[id] = true; return nil }); err != nil {
+		return nil, fmt.Errorf("find transactions already written: %w", err)
+	}
+	owners := map[[16]byte][16]byte{}
+	rows, _ = br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&id, &user}, func() error { owners[id] = user; return nil }); err != nil {
+		return nil, fmt.Errorf("read owners of transactions' accounts: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("write %s batch: %w", FinancialDataName, err)
+	}
+	var upsert []uuid.UUID
+	copied := make([][]any, 0, len(f.order))
+	for _, id := range f.order {
+		d := f.rows[id]
+		if present[d.id] {
+			upsert = append(upsert, id)
+			continue
+		}
+		row, ok := transactionCopyRow(d, owners)
+		if !ok {
+			upsert = append(upsert, id)
+			continue
+		}
+		copied = append(copied, row)
+	}
+	if len(copied) > 0 {
+		if _, err := tx.CopyFrom(ctx, t.identifier(transactionsTable), txCopyColumns, pgx.CopyFromRows(copied)); err != nil {
+			return nil, fmt.Errorf("copy new transactions: %w", err)
+		}
+	}
+	return upsert, nil
+}
+
+// txCopyColumns are the columns copyNewTransactions writes: every one but
+// the generated status.
+var txCopyColumns = []string{"id", "account_id", "connection_id", "user_id", "provider_transaction_id", "transaction_type",
+	"subtype", "pending", "removed", "amount", "currency", "description", "transaction_date", "settlement_date", "symbol",
+	"quantity", "unit_price", "commission", "fees", "data_version", "state_version", "created_position", "updated_position"}
+
+// transactionCopyRow is the row the upsert of queueTransactions inserts for
+// a transaction new to the table, column by column as its SQL computes it;
+// ok is false when a value is in a form whose cast only PostgreSQL should
+// judge.
+func transactionCopyRow(d *txDelta, owners map[[16]byte][16]byte) (row []any, ok bool) {
+	optID := func(id [16]byte) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: id != uuid.Nil} }
+	var user pgtype.UUID
+	if d.accountID != uuid.Nil {
+		if u, found := owners[d.accountID]; found {
+			user = pgtype.UUID{Bytes: u, Valid: true}
+		}
+	}
+	x := d.data
+	has := x != nil
+	if !has {
+		x = &txPayload{}
+	}
+	text := func(s string) pgtype.Text { return pgtype.Text{String: s, Valid: has} }
+	ok = true
+	num := func(s payloadDecimal) pgtype.Numeric {
+		var n pgtype.Numeric
+		if s != "" && n.Scan(string(s)) != nil {
+			ok = false
+		}
+		return n
+	}
+	date := func(s string) pgtype.Date {
+		if s == "" {
+			return pgtype.Date{}
+		}
+		at, err := time.Parse(time.DateOnly, s)
+		if err != nil || at.Year() < 1 || at.Year() > 9999 {
+			ok = false
+			return pgtype.Date{}
+		}
+		return pgtype.Date{Time: at, Valid: true}
+	}
+	row = []any{d.id, optID(d.accountID), optID(d.connectionID), user,
+		text(x.ProviderTransactionID), text(x.Type), text(x.Subtype), x.Pending, d.removed,
+		num(x.Amount), text(x.Currency), text(x.Description), date(x.Date), date(x.SettlementDate),
+		pgtype.Text{String: x.Symbol, Valid: x.Symbol != ""},
+		num(x.Quantity), num(x.UnitPrice), num(x.Commission), num(x.Fees),
+		d.dataVersion, d.stateVersion, d.minPos, d.maxPos}
+	return row, ok
 }
