@@ -1,8 +1,11 @@
 package projections
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -271,20 +274,20 @@ func queueHoldings(t TableNames, f *accountFold, queue func(string, string, ...a
 }
 
 // copyMinRows is the fewest transactions in a rebuild's batch worth the
-// COPY path's two extra round trips; smaller batches (a failing batch
-// split to find its event, the swap's catch-up) upsert them all.
+// COPY path's extra round trips; smaller batches (a failing batch split to
+// find its event, the swap's catch-up) upsert them all.
 const copyMinRows = 64
 
 // copyNewTransactions is a rebuild's fast path for the transactions table:
 // it sends b (the accounts' upsert, queued as what), asks which of the
 // batch's transactions the shadow table holds already and the owners of
 // their accounts, and COPYs in every new one as the upsert would have
-// inserted it; it returns those left for the upsert: the rows already
-// there, and any whose values it does not convert exactly as PostgreSQL's
-// casts would (a date or decimal in an unusual form), which the upsert
-// takes or fails on as the live path does. COPY writes a row at a fraction
-// of what the upsert's unnest, join and conflict check cost (docs/benchmarks.md),
-// and in a rebuild almost every row is new.
+// inserted it; it returns those left for the upsert, the rows already
+// there. COPY writes a row at a fraction of what the upsert's unnest, join
+// and conflict check cost (docs/benchmarks.md), and in a rebuild almost
+// every row is new. It COPYs text, which PostgreSQL parses with the same
+// input functions as the upsert's casts, so a decimal or date is read
+// exactly as on the live path (and a bad one fails the same event).
 func copyNewTransactions(ctx context.Context, tx pgx.Tx, t TableNames, f *transactionFold, b *pgx.Batch, what []string) ([]uuid.UUID, error) {
 	ids := make([][16]byte, len(f.order))
 	var accts [][16]byte
@@ -320,22 +323,21 @@ func copyNewTransactions(ctx context.Context, tx pgx.Tx, t TableNames, f *transa
 		return nil, fmt.Errorf("write %s batch: %w", FinancialDataName, err)
 	}
 	var upsert []uuid.UUID
-	copied := make([][]any, 0, len(f.order))
+	buf := make([]byte, 0, 320*len(f.order))
+	copied := 0
 	for _, id := range f.order {
 		d := f.rows[id]
 		if present[d.id] {
 			upsert = append(upsert, id)
 			continue
 		}
-		row, ok := transactionCopyRow(d, owners)
-		if !ok {
-			upsert = append(upsert, id)
-			continue
-		}
-		copied = append(copied, row)
+		buf = appendTransactionCopyLine(buf, d, owners)
+		copied++
 	}
-	if len(copied) > 0 {
-		if _, err := tx.CopyFrom(ctx, t.identifier(transactionsTable), txCopyColumns, pgx.CopyFromRows(copied)); err != nil {
+	if copied > 0 {
+		_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), fmt.Sprintf(`COPY %s (%s) FROM STDIN`,
+			t.Of(transactionsTable), txCopyColumns))
+		if err != nil {
 			return nil, fmt.Errorf("copy new transactions: %w", err)
 		}
 	}
@@ -344,52 +346,102 @@ func copyNewTransactions(ctx context.Context, tx pgx.Tx, t TableNames, f *transa
 
 // txCopyColumns are the columns copyNewTransactions writes: every one but
 // the generated status.
-var txCopyColumns = []string{"id", "account_id", "connection_id", "user_id", "provider_transaction_id", "transaction_type",
-	"subtype", "pending", "removed", "amount", "currency", "description", "transaction_date", "settlement_date", "symbol",
-	"quantity", "unit_price", "commission", "fees", "data_version", "state_version", "created_position", "updated_position"}
+const txCopyColumns = `id, account_id, connection_id, user_id, provider_transaction_id, transaction_type, subtype,
+    pending, removed, amount, currency, description, transaction_date, settlement_date, symbol, quantity, unit_price,
+    commission, fees, data_version, state_version, created_position, updated_position`
 
-// transactionCopyRow is the row the upsert of queueTransactions inserts for
-// a transaction new to the table, column by column as its SQL computes it;
-// ok is false when a value is in a form whose cast only PostgreSQL should
-// judge.
-func transactionCopyRow(d *txDelta, owners map[[16]byte][16]byte) (row []any, ok bool) {
-	optID := func(id [16]byte) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: id != uuid.Nil} }
-	var user pgtype.UUID
-	if d.accountID != uuid.Nil {
-		if u, found := owners[d.accountID]; found {
-			user = pgtype.UUID{Bytes: u, Valid: true}
+// appendTransactionCopyLine appends the line of COPY's text format holding
+// the row the upsert of queueTransactions inserts for a transaction new to
+// the table, column by column as its SQL computes it.
+func appendTransactionCopyLine(buf []byte, d *txDelta, owners map[[16]byte][16]byte) []byte {
+	id := func(id [16]byte, valid bool) {
+		if !valid {
+			buf = append(buf, `\N`...)
+		} else {
+			buf = appendUUIDText(buf, id)
 		}
+		buf = append(buf, '\t')
 	}
 	x := d.data
 	has := x != nil
 	if !has {
 		x = &txPayload{}
 	}
-	text := func(s string) pgtype.Text { return pgtype.Text{String: s, Valid: has} }
-	ok = true
-	num := func(s payloadDecimal) pgtype.Numeric {
-		var n pgtype.Numeric
-		if s != "" && n.Scan(string(s)) != nil {
-			ok = false
+	// text writes s, or NULL when !present.
+	text := func(s string, present bool) {
+		if !present {
+			buf = append(buf, `\N`...)
+		} else {
+			buf = appendCopyText(buf, s)
 		}
-		return n
+		buf = append(buf, '\t')
 	}
-	date := func(s string) pgtype.Date {
-		if s == "" {
-			return pgtype.Date{}
+	boolean := func(v bool) {
+		if v {
+			buf = append(buf, 't', '\t')
+		} else {
+			buf = append(buf, 'f', '\t')
 		}
-		at, err := time.Parse(time.DateOnly, s)
-		if err != nil || at.Year() < 1 || at.Year() > 9999 {
-			ok = false
-			return pgtype.Date{}
-		}
-		return pgtype.Date{Time: at, Valid: true}
 	}
-	row = []any{d.id, optID(d.accountID), optID(d.connectionID), user,
-		text(x.ProviderTransactionID), text(x.Type), text(x.Subtype), x.Pending, d.removed,
-		num(x.Amount), text(x.Currency), text(x.Description), date(x.Date), date(x.SettlementDate),
-		pgtype.Text{String: x.Symbol, Valid: x.Symbol != ""},
-		num(x.Quantity), num(x.UnitPrice), num(x.Commission), num(x.Fees),
-		d.dataVersion, d.stateVersion, d.minPos, d.maxPos}
-	return row, ok
+	id(d.id, true)
+	id(d.accountID, d.accountID != uuid.Nil)
+	id(d.connectionID, d.connectionID != uuid.Nil)
+	owner, found := owners[d.accountID]
+	id(owner, d.accountID != uuid.Nil && found)
+	text(x.ProviderTransactionID, has)
+	text(x.Type, has)
+	text(x.Subtype, has)
+	boolean(x.Pending)
+	boolean(d.removed)
+	text(string(x.Amount), x.Amount != "")
+	text(x.Currency, has)
+	text(x.Description, has)
+	text(x.Date, x.Date != "")
+	text(x.SettlementDate, x.SettlementDate != "")
+	text(x.Symbol, x.Symbol != "")
+	text(string(x.Quantity), x.Quantity != "")
+	text(string(x.UnitPrice), x.UnitPrice != "")
+	text(string(x.Commission), x.Commission != "")
+	text(string(x.Fees), x.Fees != "")
+	for _, n := range []int64{d.dataVersion, d.stateVersion, d.minPos} {
+		buf = strconv.AppendInt(buf, n, 10)
+		buf = append(buf, '\t')
+	}
+	buf = strconv.AppendInt(buf, d.maxPos, 10)
+	return append(buf, '\n')
+}
+
+// appendUUIDText appends id in its canonical text form.
+func appendUUIDText(buf []byte, id [16]byte) []byte {
+	var text [36]byte
+	hex.Encode(text[0:8], id[0:4])
+	text[8] = '-'
+	hex.Encode(text[9:13], id[4:6])
+	text[13] = '-'
+	hex.Encode(text[14:18], id[6:8])
+	text[18] = '-'
+	hex.Encode(text[19:23], id[8:10])
+	text[23] = '-'
+	hex.Encode(text[24:], id[10:])
+	return append(buf, text[:]...)
+}
+
+// appendCopyText appends s escaped for COPY's text format, in which a
+// backslash, tab, newline or carriage return would end or change the value.
+func appendCopyText(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			buf = append(buf, '\\', '\\')
+		case '\t':
+			buf = append(buf, '\\', 't')
+		case '\n':
+			buf = append(buf, '\\', 'n')
+		case '\r':
+			buf = append(buf, '\\', 'r')
+		default:
+			buf = append(buf, c)
+		}
+	}
+	return buf
 }

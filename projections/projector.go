@@ -77,15 +77,6 @@ func (t TableNames) Of(logical string) string {
 	return id
 }
 
-// identifier is the logical table's name as pgx.CopyFrom takes it.
-func (t TableNames) identifier(logical string) pgx.Identifier {
-	t.Of(logical) // the same panic on an undeclared name
-	if t.schema == "" {
-		return pgx.Identifier{logical}
-	}
-	return pgx.Identifier{t.schema, logical}
-}
-
 // String lists the mapping, for error messages.
 func (t TableNames) String() string {
 	parts := make([]string, 0, len(t.tables))

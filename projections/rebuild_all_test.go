@@ -62,7 +62,7 @@ func TestRebuildAllSharesTheReadAndEqualsTheLivePath(t *testing.T) {
 	// Enough transactions for a rebuild's batch to COPY them (before their
 	// account's opening, too), in every form a column takes: investment
 	// fields, large and zero amounts, settlement dates, a date PostgreSQL
-	// reads that is not in the canonical form; some posted later, some
+	// reads that is not in the canonical form, text COPY must escape; some posted later, some
 	// removed.
 	bulk := make([]transaction.Data, 150)
 	for i := range bulk {
@@ -78,6 +78,9 @@ func TestRebuildAllSharesTheReadAndEqualsTheLivePath(t *testing.T) {
 		}
 		if i == 8 {
 			d.Description, d.Subtype = "", ""
+		}
+		if i == 9 {
+			d.Description = "a\ttab, a\nnewline, a \\N, a\r return and \\. ünïcode"
 		}
 		bulk[i] = d
 	}
