@@ -63,11 +63,19 @@ func (m *Manager) RebuildAll(ctx context.Context, names []string, progress func(
 	if progress == nil {
 		progress = func(int64, int64) {}
 	}
+	pool := m.store.Pool()
+	// One session holds every projector's rebuild lock: a connection each
+	// would exhaust a small pool before the replay took its own.
+	lockConn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", strings.Join(names, ", "), err)
+	}
 	var runs []*rebuildRun
 	defer func() {
 		for _, r := range runs {
 			r.close(context.WithoutCancel(ctx), m)
 		}
+		lockConn.Release()
 	}()
 	seen := map[string]bool{}
 	for _, name := range names {
@@ -75,13 +83,12 @@ func (m *Manager) RebuildAll(ctx context.Context, names []string, progress func(
 			continue
 		}
 		seen[name] = true
-		r, err := m.startRebuild(ctx, name)
+		r, err := m.startRebuild(ctx, lockConn, name)
 		if err != nil {
 			return err
 		}
 		runs = append(runs, r)
 	}
-	pool := m.store.Pool()
 	var total int64
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&total); err != nil {
 		return fmt.Errorf("rebuild %s: count events: %w", strings.Join(names, ", "), err)
@@ -121,25 +128,19 @@ type rebuildRun struct {
 	swapped  bool
 }
 
-// startRebuild takes the projector's rebuild lock and prepares its empty
-// shadow tables and checkpoint.
-func (m *Manager) startRebuild(ctx context.Context, name string) (*rebuildRun, error) {
+// startRebuild takes the projector's rebuild lock on lockConn's session
+// and prepares its empty shadow tables and checkpoint.
+func (m *Manager) startRebuild(ctx context.Context, lockConn *pgxpool.Conn, name string) (*rebuildRun, error) {
 	p, err := m.Projector(name)
 	if err != nil {
 		return nil, err
 	}
 	pool := m.store.Pool()
-	lockConn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("rebuild %s: %w", name, err)
-	}
 	var ok bool
 	if err := lockConn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockRebuild, nameKey(name)).Scan(&ok); err != nil {
-		lockConn.Release()
 		return nil, fmt.Errorf("rebuild %s: take rebuild lock: %w", name, err)
 	}
 	if !ok {
-		lockConn.Release()
 		return nil, fmt.Errorf("rebuild %s: %w", name, ErrRebuildRunning)
 	}
 	r := &rebuildRun{p: p, lockConn: lockConn, shadow: shadowTables(p)}
@@ -156,13 +157,12 @@ func (m *Manager) startRebuild(ctx context.Context, name string) (*rebuildRun, e
 	return r, nil
 }
 
-// unlock releases the rebuild lock and its session.
+// unlock releases the rebuild lock; the caller releases the session.
 func (r *rebuildRun) unlock(ctx context.Context) {
 	// The connection goes back to the pool: the session lock must not go with it.
 	if _, err := r.lockConn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, lockRebuild, nameKey(r.p.Name())); err != nil {
 		r.lockConn.Conn().Close(ctx)
 	}
-	r.lockConn.Release()
 }
 
 // close ends the run: a batch still read ahead is dropped, the shadow
