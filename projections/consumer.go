@@ -42,8 +42,10 @@ type consumer struct {
 	// checkpoint (verify.go).
 	until *eventstore.Position
 	// next is the batch after the one being written, read and prepared
-	// meanwhile; only a ReadAheadPreparer's consumer reads ahead.
-	next *readAhead
+	// meanwhile; only a ReadAheadPreparer's consumer and a rebuild's
+	// (readsAhead) read ahead.
+	next       *readAhead
+	readsAhead bool
 	// sel is what of the log the projector reads (a Selective's choice).
 	sel eventstore.Selection
 	// behind says the last read was full: the next reads a catch-up batch.
@@ -64,14 +66,15 @@ type readAhead struct {
 	err     error
 }
 
-// startReadAhead reads and prepares the batch after pos in the background.
-func (c *consumer) startReadAhead(ctx context.Context, pr Preparer, pos eventstore.Position) {
+// startReadAhead reads, up to limit events, and prepares (pr, if not nil)
+// the batch after pos in the background.
+func (c *consumer) startReadAhead(ctx context.Context, pr Preparer, pos eventstore.Position, limit int) {
 	ra := &readAhead{after: pos, done: make(chan struct{})}
 	c.next = ra
 	go func() {
 		defer close(ra.done)
-		ra.recs, ra.scanned, ra.err = c.read(ctx, pos, c.cfg.batchSize)
-		if ra.err == nil && len(ra.recs) > 0 {
+		ra.recs, ra.scanned, ra.err = c.read(ctx, pos, limit)
+		if ra.err == nil && len(ra.recs) > 0 && pr != nil {
 			ra.err = pr.Prepare(ctx, ra.recs)
 		}
 	}()
@@ -194,8 +197,11 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 			}
 		}
 		if ra, ok := pr.(ReadAheadPreparer); ok && ra.ReadsAhead() && len(recs) == limit {
-			c.startReadAhead(ctx, pr, recs[len(recs)-1].Position())
+			c.startReadAhead(ctx, pr, recs[len(recs)-1].Position(), limit)
 		}
+	} else if c.readsAhead && len(recs) == limit {
+		// A rebuild reads (and decodes) batch n+1 while PostgreSQL writes batch n.
+		c.startReadAhead(ctx, nil, recs[len(recs)-1].Position(), limit)
 	}
 	out, err := c.write(ctx, recs, scanned)
 	if err != nil {

@@ -1,8 +1,11 @@
 package projections
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,7 +24,17 @@ func writeFinancial(ctx context.Context, tx pgx.Tx, t TableNames, accts *account
 		what = append(what, name)
 	}
 	gained := queueAccounts(t, accts, queue)
-	queueTransactions(t, txs, queue)
+	upsert := txs.order
+	if t.schema == rebuildSchema && len(txs.order) >= copyMinRows {
+		// A rebuild: send the accounts now, COPY the transactions new to
+		// the shadow table, upsert only the others (below).
+		var err error
+		if upsert, err = copyNewTransactions(ctx, tx, t, txs, b, what); err != nil {
+			return err
+		}
+		b, what = &pgx.Batch{}, nil
+	}
+	queueTransactions(t, txs, upsert, queue)
 	if len(gained) > 0 {
 		// Transactions recorded before their account was opened (a parked
 		// opening retried later) take its owner now.
@@ -125,14 +138,15 @@ ON CONFLICT (id) DO UPDATE SET
 var txDataColumns = []string{"provider_transaction_id", "transaction_type", "subtype", "pending", "amount", "currency",
 	"description", "transaction_date", "settlement_date", "symbol", "quantity", "unit_price", "commission", "fees"}
 
-// queueTransactions queues the upsert of the batch's transactions in one
+// queueTransactions queues the upsert of the batch's transactions in
+// order (all of them but in a rebuild, see copyNewTransactions) in one
 // statement. The owner comes from the account row (written just before, in
 // the same transaction); data and state move only to newer stream
 // versions, so a delta applied again, or late, changes nothing it should
 // not. The arrays are of the types pgx encodes without reflection ([16]byte
 // ids, strings, bools, int64s), with the zero value standing for NULL.
-func queueTransactions(t TableNames, f *transactionFold, queue func(string, string, ...any)) {
-	n := len(f.order)
+func queueTransactions(t TableNames, f *transactionFold, order []uuid.UUID, queue func(string, string, ...any)) {
+	n := len(order)
 	if n == 0 {
 		return
 	}
@@ -145,7 +159,7 @@ func queueTransactions(t TableNames, f *transactionFold, queue func(string, stri
 		dataVersions, stateVersions         = make([]int64, n), make([]int64, n)
 		mins, maxs                          = make([]int64, n), make([]int64, n)
 	)
-	for i, id := range f.order {
+	for i, id := range order {
 		d := f.rows[id]
 		ids[i], accts[i], conns[i] = d.id, d.accountID, d.connectionID
 		removed[i], stateVersions[i], dataVersions[i], mins[i], maxs[i] = d.removed, d.stateVersion, d.dataVersion, d.minPos, d.maxPos
@@ -257,4 +271,177 @@ func queueHoldings(t TableNames, f *accountFold, queue func(string, string, ...a
 		  FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
 		       AS u(id, ord, sym, descr, asset, qty, price, val, cur, at)`, t.Of(holdingsTable)),
 		ids, ordinals, symbols, descs, assets, qtys, prices, values, curs, asOf)
+}
+
+// copyMinRows is the fewest transactions in a rebuild's batch worth the
+// COPY path's extra round trips; smaller batches (a failing batch split to
+// find its event, the swap's catch-up) upsert them all.
+const copyMinRows = 64
+
+// copyNewTransactions is a rebuild's fast path for the transactions table:
+// it sends b (the accounts' upsert, queued as what), asks which of the
+// batch's transactions the shadow table holds already and the owners of
+// their accounts, and COPYs in every new one as the upsert would have
+// inserted it; it returns those left for the upsert, the rows already
+// there. COPY writes a row at a fraction of what the upsert's unnest, join
+// and conflict check cost (docs/benchmarks.md), and in a rebuild almost
+// every row is new. It COPYs text, which PostgreSQL parses with the same
+// input functions as the upsert's casts, so a decimal or date is read
+// exactly as on the live path (and a bad one fails the same event).
+func copyNewTransactions(ctx context.Context, tx pgx.Tx, t TableNames, f *transactionFold, b *pgx.Batch, what []string) ([]uuid.UUID, error) {
+	ids := make([][16]byte, len(f.order))
+	var accts [][16]byte
+	seenAcct := map[[16]byte]bool{}
+	for i, id := range f.order {
+		ids[i] = id
+		if a := f.rows[id].accountID; a != uuid.Nil && !seenAcct[a] {
+			seenAcct[a] = true
+			accts = append(accts, a)
+		}
+	}
+	b.Queue(fmt.Sprintf(`SELECT id FROM %s WHERE id = ANY($1::uuid[])`, t.Of(transactionsTable)), ids)
+	b.Queue(fmt.Sprintf(`SELECT id, user_id FROM %s WHERE id = ANY($1::uuid[]) AND user_id IS NOT NULL`, t.Of(accountsTable)), accts)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	for _, name := range what {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	present := map[[16]byte]bool{}
+	var id, user [16]byte
+	rows, _ := br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { present[id] = true; return nil }); err != nil {
+		return nil, fmt.Errorf("find transactions already written: %w", err)
+	}
+	owners := map[[16]byte][16]byte{}
+	rows, _ = br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&id, &user}, func() error { owners[id] = user; return nil }); err != nil {
+		return nil, fmt.Errorf("read owners of transactions' accounts: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("write %s batch: %w", FinancialDataName, err)
+	}
+	var upsert []uuid.UUID
+	buf := make([]byte, 0, 320*len(f.order))
+	copied := 0
+	for _, id := range f.order {
+		d := f.rows[id]
+		if present[d.id] {
+			upsert = append(upsert, id)
+			continue
+		}
+		buf = appendTransactionCopyLine(buf, d, owners)
+		copied++
+	}
+	if copied > 0 {
+		_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), fmt.Sprintf(`COPY %s (%s) FROM STDIN`,
+			t.Of(transactionsTable), txCopyColumns))
+		if err != nil {
+			return nil, fmt.Errorf("copy new transactions: %w", err)
+		}
+	}
+	return upsert, nil
+}
+
+// txCopyColumns are the columns copyNewTransactions writes: every one but
+// the generated status.
+const txCopyColumns = `id, account_id, connection_id, user_id, provider_transaction_id, transaction_type, subtype,
+    pending, removed, amount, currency, description, transaction_date, settlement_date, symbol, quantity, unit_price,
+    commission, fees, data_version, state_version, created_position, updated_position`
+
+// appendTransactionCopyLine appends the line of COPY's text format holding
+// the row the upsert of queueTransactions inserts for a transaction new to
+// the table, column by column as its SQL computes it.
+func appendTransactionCopyLine(buf []byte, d *txDelta, owners map[[16]byte][16]byte) []byte {
+	id := func(id [16]byte, valid bool) {
+		if !valid {
+			buf = append(buf, `\N`...)
+		} else {
+			buf = appendUUIDText(buf, id)
+		}
+		buf = append(buf, '\t')
+	}
+	x := d.data
+	has := x != nil
+	if !has {
+		x = &txPayload{}
+	}
+	// text writes s, or NULL when !present.
+	text := func(s string, present bool) {
+		if !present {
+			buf = append(buf, `\N`...)
+		} else {
+			buf = appendCopyText(buf, s)
+		}
+		buf = append(buf, '\t')
+	}
+	boolean := func(v bool) {
+		if v {
+			buf = append(buf, 't', '\t')
+		} else {
+			buf = append(buf, 'f', '\t')
+		}
+	}
+	id(d.id, true)
+	id(d.accountID, d.accountID != uuid.Nil)
+	id(d.connectionID, d.connectionID != uuid.Nil)
+	owner, found := owners[d.accountID]
+	id(owner, d.accountID != uuid.Nil && found)
+	text(x.ProviderTransactionID, has)
+	text(x.Type, has)
+	text(x.Subtype, has)
+	boolean(x.Pending)
+	boolean(d.removed)
+	text(string(x.Amount), x.Amount != "")
+	text(x.Currency, has)
+	text(x.Description, has)
+	text(x.Date, x.Date != "")
+	text(x.SettlementDate, x.SettlementDate != "")
+	text(x.Symbol, x.Symbol != "")
+	text(string(x.Quantity), x.Quantity != "")
+	text(string(x.UnitPrice), x.UnitPrice != "")
+	text(string(x.Commission), x.Commission != "")
+	text(string(x.Fees), x.Fees != "")
+	for _, n := range []int64{d.dataVersion, d.stateVersion, d.minPos} {
+		buf = strconv.AppendInt(buf, n, 10)
+		buf = append(buf, '\t')
+	}
+	buf = strconv.AppendInt(buf, d.maxPos, 10)
+	return append(buf, '\n')
+}
+
+// appendUUIDText appends id in its canonical text form.
+func appendUUIDText(buf []byte, id [16]byte) []byte {
+	var text [36]byte
+	hex.Encode(text[0:8], id[0:4])
+	text[8] = '-'
+	hex.Encode(text[9:13], id[4:6])
+	text[13] = '-'
+	hex.Encode(text[14:18], id[6:8])
+	text[18] = '-'
+	hex.Encode(text[19:23], id[8:10])
+	text[23] = '-'
+	hex.Encode(text[24:], id[10:])
+	return append(buf, text[:]...)
+}
+
+// appendCopyText appends s escaped for COPY's text format, in which a
+// backslash, tab, newline or carriage return would end or change the value.
+func appendCopyText(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			buf = append(buf, '\\', '\\')
+		case '\t':
+			buf = append(buf, '\\', 't')
+		case '\n':
+			buf = append(buf, '\\', 'n')
+		case '\r':
+			buf = append(buf, '\\', 'r')
+		default:
+			buf = append(buf, c)
+		}
+	}
+	return buf
 }

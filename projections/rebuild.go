@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dashtam/dashtam/eventstore"
 )
@@ -44,49 +46,52 @@ const (
 // the live tables hold up is retried with a backoff until ctx ends, never
 // making new readers queue for more than swapTableLockTimeout. progress,
 // if not nil, is called with events applied so far and the log's size.
-// Memory stays bounded by one batch.
+// Memory stays bounded by two batches (one written, the next read ahead).
 func (m *Manager) Rebuild(ctx context.Context, name string, progress func(done, total int64)) error {
-	p, err := m.Projector(name)
-	if err != nil {
-		return err
-	}
+	return m.RebuildAll(ctx, []string{name}, progress)
+}
+
+// RebuildAll rebuilds the projectors called names as Rebuild does, one
+// swap each, but replays the log for all of them from one read: each batch
+// is read (and decoded) once and written by every projector in turn, in its
+// own transaction, which spares a rebuild of several projectors all but one
+// of its reads of the log (docs/benchmarks.md). A projector whose batch does
+// not go through whole (an event failing, to be retried and parked) leaves
+// the shared replay and finishes with reads of its own, as Rebuild would.
+// progress counts the log once.
+func (m *Manager) RebuildAll(ctx context.Context, names []string, progress func(done, total int64)) error {
 	if progress == nil {
 		progress = func(int64, int64) {}
 	}
 	pool := m.store.Pool()
+	// One session holds every projector's rebuild lock: a connection each
+	// would exhaust a small pool before the replay took its own.
 	lockConn, err := pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("rebuild %s: %w", name, err)
+		return fmt.Errorf("rebuild %s: %w", strings.Join(names, ", "), err)
 	}
-	defer lockConn.Release()
-	var ok bool
-	if err := lockConn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockRebuild, nameKey(name)).Scan(&ok); err != nil {
-		return fmt.Errorf("rebuild %s: take rebuild lock: %w", name, err)
-	}
-	if !ok {
-		return fmt.Errorf("rebuild %s: %w", name, ErrRebuildRunning)
-	}
+	var runs []*rebuildRun
 	defer func() {
-		// The connection goes back to the pool: the session lock must not go with it.
-		if _, err := lockConn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1, $2)`, lockRebuild, nameKey(name)); err != nil {
-			lockConn.Conn().Close(context.WithoutCancel(ctx))
+		for _, r := range runs {
+			r.close(context.WithoutCancel(ctx), m)
 		}
+		lockConn.Release()
 	}()
-
-	shadow := shadowTables(p)
-	if err := m.prepareShadow(ctx, p, shadow); err != nil {
-		return fmt.Errorf("rebuild %s: %w", name, err)
+	seen := map[string]bool{}
+	for _, name := range names {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		r, err := m.startRebuild(ctx, lockConn, name)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
 	}
-	swapped := false
-	defer func() {
-		if !swapped {
-			m.dropShadow(context.WithoutCancel(ctx), p, shadow)
-		}
-	}()
-
 	var total int64
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&total); err != nil {
-		return fmt.Errorf("rebuild %s: count events: %w", name, err)
+		return fmt.Errorf("rebuild %s: count events: %w", strings.Join(names, ", "), err)
 	}
 	var done int64
 	report := func(n int) {
@@ -95,7 +100,159 @@ func (m *Manager) Rebuild(ctx context.Context, name string, progress func(done, 
 		progress(done, total)
 	}
 	progress(0, total)
-	c := newConsumer(pool, p, shadowName(name), shadow, m.cfg, nil)
+	if len(runs) > 1 {
+		cs := make([]*consumer, len(runs))
+		for i, r := range runs {
+			cs[i] = r.c
+		}
+		if err := m.replayShared(ctx, cs, report); err != nil {
+			return fmt.Errorf("rebuild %s: %w", strings.Join(names, ", "), err)
+		}
+	}
+	for _, r := range runs {
+		if err := m.finishRebuild(ctx, r, report); err != nil {
+			return err
+		}
+	}
+	progress(done, done)
+	return nil
+}
+
+// rebuildRun is one projector's rebuild in progress: the session holding
+// its rebuild lock, its shadow tables and the consumer that fills them.
+type rebuildRun struct {
+	p        Projector
+	lockConn *pgxpool.Conn
+	shadow   TableNames
+	c        *consumer
+	swapped  bool
+}
+
+// startRebuild takes the projector's rebuild lock on lockConn's session
+// and prepares its empty shadow tables and checkpoint.
+func (m *Manager) startRebuild(ctx context.Context, lockConn *pgxpool.Conn, name string) (*rebuildRun, error) {
+	p, err := m.Projector(name)
+	if err != nil {
+		return nil, err
+	}
+	pool := m.store.Pool()
+	var ok bool
+	if err := lockConn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockRebuild, nameKey(name)).Scan(&ok); err != nil {
+		return nil, fmt.Errorf("rebuild %s: take rebuild lock: %w", name, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("rebuild %s: %w", name, ErrRebuildRunning)
+	}
+	r := &rebuildRun{p: p, lockConn: lockConn, shadow: shadowTables(p)}
+	if err := m.prepareShadow(ctx, p, r.shadow); err != nil {
+		r.unlock(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("rebuild %s: %w", name, err)
+	}
+	// Larger batches than the live path's, and the next one read while the
+	// current one is written: the shadow tables have no reader to keep waiting.
+	cfg := m.cfg
+	cfg.batchSize = m.cfg.rebuildBatch
+	r.c = newConsumer(pool, p, shadowName(name), r.shadow, cfg, nil)
+	r.c.readsAhead = true
+	return r, nil
+}
+
+// unlock releases the rebuild lock; the caller releases the session.
+func (r *rebuildRun) unlock(ctx context.Context) {
+	// The connection goes back to the pool: the session lock must not go with it.
+	if _, err := r.lockConn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, lockRebuild, nameKey(r.p.Name())); err != nil {
+		r.lockConn.Conn().Close(ctx)
+	}
+}
+
+// close ends the run: a batch still read ahead is dropped, the shadow
+// tables of a rebuild that did not swap are dropped, the lock released.
+func (r *rebuildRun) close(ctx context.Context, m *Manager) {
+	r.c.dropReadAhead()
+	if !r.swapped {
+		m.dropShadow(ctx, r.p, r.shadow)
+	}
+	r.unlock(ctx)
+}
+
+// replayShared applies the log to every consumer in cs from one read of
+// each batch, for as long as the reads come back full and each consumer
+// applies each batch whole; the rest (the log's last, short batch, and a
+// consumer that left) is left to each consumer's own steps.
+func (m *Manager) replayShared(ctx context.Context, cs []*consumer, report func(int)) error {
+	pool := m.store.Pool()
+	var pos eventstore.Position
+	for i, c := range cs {
+		p, err := readCheckpoint(ctx, pool, c.checkpoint)
+		if err != nil {
+			return err
+		}
+		c.pos, c.known = p, true
+		if i > 0 && p != pos {
+			return nil // not at one place: each reads its own way
+		}
+		pos = p
+	}
+	limit := m.cfg.rebuildBatch
+	type read struct {
+		recs []eventstore.Record
+		err  error
+	}
+	readAfter := func(after eventstore.Position) <-chan read {
+		ch := make(chan read, 1)
+		go func() {
+			recs, err := eventstore.ReadAllTx(ctx, pool, after, limit)
+			ch <- read{recs, err}
+		}()
+		return ch
+	}
+	next := readAfter(pos)
+	defer func() {
+		if next != nil {
+			<-next // the read ahead ends before the pool may close
+		}
+	}()
+	active := cs
+	for len(active) > 0 {
+		rd := <-next
+		next = nil
+		if rd.err != nil {
+			return fmt.Errorf("read batch: %w", rd.err)
+		}
+		if len(rd.recs) < limit {
+			return nil
+		}
+		last := rd.recs[len(rd.recs)-1].Position()
+		next = readAfter(last)
+		kept := active[:0]
+		for _, c := range active {
+			if c.pos != pos {
+				continue
+			}
+			out, err := c.write(ctx, rd.recs, last)
+			if err != nil {
+				c.forget()
+				return err
+			}
+			if len(out.applied) > 0 && c.cfg.afterCommit != nil {
+				c.cfg.afterCommit(c.checkpoint, out.applied)
+			}
+			if out.processed == len(rd.recs) && out.pending == nil {
+				kept = append(kept, c)
+			}
+		}
+		active = kept
+		report(len(rd.recs))
+		pos = last
+	}
+	return nil
+}
+
+// finishRebuild brings r's shadow tables to the end of the log, builds
+// their deferred indexes and swaps them in.
+func (m *Manager) finishRebuild(ctx context.Context, r *rebuildRun, report func(int)) error {
+	name, p, c, shadow := r.p.Name(), r.p, r.c, r.shadow
+	pool := m.store.Pool()
 	if err := m.runToEnd(ctx, c, report); err != nil {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
@@ -139,8 +296,7 @@ func (m *Manager) Rebuild(ctx context.Context, name string, progress func(done, 
 		}
 		return fmt.Errorf("rebuild %s: swap: %w", name, err)
 	}
-	swapped = true
-	progress(done, done)
+	r.swapped = true
 	return nil
 }
 

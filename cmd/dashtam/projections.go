@@ -239,12 +239,8 @@ after a projector's code changed, or when status reports its schema stale.`,
 				return err
 			}
 			defer closeStore()
-			for _, name := range names {
-				if err := runRebuild(cmd.Context(), m, name, cmd.OutOrStdout(), cmd.ErrOrStderr()); err != nil {
-					return err
-				}
-			}
-			return nil
+			// One call: the projectors share one read of the log.
+			return runRebuild(cmd.Context(), m, names, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "rebuild every projector")
@@ -282,11 +278,12 @@ func rebuildNames(cmd *cobra.Command, args []string, all bool) ([]string, error)
 	return names, nil
 }
 
-func runRebuild(ctx context.Context, m *projections.Manager, name string, stdout, stderr io.Writer) error {
+func runRebuild(ctx context.Context, m *projections.Manager, names []string, stdout, stderr io.Writer) error {
 	start := time.Now()
+	name := strings.Join(names, ", ")
 	bar := newAuditProgressBar(stderr, -1, "rebuilding "+name)
 	var applied int64
-	err := m.Rebuild(ctx, name, func(done, total int64) {
+	err := m.RebuildAll(ctx, names, func(done, total int64) {
 		if bar.GetMax64() != total {
 			bar.ChangeMax64(total)
 		}
