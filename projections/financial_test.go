@@ -225,6 +225,15 @@ func TestFinancialDataReadModel(t *testing.T) {
 	assert.Equal(t, "0", *trade.Commission)
 	_, err = r.Transaction(ctx, w.alice, w.bobTx)
 	assert.ErrorIs(t, err, projections.ErrNotFound)
+	trades, err := r.ListTransactions(ctx, w.alice, projections.TransactionFilter{AccountID: &w.brokerage}, nil, 50)
+	require.NoError(t, err)
+	require.Len(t, trades, 1)
+	assert.Equal(t, trade, trades[0], "a page reads its rows as the single read does")
+	for _, v := range txs {
+		one, err := r.Transaction(ctx, w.alice, v.ID)
+		require.NoError(t, err)
+		assert.Equal(t, one, v, "a page reads its rows as the single read does")
+	}
 
 	holdings, err := r.ListHoldings(ctx, w.alice, nil, nil, 50)
 	require.NoError(t, err)
