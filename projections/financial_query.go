@@ -379,9 +379,9 @@ func rawUUID(fd pgconn.FieldDescription, raw []byte) (uuid.UUID, error) {
 // down an index in list order, stopped by the limit.
 func (r *FinancialReader) transactionPage(userID uuid.UUID, f TransactionFilter, after *TransactionKey, limit int) (string, []any) {
 	w := &where{}
-	w.add("t.user_id = (SELECT ?::uuid)", userID)
+	w.add("t.user_id = (SELECT ?::uuid)", pgUUID(userID))
 	if f.AccountID != nil {
-		w.add("t.account_id = (SELECT ?::uuid)", *f.AccountID)
+		w.add("t.account_id = (SELECT ?::uuid)", pgUUID(*f.AccountID))
 	}
 	if f.Start != "" {
 		w.add("t.transaction_date >= (SELECT ?::date)", f.Start)
@@ -396,11 +396,15 @@ func (r *FinancialReader) transactionPage(userID uuid.UUID, f TransactionFilter,
 		w.add("t.status = (SELECT ?::text)", f.Status)
 	}
 	if after != nil {
-		w.add("(t.transaction_date, t.id) < ((SELECT ?::date), (SELECT ?::uuid))", after.Date, after.ID)
+		w.add("(t.transaction_date, t.id) < ((SELECT ?::date), (SELECT ?::uuid))", after.Date, pgUUID(after.ID))
 	}
 	return fmt.Sprintf(`SELECT %s FROM %s t WHERE %s ORDER BY t.transaction_date DESC, t.id DESC LIMIT (SELECT %s::bigint)`,
 		transactionColumns, r.t.Of(transactionsTable), w, w.arg(limit)), w.args
 }
+
+// pgUUID is id as pgx encodes it directly: a uuid.UUID argument goes
+// through its driver.Valuer, formatted as text and parsed again.
+func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
 
 // ListTransactions returns up to limit of the user's transactions matching
 // f after the key (nil: from the start), newest date first. With
