@@ -206,6 +206,14 @@ func TestFinancialDataReadModel(t *testing.T) {
 
 	_, err = r.ListTransactions(ctx, w.alice, projections.TransactionFilter{AccountID: &w.bobChecking}, nil, 50)
 	assert.ErrorIs(t, err, projections.ErrNotFound)
+	_, err = r.ListTransactions(ctx, w.alice, projections.TransactionFilter{AccountID: &w.bobChecking, Start: "2030-01-01"}, nil, 50)
+	assert.ErrorIs(t, err, projections.ErrNotFound, "another user's account, even where its page would be empty")
+	none, err := r.ListTransactions(ctx, w.alice, projections.TransactionFilter{AccountID: &w.checking, Start: "2030-01-01"}, nil, 50)
+	require.NoError(t, err, "an empty page of the user's own account")
+	assert.Empty(t, none)
+	none, err = r.ListTransactions(ctx, w.alice, projections.TransactionFilter{AccountID: &w.oldSavings}, nil, 50)
+	require.NoError(t, err, "an account of the user's without transactions")
+	assert.Empty(t, none)
 	all, err := r.ListTransactions(ctx, w.alice, projections.TransactionFilter{Status: "posted", Start: "2026-02-01", End: "2026-02-02"}, nil, 50)
 	require.NoError(t, err)
 	require.Len(t, all, 3, "across the user's accounts")
@@ -217,6 +225,15 @@ func TestFinancialDataReadModel(t *testing.T) {
 	assert.Equal(t, "0", *trade.Commission)
 	_, err = r.Transaction(ctx, w.alice, w.bobTx)
 	assert.ErrorIs(t, err, projections.ErrNotFound)
+	trades, err := r.ListTransactions(ctx, w.alice, projections.TransactionFilter{AccountID: &w.brokerage}, nil, 50)
+	require.NoError(t, err)
+	require.Len(t, trades, 1)
+	assert.Equal(t, trade, trades[0], "a page reads its rows as the single read does")
+	for _, v := range txs {
+		one, err := r.Transaction(ctx, w.alice, v.ID)
+		require.NoError(t, err)
+		assert.Equal(t, one, v, "a page reads its rows as the single read does")
+	}
 
 	holdings, err := r.ListHoldings(ctx, w.alice, nil, nil, 50)
 	require.NoError(t, err)
@@ -433,6 +450,48 @@ func TestVerifyAfterRebuildUnderConcurrentAppends(t *testing.T) {
 // TestPositionsWaitForTheProjection: a position the projection has not
 // applied is not reached (the wait ends with ErrPositionNotReached), and
 // the wait ends as soon as the projector applies it.
+// TestTransactionPagesSettleOnAGenericPlan pins what keeps a page cheap
+// for PostgreSQL (docs/benchmarks.md): over an account of many
+// transactions (whose statistics make every custom plan of a keyset page
+// look cheaper than the generic one), the prepared page query still runs
+// its generic plan after its first executions on a connection, instead of
+// planning every page anew.
+func TestTransactionPagesSettleOnAGenericPlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := mustDomainStore(t)
+	w := buildWorld(t, financialtest.New(t, store))
+	startFinancial(t, store)
+	// Rows straight into the read model: the plan, not the fold, is tested.
+	owner := testdb.Owner(t, store.Pool())
+	_, err := owner.Exec(ctx, `INSERT INTO transactions (id, account_id, connection_id, user_id, provider_transaction_id,
+		transaction_type, subtype, pending, removed, amount, currency, description, transaction_date,
+		data_version, state_version, created_position, updated_position)
+		SELECT gen_random_uuid(), $1, $2, $3, 'bulk-' || g, 'withdrawal', 'card_purchase', false, false, -1, 'USD', 'bulk',
+		       date '2026-01-31' - g / 20, 1, 1, 0, 0
+		  FROM generate_series(1, 20000) AS g`, w.checking, w.aliceConn, w.alice)
+	require.NoError(t, err)
+	_, err = owner.Exec(ctx, `ANALYZE transactions`)
+	require.NoError(t, err)
+	cfg := store.Pool().Config().Copy()
+	cfg.MaxConns = 1 // every statement on the one connection whose plans are read
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	r := mustReader(t, pool)
+
+	after := &projections.TransactionKey{Date: "2026-02-03", ID: w.cancelled}
+	for range 8 {
+		page, err := r.ListTransactions(ctx, w.alice, projections.TransactionFilter{AccountID: &w.checking, End: "2026-02-28"}, after, 51)
+		require.NoError(t, err)
+		require.Len(t, page, 51)
+	}
+	var generic, custom int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements
+		WHERE statement LIKE 'SELECT t.id, %' AND statement LIKE '%ORDER BY t.transaction_date DESC%'`).Scan(&generic, &custom))
+	assert.Positive(t, generic, "generic plans of the page query (custom: %d)", custom)
+}
+
 func TestPositionsWaitForTheProjection(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
