@@ -46,6 +46,14 @@ type Broker interface {
 // RelayName is the relay's checkpoint and lock name.
 const RelayName = "integration_relay"
 
+// RelayBatchSize is how many log events the relay reads, derives and
+// publishes per checkpoint transaction (serve's; twice a projector's):
+// during a backlog each batch's fixed costs — its transaction, the
+// checkpoint's lock and update, the reads beside the log — are spread over
+// twice the events, while reading ahead still overlaps two batches
+// (docs/benchmarks.md).
+const RelayBatchSize = 2000
+
 // Relay is the one checkpointed consumer of the log that publishes
 // integration events to the configured sink: a projections.Reactor run by
 // a projections runner, so it reads gap free behind the xid horizon, runs
