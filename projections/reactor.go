@@ -91,3 +91,11 @@ func (p reactorProjector) Prepare(ctx context.Context, batch []eventstore.Record
 	}
 	return nil
 }
+
+// ReadsAhead forwards to the reactor when it is a ReadAheadPreparer: the
+// consumer sees only this wrapper, so without it no reactor ever read
+// ahead (TestReactorReadsAheadWhileItWrites).
+func (p reactorProjector) ReadsAhead() bool {
+	ra, ok := p.r.(ReadAheadPreparer)
+	return ok && ra.ReadsAhead()
+}

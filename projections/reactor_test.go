@@ -102,3 +102,70 @@ func TestReactorRunsThroughTheConsumerWithoutTables(t *testing.T) {
 		t.Fatalf("the reactor's checkpoint: %v", err)
 	}
 }
+
+// aheadReactor is a ReadAheadPreparer whose first Apply returns only once
+// a second batch has been prepared: a consumer that reads ahead prepares
+// batch 2 while batch 1 is written; one that does not prepares it only
+// after batch 1 committed, and the first Apply waits until the test ends.
+type aheadReactor struct {
+	mu       sync.Mutex
+	prepared int
+	applied  int
+	second   chan struct{} // closed at the second Prepare
+	release  chan struct{} // closed when the test ends
+}
+
+func (r *aheadReactor) Name() string     { return "ahead" }
+func (r *aheadReactor) ReadsAhead() bool { return true }
+
+func (r *aheadReactor) Prepare(context.Context, []eventstore.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.prepared++
+	if r.prepared == 2 {
+		close(r.second)
+	}
+	return nil
+}
+
+func (r *aheadReactor) Apply(ctx context.Context, _ pgx.Tx, batch []eventstore.Record) error {
+	r.mu.Lock()
+	first := r.applied == 0
+	r.mu.Unlock()
+	if first {
+		select {
+		case <-r.second:
+		case <-r.release:
+			return errors.New("test over")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.applied += len(batch)
+	return nil
+}
+
+// TestReactorReadsAheadWhileItWrites: a reactor that opts in through
+// ReadAheadPreparer has its next batch read and prepared while the
+// previous one is written (NewReactorRunner's wrapper passes the opt-in
+// on), and still applies every event.
+func TestReactorReadsAheadWhileItWrites(t *testing.T) {
+	t.Parallel()
+	store := mustStore(t)
+	mustAppend(t, store, newStream(), 0, 35)
+	rec := &aheadReactor{second: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(func() { close(rec.release) })
+	r, err := projections.NewReactorRunner(store, rec, opts(projections.WithBatchSize(10))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := running(t, r.Run)
+	defer stop()
+	eventually(t, "batch 2 prepared while batch 1 is written, then every event applied", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return rec.applied == 35
+	})
+}

@@ -32,7 +32,7 @@ func NewWithExtraPaths(opts Options, extraPaths string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	extra, err := openapi3.NewLoader().LoadFromData([]byte("openapi: 3.0.3\ninfo: {title: t, version: \"1\"}\npaths:\n" + extraPaths))
+	extra, err := openapi3.NewLoader().LoadFromData([]byte("openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\npaths:\n" + extraPaths))
 	if err != nil {
 		return nil, err
 	}

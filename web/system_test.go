@@ -30,7 +30,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		} `json:"components"`
 	}
 	require.NoError(t, json.Unmarshal(r.Body, &doc))
-	assert.True(t, strings.HasPrefix(doc.OpenAPI, "3.0"), doc.OpenAPI)
+	assert.True(t, strings.HasPrefix(doc.OpenAPI, "3.1"), doc.OpenAPI)
 	for _, p := range []string{"/health", "/ready", "/metrics", "/openapi.json", "/docs", "/redoc", "/api/v1/providers"} {
 		assert.Contains(t, doc.Paths, p)
 	}

@@ -20,7 +20,7 @@ import (
 )
 
 // benchBatch is the relay's batch in the benchmarks: the size serve uses.
-const benchBatch = projections.DefaultBatchSize
+const benchBatch = fanout.RelayBatchSize
 
 // seedBalances appends, for users users, accounts accounts of perAccount
 // events each (an AccountOpened and balances), each account in one append,

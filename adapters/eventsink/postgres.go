@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -32,10 +33,6 @@ const (
 	MetadataUserID = "user_id"
 )
 
-// maxRowsPerInsert keeps one INSERT under PostgreSQL's 65,535 parameters
-// (watermill's PostgreSQL schema binds three per message).
-const maxRowsPerInsert = 5000
-
 // Postgres publishes into the watermill-sql topic table with watermill-sql
 // v3's PostgreSQL schema, inside the relay's transaction: the rows commit
 // with the relay's checkpoint or not at all, so each integration event is
@@ -50,7 +47,7 @@ const maxRowsPerInsert = 5000
 // stdlib.OpenDBFromPool would instead have run it in a transaction of its
 // own on another connection, committed apart from the checkpoint.
 type Postgres struct {
-	schema wsql.DefaultPostgreSQLSchema
+	schema wsql.SchemaAdapter
 	logger watermill.LoggerAdapter
 }
 
@@ -61,7 +58,7 @@ func NewPostgres(logger watermill.LoggerAdapter) *Postgres {
 	if logger == nil {
 		logger = watermill.NopLogger{}
 	}
-	return &Postgres{schema: wsql.DefaultPostgreSQLSchema{}, logger: logger}
+	return &Postgres{schema: arraySchema{}, logger: logger}
 }
 
 // PublishTx publishes msgs in tx; see fanout.TxSink.
@@ -76,15 +73,43 @@ func (p *Postgres) PublishTx(ctx context.Context, tx pgx.Tx, msgs []fanout.Messa
 		return fmt.Errorf("postgres sink: %w", err)
 	}
 	defer pub.Close()
-	wm := Messages(msgs)
-	for len(wm) > 0 {
-		n := min(len(wm), maxRowsPerInsert)
-		if err := pub.Publish(Topic, wm[:n]...); err != nil {
-			return fmt.Errorf("postgres sink: publish %d messages: %w", n, err)
-		}
-		wm = wm[n:]
+	if err := pub.Publish(Topic, Messages(msgs)...); err != nil {
+		return fmt.Errorf("postgres sink: publish %d messages: %w", len(msgs), err)
 	}
 	return nil
+}
+
+// arraySchema is watermill-sql's PostgreSQL schema (same table, same
+// subscriber query, same rows) inserting a batch as one statement with
+// three array parameters, unnested in the batch's order, instead of
+// DefaultPostgreSQLSchema's VALUES list of three parameters per message:
+// PostgreSQL then binds and plans three values rather than 3,000 for a
+// relay batch of 1,000, the statement text is the same for every batch
+// size (one prepared statement), and no batch comes near the protocol's
+// 65,535-parameter limit. The offsets follow the batch's order (BIGSERIAL
+// is drawn row by row as the ordered rows are inserted), so consumers read
+// the messages in the order they were published.
+type arraySchema struct{ wsql.DefaultPostgreSQLSchema }
+
+// InsertQuery returns the statement inserting msgs; see arraySchema.
+func (s arraySchema) InsertQuery(topic string, msgs message.Messages) (wsql.Query, error) {
+	// Strings, not [][]byte: pgx encodes a []string array without
+	// reflection, which made a fifth of the relay's own CPU time.
+	ids := make([]string, len(msgs))
+	payloads := make([]string, len(msgs))
+	metadata := make([]string, len(msgs))
+	for i, m := range msgs {
+		md, err := json.Marshal(m.Metadata)
+		if err != nil {
+			return wsql.Query{}, fmt.Errorf("marshal metadata of message %s: %w", m.UUID, err)
+		}
+		ids[i], payloads[i], metadata[i] = m.UUID, string(m.Payload), string(md)
+	}
+	q := `INSERT INTO ` + s.MessagesTable(topic) + ` (uuid, payload, metadata, transaction_id)
+		SELECT id, payload, metadata, pg_current_xact_id()
+		FROM unnest($1::text[], $2::json[], $3::json[]) WITH ORDINALITY AS m(id, payload, metadata, n)
+		ORDER BY n`
+	return wsql.Query{Query: q, Args: []any{ids, payloads, metadata}}, nil
 }
 
 // Messages converts integration events to watermill messages: the event id
@@ -130,7 +155,12 @@ type txConn struct {
 }
 
 func (c *txConn) Prepare(string) (driver.Stmt, error) { return nil, errNotInTx }
-func (c *txConn) Begin() (driver.Tx, error)           { return nil, errNotInTx }
+
+// CheckNamedValue passes every argument to pgx as it is: pgx encodes
+// slices (arraySchema's arrays), which database/sql's default conversion
+// would refuse.
+func (c *txConn) CheckNamedValue(*driver.NamedValue) error { return nil }
+func (c *txConn) Begin() (driver.Tx, error)                { return nil, errNotInTx }
 
 // Close leaves the transaction alone: it belongs to the caller.
 func (c *txConn) Close() error { return nil }

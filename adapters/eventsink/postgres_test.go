@@ -2,7 +2,9 @@ package eventsink_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/assert"
@@ -139,4 +142,42 @@ func TestPostgresRelayPublishesEveryEventOnceAcrossAKill(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, ids(want), got)
 	assert.Empty(t, bad, "every message names its type and user")
+}
+
+// TestPostgresSinkKeepsABatchInOrderByteForByte: one PublishTx of a batch
+// larger than any relay batch writes one row per message, offsets in the
+// batch's order, each payload byte for byte and its metadata as watermill
+// writes it, all in the caller's transaction.
+func TestPostgresSinkKeepsABatchInOrderByteForByte(t *testing.T) {
+	s := mustStore(t)
+	ctx := context.Background()
+	msgs := make([]fanout.Message, 2500)
+	for i := range msgs {
+		id := uuid.New()
+		msgs[i] = fanout.Message{ID: id, Type: fanout.Types[i%len(fanout.Types)], UserID: uuid.New(),
+			Payload: []byte(fmt.Sprintf(`{"id":"%s","n":%d,"s":"<&>\u00e9 \"q\""}`, id, i))}
+	}
+	sink := eventsink.NewPostgres(nil)
+	var xid string
+	require.NoError(t, pgx.BeginFunc(ctx, s.Pool(), func(tx pgx.Tx) error {
+		if err := sink.PublishTx(ctx, tx, msgs); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid)
+	}))
+	rows, err := s.Pool().Query(ctx, `SELECT uuid, payload::text, metadata::text, transaction_id::text
+		FROM watermill_integration_events ORDER BY transaction_id, "offset"`)
+	require.NoError(t, err)
+	type row struct{ ID, Payload, Metadata, Xid string }
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	require.NoError(t, err)
+	require.Len(t, got, len(msgs))
+	for i, m := range msgs {
+		assert.Equal(t, m.ID.String(), got[i].ID)
+		assert.Equal(t, string(m.Payload), got[i].Payload)
+		var md map[string]string
+		require.NoError(t, json.Unmarshal([]byte(got[i].Metadata), &md))
+		assert.Equal(t, map[string]string{eventsink.MetadataType: m.Type, eventsink.MetadataUserID: m.UserID.String()}, md)
+		assert.Equal(t, xid, got[i].Xid, "published in the caller's transaction")
+	}
 }

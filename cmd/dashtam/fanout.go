@@ -88,7 +88,8 @@ func (s *server) openFanout(ctx context.Context, cfg serveConfig, workers *jobs.
 			return parts, err
 		}
 	}
-	if parts.relay, err = projections.NewReactorRunner(s.store, relay, projections.WithLogger(s.logger)); err != nil {
+	if parts.relay, err = projections.NewReactorRunner(s.store, relay, projections.WithLogger(s.logger),
+		projections.WithBatchSize(fanout.RelayBatchSize)); err != nil {
 		return parts, err
 	}
 	return parts, nil

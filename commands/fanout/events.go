@@ -8,9 +8,9 @@ import (
 )
 
 // The integration event types: the public contract, described in
-// web/openapi.yaml (x-webhooks) and docs/events.md. A type's meaning never
-// changes; a change to its data that could break a consumer is a new
-// Version of it.
+// web/openapi.yaml (its webhooks section) and docs/events.md. A type's
+// meaning never changes; a change to its data that could break a consumer
+// is a new Version of it.
 const (
 	TypeConnectionStatusChanged           = "connection.status_changed"
 	TypeConnectionReauthorizationRequired = "connection.reauthorization_required"

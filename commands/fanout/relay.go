@@ -46,6 +46,14 @@ type Broker interface {
 // RelayName is the relay's checkpoint and lock name.
 const RelayName = "integration_relay"
 
+// RelayBatchSize is how many log events the relay reads, derives and
+// publishes per checkpoint transaction (serve's; twice a projector's):
+// during a backlog each batch's fixed costs — its transaction, the
+// checkpoint's lock and update, the reads beside the log — are spread over
+// twice the events, while reading ahead still overlaps two batches
+// (docs/benchmarks.md).
+const RelayBatchSize = 2000
+
 // Relay is the one checkpointed consumer of the log that publishes
 // integration events to the configured sink: a projections.Reactor run by
 // a projections runner, so it reads gap free behind the xid horizon, runs
@@ -65,9 +73,10 @@ type Relay struct {
 	prepared map[int64]derived
 }
 
-// derived is what one domain event derives.
+// derived is what one domain event derives, and its events encoded.
 type derived struct {
 	events []Event
+	msgs   []Message
 	err    *DeriveError
 }
 
@@ -111,28 +120,29 @@ func (r *Relay) Prepare(ctx context.Context, batch []eventstore.Record) error {
 	if err != nil {
 		return err
 	}
-	if r.broker != nil {
-		msgs, err := messages(events)
-		if err != nil {
-			return err
-		}
-		if len(msgs) > 0 {
-			if err := r.broker.Publish(ctx, msgs); err != nil {
-				return fmt.Errorf("publish %d integration events: %w", len(msgs), err)
-			}
+	// Encoded here too for a TxSink, so that the write transaction only
+	// inserts: encoding a batch costs about as much as its INSERT.
+	msgs, err := messages(events)
+	if err != nil {
+		return err
+	}
+	if r.broker != nil && len(msgs) > 0 {
+		if err := r.broker.Publish(ctx, msgs); err != nil {
+			return fmt.Errorf("publish %d integration events: %w", len(msgs), err)
 		}
 	}
-	r.remember(batch, events, failures)
+	r.remember(batch, events, msgs, failures)
 	return nil
 }
 
-// Apply publishes the batch's integration events through the TxSink in
-// tx; with a Broker, Prepare published them, and Apply only reports the
-// events that could not be derived, so that they are parked rather than
-// passed over silently. Events Prepare did not derive (a batch that was
-// not prepared, or was cut by parking) are derived here, in tx.
+// Apply publishes the batch's integration events, as Prepare derived and
+// encoded them, through the TxSink in tx; with a Broker, Prepare published
+// them, and Apply only reports the events that could not be derived, so
+// that they are parked rather than passed over silently. Events Prepare
+// did not derive (a batch that was not prepared, or was cut by parking)
+// are derived and encoded here, in tx.
 func (r *Relay) Apply(ctx context.Context, tx pgx.Tx, batch []eventstore.Record) error {
-	events, missing := r.take(batch)
+	events, msgs, missing := r.take(batch)
 	if len(missing) > 0 {
 		// Derived in tx and merged in commit order with what was prepared.
 		derived, failures, err := r.deriver.Derive(ctx, tx, missing)
@@ -160,22 +170,29 @@ func (r *Relay) Apply(ctx context.Context, tx pgx.Tx, batch []eventstore.Record)
 	if r.broker != nil {
 		return nil
 	}
-	msgs, err := messages(events)
-	if err != nil || len(msgs) == 0 {
-		return err
+	if len(missing) > 0 {
+		var err error
+		if msgs, err = messages(events); err != nil {
+			return err
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
 	}
 	return r.tx.PublishTx(ctx, tx, msgs)
 }
 
-// remember keeps what Prepare derived, by position, until Apply takes it.
-func (r *Relay) remember(batch []eventstore.Record, events []Event, failures []*DeriveError) {
+// remember keeps what Prepare derived and encoded (msgs[i] is events[i]),
+// by position, until Apply takes it.
+func (r *Relay) remember(batch []eventstore.Record, events []Event, msgs []Message, failures []*DeriveError) {
 	m := make(map[int64]derived, len(batch))
 	for _, rec := range batch {
 		m[rec.GlobalPosition] = derived{}
 	}
-	for _, e := range events {
+	for i, e := range events {
 		d := m[e.Position]
 		d.events = append(d.events, e)
+		d.msgs = append(d.msgs, msgs[i])
 		m[e.Position] = d
 	}
 	for _, f := range failures {
@@ -199,14 +216,15 @@ func (r *Relay) remember(batch []eventstore.Record, events []Event, failures []*
 const maxPrepared = 1 << 16
 
 // take removes and returns, in batch order, the events Prepare derived for
-// batch, and the records it has nothing for. A prepared record that could
-// not be derived counts as missing, so that Apply derives it again in tx
-// and parks it if it still fails.
-func (r *Relay) take(batch []eventstore.Record) ([]Event, []eventstore.Record) {
+// batch with their encodings, and the records it has nothing for. A
+// prepared record that could not be derived counts as missing, so that
+// Apply derives it again in tx and parks it if it still fails.
+func (r *Relay) take(batch []eventstore.Record) ([]Event, []Message, []eventstore.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var (
 		events  []Event
+		msgs    []Message
 		missing []eventstore.Record
 	)
 	for _, rec := range batch {
@@ -217,8 +235,9 @@ func (r *Relay) take(batch []eventstore.Record) ([]Event, []eventstore.Record) {
 			continue
 		}
 		events = append(events, d.events...)
+		msgs = append(msgs, d.msgs...)
 	}
-	return events, missing
+	return events, msgs, missing
 }
 
 // mergeByPosition returns the events of batch in its order, taking each

@@ -490,7 +490,7 @@ func (e WebhookWithSecretStatus) Valid() bool {
 type Account struct {
 	// AccountNumberMasked At most the last four characters of the account number, after `****`; never more.
 	//
-	// Example: ****1234
+	// Examples: ****1234
 	AccountNumberMasked *string            `json:"account_number_masked"`
 	AccountType         AccountAccountType `json:"account_type"`
 
@@ -506,7 +506,7 @@ type Account struct {
 
 	// Currency ISO 4217 code of the balances.
 	//
-	// Example: USD
+	// Examples: USD
 	Currency string             `json:"currency"`
 	Id       openapi_types.UUID `json:"id"`
 
@@ -516,7 +516,7 @@ type Account struct {
 	// LastSyncedAt When a sync last brought the account up to date.
 	LastSyncedAt *time.Time `json:"last_synced_at"`
 
-	// Name Example: Everyday Checking
+	// Name Examples: Everyday Checking
 	Name string `json:"name"`
 
 	// OpenedAt When a sync first saw the account.
@@ -549,7 +549,7 @@ type AuditCheckpoint struct {
 	// Digest Hex SHA-256 of the signed text.
 	Digest string `json:"digest"`
 
-	// Format Example: dashtam-audit-checkpoint/v1
+	// Format Examples: dashtam-audit-checkpoint/v1
 	Format            string `json:"format"`
 	KeyId             string `json:"key_id"`
 	LastPosition      int64  `json:"last_position"`
@@ -585,7 +585,7 @@ type AuditEvent struct {
 	// Actor Who caused it: `user:<id>`, `operator`, `system`, `anonymous`.
 	Actor string `json:"actor"`
 
-	// EventType Example: ProviderConnectionRenamed
+	// EventType Examples: ProviderConnectionRenamed
 	EventType string `json:"event_type"`
 
 	// Id The event id.
@@ -604,7 +604,7 @@ type AuditEvent struct {
 	SchemaVersion int                `json:"schema_version"`
 	StreamId      openapi_types.UUID `json:"stream_id"`
 
-	// StreamType Example: connection
+	// StreamType Examples: connection
 	StreamType string `json:"stream_type"`
 
 	// TransactionId The writing transaction (xid8); with the position, the commit order checkpoints follow.
@@ -617,7 +617,7 @@ type AuditEventDetail struct {
 	// Actor Who caused it: `user:<id>`, `operator`, `system`, `anonymous`.
 	Actor string `json:"actor"`
 
-	// EventType Example: ProviderConnectionRenamed
+	// EventType Examples: ProviderConnectionRenamed
 	EventType string `json:"event_type"`
 
 	// Hash Hex SHA-256(prev_hash || digest of the event).
@@ -643,7 +643,7 @@ type AuditEventDetail struct {
 	SchemaVersion int                `json:"schema_version"`
 	StreamId      openapi_types.UUID `json:"stream_id"`
 
-	// StreamType Example: connection
+	// StreamType Examples: connection
 	StreamType string `json:"stream_type"`
 
 	// TransactionId The writing transaction (xid8); with the position, the commit order checkpoints follow.
@@ -672,7 +672,7 @@ type AuditStreamState struct {
 	// State The aggregate's state then (a connection's status and alias, a user's roles and sessions).
 	State map[string]interface{} `json:"state"`
 
-	// Stream Example: connection:0190a6f4-8b1e-7c3d-9a2b-1c2d3e4f5a6b
+	// Stream Examples: connection:0190a6f4-8b1e-7c3d-9a2b-1c2d3e4f5a6b
 	Stream string `json:"stream"`
 
 	// Version Stream version of the last event folded.
@@ -693,7 +693,7 @@ type BalancePoint struct {
 
 	// Balance A decimal amount as recorded (never a float); its currency is beside it.
 	//
-	// Example: -25.55
+	// Examples: -25.55
 	Balance  Money              `json:"balance"`
 	Currency string             `json:"currency"`
 	Date     openapi_types.Date `json:"date"`
@@ -709,7 +709,7 @@ type BalanceSnapshot struct {
 
 	// Balance A decimal amount as recorded (never a float); its currency is beside it.
 	//
-	// Example: -25.55
+	// Examples: -25.55
 	Balance    Money     `json:"balance"`
 	Currency   string    `json:"currency"`
 	RecordedAt time.Time `json:"recorded_at"`
@@ -731,12 +731,12 @@ type ConnectRequest struct {
 	// error on `alias`, so that message is the one users see.
 	//
 	//
-	// Example: Personal brokerage
+	// Examples: Personal brokerage
 	Alias ConnectionAlias `json:"alias"`
 
 	// ProviderSlug A slug of `GET /providers`.
 	//
-	// Example: schwab
+	// Examples: schwab
 	ProviderSlug string `json:"provider_slug"`
 }
 
@@ -745,7 +745,7 @@ type Connection struct {
 	// AccessExpiresAt While active, when the current access token expires; Dashtam refreshes it before.
 	AccessExpiresAt *time.Time `json:"access_expires_at"`
 
-	// Alias Example: Personal brokerage
+	// Alias Examples: Personal brokerage
 	Alias string `json:"alias"`
 
 	// ConnectedAt When the first authorisation succeeded.
@@ -764,10 +764,10 @@ type Connection struct {
 	// and when the command recorded nothing.
 	//
 	//
-	// Example: 4211
+	// Examples: 4211
 	Position *Position `json:"position,omitempty"`
 
-	// ProviderSlug Example: schwab
+	// ProviderSlug Examples: schwab
 	ProviderSlug string `json:"provider_slug"`
 
 	// ReauthorizeBy While active, when the user must authorise again at the latest
@@ -788,7 +788,7 @@ type Connection struct {
 // The schema only bounds the size; the rule answers 422 with a field
 // error on `alias`, so that message is the one users see.
 //
-// Example: Personal brokerage
+// Examples: Personal brokerage
 type ConnectionAlias = string
 
 // ConnectionAuthorization A connection and where to send the user's browser to authorise it.
@@ -796,7 +796,7 @@ type ConnectionAuthorization struct {
 	// AccessExpiresAt While active, when the current access token expires; Dashtam refreshes it before.
 	AccessExpiresAt *time.Time `json:"access_expires_at"`
 
-	// Alias Example: Personal brokerage
+	// Alias Examples: Personal brokerage
 	Alias string `json:"alias"`
 
 	// AuthorizationUrl The provider's authorisation page; open it in the user's browser.
@@ -809,7 +809,7 @@ type ConnectionAuthorization struct {
 
 	// ExpiresIn Seconds the authorisation may take before it fails as expired.
 	//
-	// Example: 600
+	// Examples: 600
 	ExpiresIn int                `json:"expires_in"`
 	Id        openapi_types.UUID `json:"id"`
 
@@ -823,10 +823,10 @@ type ConnectionAuthorization struct {
 	// and when the command recorded nothing.
 	//
 	//
-	// Example: 4211
+	// Examples: 4211
 	Position *Position `json:"position,omitempty"`
 
-	// ProviderSlug Example: schwab
+	// ProviderSlug Examples: schwab
 	ProviderSlug string `json:"provider_slug"`
 
 	// ReauthorizeBy While active, when the user must authorise again at the latest
@@ -870,10 +870,10 @@ type CurrencyTotal struct {
 
 	// Balance A decimal amount as recorded (never a float); its currency is beside it.
 	//
-	// Example: -25.55
+	// Examples: -25.55
 	Balance Money `json:"balance"`
 
-	// Currency Example: USD
+	// Currency Examples: USD
 	Currency string `json:"currency"`
 }
 
@@ -882,7 +882,7 @@ type CurrencyTotal struct {
 // `email`, rather than by a schema format, so that every client sees
 // the same message.
 //
-// Example: ada@example.com
+// Examples: ada@example.com
 type Email = string
 
 // EmailVerificationTokenRequest defines model for EmailVerificationTokenRequest.
@@ -893,7 +893,7 @@ type EmailVerificationTokenRequest struct {
 	// the same message.
 	//
 	//
-	// Example: ada@example.com
+	// Examples: ada@example.com
 	Email Email `json:"email"`
 }
 
@@ -914,12 +914,12 @@ type FeedTransaction struct {
 
 	// Amount Signed decimal; money into the account is positive.
 	//
-	// Example: -12.50
+	// Examples: -12.50
 	Amount       string             `json:"amount"`
 	Commission   *string            `json:"commission,omitempty"`
 	ConnectionId openapi_types.UUID `json:"connection_id"`
 
-	// Currency Example: USD
+	// Currency Examples: USD
 	Currency              string                `json:"currency"`
 	Description           *string               `json:"description,omitempty"`
 	Fees                  *string               `json:"fees,omitempty"`
@@ -942,10 +942,10 @@ type FeedTransactionStatus string
 type FieldError struct {
 	// Field Name of the parameter, or dotted path into the body.
 	//
-	// Example: limit
+	// Examples: limit
 	Field string `json:"field"`
 
-	// Message Example: number must be at least 1
+	// Message Examples: number must be at least 1
 	Message string `json:"message"`
 }
 
@@ -964,7 +964,7 @@ type Holding struct {
 	// AsOf When the positions were recorded.
 	AsOf time.Time `json:"as_of"`
 
-	// AssetType Example: equity
+	// AssetType Examples: equity
 	AssetType    string `json:"asset_type"`
 	AveragePrice *Money `json:"average_price"`
 	Currency     string `json:"currency"`
@@ -972,15 +972,15 @@ type Holding struct {
 
 	// MarketValue A decimal amount as recorded (never a float); its currency is beside it.
 	//
-	// Example: -25.55
+	// Examples: -25.55
 	MarketValue Money `json:"market_value"`
 
 	// Quantity A decimal amount as recorded (never a float); its currency is beside it.
 	//
-	// Example: -25.55
+	// Examples: -25.55
 	Quantity Money `json:"quantity"`
 
-	// Symbol Example: AAPL
+	// Symbol Examples: AAPL
 	Symbol string `json:"symbol"`
 }
 
@@ -1016,7 +1016,7 @@ type LoginRequest struct {
 	// the same message.
 	//
 	//
-	// Example: ada@example.com
+	// Examples: ada@example.com
 	Email Email `json:"email"`
 
 	// Password A password. The HTTP layer only bounds its size; the policy (12 to
@@ -1027,7 +1027,7 @@ type LoginRequest struct {
 
 // Money A decimal amount as recorded (never a float); its currency is beside it.
 //
-// Example: -25.55
+// Examples: -25.55
 type Money = string
 
 // OpaqueToken An opaque token as the API handed it out.
@@ -1057,7 +1057,7 @@ type PasswordResetTokenRequest struct {
 	// the same message.
 	//
 	//
-	// Example: ada@example.com
+	// Examples: ada@example.com
 	Email Email `json:"email"`
 }
 
@@ -1067,14 +1067,14 @@ type PasswordResetTokenRequest struct {
 // `min_position` to a read to see the change there; absent on reads
 // and when the command recorded nothing.
 //
-// Example: 4211
+// Examples: 4211
 type Position = int64
 
 // Problem RFC 9457 problem details.
 type Problem struct {
 	// Code Machine-readable error code.
 	//
-	// Example: invalid
+	// Examples: invalid
 	Code *string `json:"code,omitempty"`
 
 	// Detail Explanation specific to this occurrence.
@@ -1092,17 +1092,17 @@ type Problem struct {
 
 	// Instance Path of the request that failed.
 	//
-	// Example: /api/v1/providers
+	// Examples: /api/v1/providers
 	Instance string `json:"instance"`
 
 	// Status HTTP status code.
 	//
-	// Example: 400
+	// Examples: 400
 	Status int `json:"status"`
 
 	// Title Short summary of the problem type.
 	//
-	// Example: Bad Request
+	// Examples: Bad Request
 	Title string `json:"title"`
 
 	// TraceId Trace id of the request, as in the X-Trace-Id header.
@@ -1110,7 +1110,7 @@ type Problem struct {
 
 	// Type URI reference identifying the problem type; `about:blank` means the status code says it all.
 	//
-	// Example: about:blank
+	// Examples: about:blank
 	Type string `json:"type"`
 }
 
@@ -1119,10 +1119,10 @@ type Provider struct {
 	// AuthType How a connection authenticates with the provider.
 	AuthType ProviderAuthType `json:"auth_type"`
 
-	// Name Example: Charles Schwab
+	// Name Examples: Charles Schwab
 	Name string `json:"name"`
 
-	// Slug Example: schwab
+	// Slug Examples: schwab
 	Slug string `json:"slug"`
 }
 
@@ -1161,7 +1161,7 @@ type ReadinessCheck struct {
 
 	// Name `database`, or `projection:<name>` for each projector.
 	//
-	// Example: database
+	// Examples: database
 	Name string `json:"name"`
 
 	// ParkedEvents Events the projector parked because it could not apply them.
@@ -1180,7 +1180,7 @@ type ReadinessProblem struct {
 
 	// Code Machine-readable error code.
 	//
-	// Example: invalid
+	// Examples: invalid
 	Code *string `json:"code,omitempty"`
 
 	// Detail Explanation specific to this occurrence.
@@ -1198,17 +1198,17 @@ type ReadinessProblem struct {
 
 	// Instance Path of the request that failed.
 	//
-	// Example: /api/v1/providers
+	// Examples: /api/v1/providers
 	Instance string `json:"instance"`
 
 	// Status HTTP status code.
 	//
-	// Example: 400
+	// Examples: 400
 	Status int `json:"status"`
 
 	// Title Short summary of the problem type.
 	//
-	// Example: Bad Request
+	// Examples: Bad Request
 	Title string `json:"title"`
 
 	// TraceId Trace id of the request, as in the X-Trace-Id header.
@@ -1216,7 +1216,7 @@ type ReadinessProblem struct {
 
 	// Type URI reference identifying the problem type; `about:blank` means the status code says it all.
 	//
-	// Example: about:blank
+	// Examples: about:blank
 	Type string `json:"type"`
 }
 
@@ -1234,7 +1234,7 @@ type RegisterRequest struct {
 	// the same message.
 	//
 	//
-	// Example: ada@example.com
+	// Examples: ada@example.com
 	Email Email `json:"email"`
 
 	// Password A password. The HTTP layer only bounds its size; the policy (12 to
@@ -1251,7 +1251,7 @@ type RenameConnectionRequest struct {
 	// error on `alias`, so that message is the one users see.
 	//
 	//
-	// Example: Personal brokerage
+	// Examples: Personal brokerage
 	Alias ConnectionAlias `json:"alias"`
 }
 
@@ -1267,7 +1267,7 @@ type RolesRequest struct {
 type RotationRequest struct {
 	// Reason Why the tokens are rotated; kept in the audit trail.
 	//
-	// Example: laptop of an administrator stolen
+	// Examples: laptop of an administrator stolen
 	Reason string `json:"reason"`
 }
 
@@ -1294,7 +1294,7 @@ type Session struct {
 
 	// Device Device and browser parsed from the user agent.
 	//
-	// Example: Firefox on Linux
+	// Examples: Firefox on Linux
 	Device string `json:"device"`
 
 	// ExpiresAt When the refresh token of the session stops being accepted.
@@ -1307,7 +1307,7 @@ type Session struct {
 
 	// Status `active`, or why the session ended (e.g. `revoked`, `logged_out`, `evicted`).
 	//
-	// Example: active
+	// Examples: active
 	Status    string `json:"status"`
 	UserAgent string `json:"user_agent"`
 }
@@ -1351,7 +1351,7 @@ type Sync struct {
 	// and when the command recorded nothing.
 	//
 	//
-	// Example: 4211
+	// Examples: 4211
 	Position *Position `json:"position,omitempty"`
 
 	// StartedAt When the sync was requested.
@@ -1406,10 +1406,10 @@ type SyncRequest struct {
 
 // SyncWindow The transaction dates the sync fetches, both inclusive.
 type SyncWindow struct {
-	// From Example: 2026-02-17
+	// From Examples: 2026-02-17
 	From openapi_types.Date `json:"from"`
 
-	// To Example: 2026-03-10
+	// To Examples: 2026-03-10
 	To openapi_types.Date `json:"to"`
 }
 
@@ -1426,7 +1426,7 @@ type TokenRefresh struct {
 	// and when the command recorded nothing.
 	//
 	//
-	// Example: 4211
+	// Examples: 4211
 	Position *Position `json:"position,omitempty"`
 
 	// ReauthorizeBy When the refresh token ends; null when the provider does not say.
@@ -1446,7 +1446,7 @@ type Tokens struct {
 
 	// ExpiresIn Seconds until the access token expires.
 	//
-	// Example: 900
+	// Examples: 900
 	ExpiresIn int `json:"expires_in"`
 
 	// RefreshToken Single-use opaque token for `POST /api/v1/tokens`.
@@ -1467,16 +1467,16 @@ type Transaction struct {
 
 	// Commission A decimal amount as recorded (never a float); its currency is beside it.
 	//
-	// Example: -25.55
+	// Examples: -25.55
 	Commission *Money `json:"commission,omitempty"`
 
-	// Currency Example: USD
+	// Currency Examples: USD
 	Currency    string `json:"currency"`
 	Description string `json:"description"`
 
 	// Fees A decimal amount as recorded (never a float); its currency is beside it.
 	//
-	// Example: -25.55
+	// Examples: -25.55
 	Fees                  *Money             `json:"fees,omitempty"`
 	Id                    openapi_types.UUID `json:"id"`
 	ProviderTransactionId string             `json:"provider_transaction_id"`
@@ -1496,7 +1496,7 @@ type Transaction struct {
 
 	// UnitPrice A decimal amount as recorded (never a float); its currency is beside it.
 	//
-	// Example: -25.55
+	// Examples: -25.55
 	UnitPrice *Money `json:"unit_price,omitempty"`
 }
 
@@ -1527,7 +1527,7 @@ type TransactionsSync struct {
 type User struct {
 	CreatedAt time.Time `json:"created_at"`
 
-	// Email Example: ada@example.com
+	// Email Examples: ada@example.com
 	Email         string             `json:"email"`
 	EmailVerified bool               `json:"email_verified"`
 	Id            openapi_types.UUID `json:"id"`
@@ -1554,7 +1554,7 @@ type Webhook struct {
 	Url                 string        `json:"url"`
 }
 
-// WebhookDisabledReason `failing`: every attempt failed for 5 days; `gone`: the receiver answered 410.
+// WebhookDisabledReason defines model for Webhook.DisabledReason.
 type WebhookDisabledReason string
 
 // WebhookStatus defines model for Webhook.Status.
@@ -1576,7 +1576,7 @@ type WebhookAttemptError string
 type WebhookCreateRequest struct {
 	EventTypes []EventType `json:"event_types"`
 
-	// Url Example: https://example.com/dashtam-hooks
+	// Url Examples: https://example.com/dashtam-hooks
 	Url string `json:"url"`
 }
 
@@ -1640,7 +1640,7 @@ type WebhookWithSecret struct {
 	Url       string                  `json:"url"`
 }
 
-// WebhookWithSecretDisabledReason `failing`: every attempt failed for 5 days; `gone`: the receiver answered 410.
+// WebhookWithSecretDisabledReason defines model for WebhookWithSecret.DisabledReason.
 type WebhookWithSecretDisabledReason string
 
 // WebhookWithSecretStatus defines model for WebhookWithSecret.Status.
@@ -1652,7 +1652,7 @@ type AccountTypeFilter = string
 // Cursor defines model for Cursor.
 type Cursor = string
 
-// EndDate Example: 2026-01-31
+// EndDate Examples: 2026-01-31
 type EndDate = string
 
 // ID defines model for ID.
@@ -1664,7 +1664,7 @@ type Limit = int
 // MinPosition defines model for MinPosition.
 type MinPosition = int64
 
-// StartDate Example: 2026-01-01
+// StartDate Examples: 2026-01-01
 type StartDate = string
 
 // TransactionStatusFilter defines model for TransactionStatusFilter.
@@ -3487,62 +3487,62 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 		Handler: si,
 	}
 
-	router.GET(options.BaseURL+"/health", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
-	router.GET(options.BaseURL+"/ready", wrapper.GetReady, options.OperationMiddlewares["getReady"]...)
-	router.GET(options.BaseURL+"/api/v1/providers", wrapper.ListProviders, options.OperationMiddlewares["listProviders"]...)
-	router.GET(options.BaseURL+"/api/v1/connections/:id/syncs", wrapper.ListSyncs, options.OperationMiddlewares["listSyncs"]...)
-	router.POST(options.BaseURL+"/api/v1/connections/:id/syncs", wrapper.RequestSync, options.OperationMiddlewares["requestSync"]...)
-	router.GET(options.BaseURL+"/api/v1/connections/:id/syncs/:sync_id", wrapper.GetSync, options.OperationMiddlewares["getSync"]...)
-	router.POST(options.BaseURL+"/api/v1/users", wrapper.RegisterUser, options.OperationMiddlewares["registerUser"]...)
-	router.DELETE(options.BaseURL+"/api/v1/users/me", wrapper.EraseCurrentUser, options.OperationMiddlewares["eraseCurrentUser"]...)
-	router.GET(options.BaseURL+"/api/v1/users/me", wrapper.GetCurrentUser, options.OperationMiddlewares["getCurrentUser"]...)
-	router.POST(options.BaseURL+"/api/v1/email-verifications", wrapper.VerifyEmail, options.OperationMiddlewares["verifyEmail"]...)
-	router.POST(options.BaseURL+"/api/v1/email-verification-tokens", wrapper.RequestEmailVerification, options.OperationMiddlewares["requestEmailVerification"]...)
-	router.DELETE(options.BaseURL+"/api/v1/sessions", wrapper.RevokeOtherSessions, options.OperationMiddlewares["revokeOtherSessions"]...)
-	router.GET(options.BaseURL+"/api/v1/sessions", wrapper.ListSessions, options.OperationMiddlewares["listSessions"]...)
-	router.POST(options.BaseURL+"/api/v1/sessions", wrapper.Login, options.OperationMiddlewares["login"]...)
-	router.DELETE(options.BaseURL+"/api/v1/sessions/current", wrapper.Logout, options.OperationMiddlewares["logout"]...)
-	router.DELETE(options.BaseURL+"/api/v1/sessions/:id", wrapper.RevokeSession, options.OperationMiddlewares["revokeSession"]...)
-	router.GET(options.BaseURL+"/api/v1/sessions/:id", wrapper.GetSession, options.OperationMiddlewares["getSession"]...)
-	router.POST(options.BaseURL+"/api/v1/tokens", wrapper.RefreshTokens, options.OperationMiddlewares["refreshTokens"]...)
-	router.POST(options.BaseURL+"/api/v1/password-reset-tokens", wrapper.RequestPasswordReset, options.OperationMiddlewares["requestPasswordReset"]...)
-	router.POST(options.BaseURL+"/api/v1/password-resets", wrapper.ResetPassword, options.OperationMiddlewares["resetPassword"]...)
-	router.POST(options.BaseURL+"/api/v1/admin/security/rotations", wrapper.RotateAllTokens, options.OperationMiddlewares["rotateAllTokens"]...)
-	router.POST(options.BaseURL+"/api/v1/admin/users/:id/rotations", wrapper.RotateUserTokens, options.OperationMiddlewares["rotateUserTokens"]...)
+	router.GET(options.BaseURL+"/api/v1/accounts", wrapper.ListAccounts, options.OperationMiddlewares["listAccounts"]...)
+	router.GET(options.BaseURL+"/api/v1/accounts/:id", wrapper.GetAccount, options.OperationMiddlewares["getAccount"]...)
+	router.GET(options.BaseURL+"/api/v1/accounts/:id/balance-history", wrapper.GetAccountBalanceHistory, options.OperationMiddlewares["getAccountBalanceHistory"]...)
+	router.GET(options.BaseURL+"/api/v1/accounts/:id/holdings", wrapper.ListAccountHoldings, options.OperationMiddlewares["listAccountHoldings"]...)
+	router.GET(options.BaseURL+"/api/v1/accounts/:id/transactions", wrapper.ListAccountTransactions, options.OperationMiddlewares["listAccountTransactions"]...)
 	router.GET(options.BaseURL+"/api/v1/admin/security/config", wrapper.GetSecurityConfig, options.OperationMiddlewares["getSecurityConfig"]...)
+	router.POST(options.BaseURL+"/api/v1/admin/security/rotations", wrapper.RotateAllTokens, options.OperationMiddlewares["rotateAllTokens"]...)
 	router.POST(options.BaseURL+"/api/v1/admin/users/:id/erasures", wrapper.EraseUser, options.OperationMiddlewares["eraseUser"]...)
 	router.PUT(options.BaseURL+"/api/v1/admin/users/:id/roles", wrapper.SetUserRoles, options.OperationMiddlewares["setUserRoles"]...)
+	router.POST(options.BaseURL+"/api/v1/admin/users/:id/rotations", wrapper.RotateUserTokens, options.OperationMiddlewares["rotateUserTokens"]...)
+	router.GET(options.BaseURL+"/api/v1/audit-checkpoints", wrapper.ListAuditCheckpoints, options.OperationMiddlewares["listAuditCheckpoints"]...)
+	router.GET(options.BaseURL+"/api/v1/audit-checkpoints/:id", wrapper.GetAuditCheckpoint, options.OperationMiddlewares["getAuditCheckpoint"]...)
+	router.GET(options.BaseURL+"/api/v1/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
+	router.GET(options.BaseURL+"/api/v1/audit-events/:id", wrapper.GetAuditEvent, options.OperationMiddlewares["getAuditEvent"]...)
+	router.GET(options.BaseURL+"/api/v1/audit/streams/:type/:id", wrapper.GetAuditStreamState, options.OperationMiddlewares["getAuditStreamState"]...)
+	router.GET(options.BaseURL+"/api/v1/balance-snapshots", wrapper.ListBalanceSnapshots, options.OperationMiddlewares["listBalanceSnapshots"]...)
 	router.GET(options.BaseURL+"/api/v1/connections", wrapper.ListConnections, options.OperationMiddlewares["listConnections"]...)
 	router.POST(options.BaseURL+"/api/v1/connections", wrapper.CreateConnection, options.OperationMiddlewares["createConnection"]...)
 	router.DELETE(options.BaseURL+"/api/v1/connections/:id", wrapper.DisconnectConnection, options.OperationMiddlewares["disconnectConnection"]...)
 	router.GET(options.BaseURL+"/api/v1/connections/:id", wrapper.GetConnection, options.OperationMiddlewares["getConnection"]...)
 	router.PATCH(options.BaseURL+"/api/v1/connections/:id", wrapper.RenameConnection, options.OperationMiddlewares["renameConnection"]...)
-	router.POST(options.BaseURL+"/api/v1/connections/:id/token-refreshes", wrapper.RefreshConnectionTokens, options.OperationMiddlewares["refreshConnectionTokens"]...)
+	router.GET(options.BaseURL+"/api/v1/connections/:id/accounts", wrapper.ListConnectionAccounts, options.OperationMiddlewares["listConnectionAccounts"]...)
 	router.POST(options.BaseURL+"/api/v1/connections/:id/reauthorizations", wrapper.ReauthorizeConnection, options.OperationMiddlewares["reauthorizeConnection"]...)
+	router.GET(options.BaseURL+"/api/v1/connections/:id/syncs", wrapper.ListSyncs, options.OperationMiddlewares["listSyncs"]...)
+	router.POST(options.BaseURL+"/api/v1/connections/:id/syncs", wrapper.RequestSync, options.OperationMiddlewares["requestSync"]...)
+	router.GET(options.BaseURL+"/api/v1/connections/:id/syncs/:sync_id", wrapper.GetSync, options.OperationMiddlewares["getSync"]...)
+	router.POST(options.BaseURL+"/api/v1/connections/:id/token-refreshes", wrapper.RefreshConnectionTokens, options.OperationMiddlewares["refreshConnectionTokens"]...)
+	router.POST(options.BaseURL+"/api/v1/email-verification-tokens", wrapper.RequestEmailVerification, options.OperationMiddlewares["requestEmailVerification"]...)
+	router.POST(options.BaseURL+"/api/v1/email-verifications", wrapper.VerifyEmail, options.OperationMiddlewares["verifyEmail"]...)
+	router.GET(options.BaseURL+"/api/v1/holdings", wrapper.ListHoldings, options.OperationMiddlewares["listHoldings"]...)
+	router.POST(options.BaseURL+"/api/v1/password-reset-tokens", wrapper.RequestPasswordReset, options.OperationMiddlewares["requestPasswordReset"]...)
+	router.POST(options.BaseURL+"/api/v1/password-resets", wrapper.ResetPassword, options.OperationMiddlewares["resetPassword"]...)
+	router.GET(options.BaseURL+"/api/v1/providers", wrapper.ListProviders, options.OperationMiddlewares["listProviders"]...)
+	router.DELETE(options.BaseURL+"/api/v1/sessions", wrapper.RevokeOtherSessions, options.OperationMiddlewares["revokeOtherSessions"]...)
+	router.GET(options.BaseURL+"/api/v1/sessions", wrapper.ListSessions, options.OperationMiddlewares["listSessions"]...)
+	router.POST(options.BaseURL+"/api/v1/sessions", wrapper.Login, options.OperationMiddlewares["login"]...)
+	router.DELETE(options.BaseURL+"/api/v1/sessions/:id", wrapper.RevokeSession, options.OperationMiddlewares["revokeSession"]...)
+	router.GET(options.BaseURL+"/api/v1/sessions/:id", wrapper.GetSession, options.OperationMiddlewares["getSession"]...)
+	router.DELETE(options.BaseURL+"/api/v1/sessions/current", wrapper.Logout, options.OperationMiddlewares["logout"]...)
+	router.POST(options.BaseURL+"/api/v1/tokens", wrapper.RefreshTokens, options.OperationMiddlewares["refreshTokens"]...)
+	router.GET(options.BaseURL+"/api/v1/transactions", wrapper.ListTransactions, options.OperationMiddlewares["listTransactions"]...)
+	router.GET(options.BaseURL+"/api/v1/transactions/:id", wrapper.GetTransaction, options.OperationMiddlewares["getTransaction"]...)
+	router.GET(options.BaseURL+"/api/v1/transactions/sync", wrapper.SyncTransactions, options.OperationMiddlewares["syncTransactions"]...)
+	router.POST(options.BaseURL+"/api/v1/users", wrapper.RegisterUser, options.OperationMiddlewares["registerUser"]...)
+	router.DELETE(options.BaseURL+"/api/v1/users/me", wrapper.EraseCurrentUser, options.OperationMiddlewares["eraseCurrentUser"]...)
+	router.GET(options.BaseURL+"/api/v1/users/me", wrapper.GetCurrentUser, options.OperationMiddlewares["getCurrentUser"]...)
 	router.GET(options.BaseURL+"/api/v1/webhooks", wrapper.ListWebhooks, options.OperationMiddlewares["listWebhooks"]...)
 	router.POST(options.BaseURL+"/api/v1/webhooks", wrapper.CreateWebhook, options.OperationMiddlewares["createWebhook"]...)
 	router.DELETE(options.BaseURL+"/api/v1/webhooks/:id", wrapper.DeleteWebhook, options.OperationMiddlewares["deleteWebhook"]...)
 	router.GET(options.BaseURL+"/api/v1/webhooks/:id", wrapper.GetWebhook, options.OperationMiddlewares["getWebhook"]...)
 	router.PATCH(options.BaseURL+"/api/v1/webhooks/:id", wrapper.UpdateWebhook, options.OperationMiddlewares["updateWebhook"]...)
-	router.POST(options.BaseURL+"/api/v1/webhooks/:id/tests", wrapper.TestWebhook, options.OperationMiddlewares["testWebhook"]...)
-	router.POST(options.BaseURL+"/api/v1/webhooks/:id/secret-rotations", wrapper.RotateWebhookSecret, options.OperationMiddlewares["rotateWebhookSecret"]...)
 	router.GET(options.BaseURL+"/api/v1/webhooks/:id/deliveries", wrapper.ListWebhookDeliveries, options.OperationMiddlewares["listWebhookDeliveries"]...)
-	router.GET(options.BaseURL+"/api/v1/transactions/sync", wrapper.SyncTransactions, options.OperationMiddlewares["syncTransactions"]...)
-	router.GET(options.BaseURL+"/api/v1/accounts", wrapper.ListAccounts, options.OperationMiddlewares["listAccounts"]...)
-	router.GET(options.BaseURL+"/api/v1/accounts/:id", wrapper.GetAccount, options.OperationMiddlewares["getAccount"]...)
-	router.GET(options.BaseURL+"/api/v1/accounts/:id/transactions", wrapper.ListAccountTransactions, options.OperationMiddlewares["listAccountTransactions"]...)
-	router.GET(options.BaseURL+"/api/v1/accounts/:id/holdings", wrapper.ListAccountHoldings, options.OperationMiddlewares["listAccountHoldings"]...)
-	router.GET(options.BaseURL+"/api/v1/accounts/:id/balance-history", wrapper.GetAccountBalanceHistory, options.OperationMiddlewares["getAccountBalanceHistory"]...)
-	router.GET(options.BaseURL+"/api/v1/transactions", wrapper.ListTransactions, options.OperationMiddlewares["listTransactions"]...)
-	router.GET(options.BaseURL+"/api/v1/transactions/:id", wrapper.GetTransaction, options.OperationMiddlewares["getTransaction"]...)
-	router.GET(options.BaseURL+"/api/v1/holdings", wrapper.ListHoldings, options.OperationMiddlewares["listHoldings"]...)
-	router.GET(options.BaseURL+"/api/v1/balance-snapshots", wrapper.ListBalanceSnapshots, options.OperationMiddlewares["listBalanceSnapshots"]...)
-	router.GET(options.BaseURL+"/api/v1/connections/:id/accounts", wrapper.ListConnectionAccounts, options.OperationMiddlewares["listConnectionAccounts"]...)
-	router.GET(options.BaseURL+"/api/v1/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
-	router.GET(options.BaseURL+"/api/v1/audit-events/:id", wrapper.GetAuditEvent, options.OperationMiddlewares["getAuditEvent"]...)
-	router.GET(options.BaseURL+"/api/v1/audit-checkpoints", wrapper.ListAuditCheckpoints, options.OperationMiddlewares["listAuditCheckpoints"]...)
-	router.GET(options.BaseURL+"/api/v1/audit-checkpoints/:id", wrapper.GetAuditCheckpoint, options.OperationMiddlewares["getAuditCheckpoint"]...)
-	router.GET(options.BaseURL+"/api/v1/audit/streams/:type/:id", wrapper.GetAuditStreamState, options.OperationMiddlewares["getAuditStreamState"]...)
+	router.POST(options.BaseURL+"/api/v1/webhooks/:id/secret-rotations", wrapper.RotateWebhookSecret, options.OperationMiddlewares["rotateWebhookSecret"]...)
+	router.POST(options.BaseURL+"/api/v1/webhooks/:id/tests", wrapper.TestWebhook, options.OperationMiddlewares["testWebhook"]...)
+	router.GET(options.BaseURL+"/health", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
+	router.GET(options.BaseURL+"/ready", wrapper.GetReady, options.OperationMiddlewares["getReady"]...)
 
 }
 
