@@ -3,6 +3,8 @@ package authtoken
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -62,9 +64,23 @@ type JWT struct {
 	issuer   string
 	audience string
 	ttl      time.Duration
+	leeway   time.Duration
 	now      func() time.Time
 	parser   *jwt.Parser
+
+	// verified holds the claims of tokens whose signature and static
+	// claims already checked out, keyed by the exact token: a client
+	// sends the same token with every request for its lifetime, and
+	// parsing and verifying it each time was a sixth of a data page's
+	// server CPU (docs/benchmarks.md). Only the clock-bound claims are
+	// checked again on a hit; at verifiedMax entries it starts afresh.
+	mu       sync.RWMutex
+	verified map[string]commands.AccessClaims
 }
+
+// verifiedMax bounds the verified-token cache: more than the tokens
+// concurrently in use on one instance, small enough to be no memory concern.
+const verifiedMax = 4096
 
 var _ commands.AccessTokens = (*JWT)(nil)
 
@@ -99,7 +115,9 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 		issuer:   cfg.Issuer,
 		audience: cfg.Audience,
 		ttl:      cfg.TTL,
+		leeway:   cfg.Leeway,
 		now:      cfg.Now,
+		verified: make(map[string]commands.AccessClaims),
 		// One parser, built once: it is read-only after construction and
 		// re-creating it per request would show in the per-request budget.
 		parser: jwt.NewParser(
@@ -167,20 +185,56 @@ func (j *JWT) Issue(c commands.AccessClaims) (string, time.Time, error) {
 // input, a signature by another key, an algorithm other than HS256 (including
 // "none"), a wrong "iss" or "aud", a missing or ill-formed claim.
 func (j *JWT) Verify(token string) (commands.AccessClaims, error) {
+	j.mu.RLock()
+	c, ok := j.verified[token]
+	j.mu.RUnlock()
+	if ok {
+		// The parser's own clock checks (jwt's validator): expired once
+		// now-leeway is not before exp; issued in the future while
+		// now+leeway is before iat, which the full parse reports.
+		now := j.now()
+		if !now.Add(-j.leeway).Before(c.ExpiresAt) {
+			return commands.AccessClaims{}, ErrExpired
+		}
+		if !now.Add(j.leeway).Before(c.IssuedAt) {
+			c.Roles = slices.Clone(c.Roles)
+			return c, nil
+		}
+	}
+	c, cacheable, err := j.verify(token)
+	if err != nil {
+		return commands.AccessClaims{}, err
+	}
+	if !cacheable {
+		return c, nil
+	}
+	j.mu.Lock()
+	if len(j.verified) >= verifiedMax {
+		clear(j.verified)
+	}
+	j.verified[token] = c
+	j.mu.Unlock()
+	c.Roles = slices.Clone(c.Roles)
+	return c, nil
+}
+
+// verify parses and checks token in full. cacheable is false for a token
+// with "nbf" (never issued here), whose clock check a hit would skip.
+func (j *JWT) verify(token string) (c commands.AccessClaims, cacheable bool, err error) {
 	var claims accessClaims
 	if _, err := j.parser.ParseWithClaims(token, &claims, j.key); err != nil {
-		return commands.AccessClaims{}, classify(err)
+		return commands.AccessClaims{}, false, classify(err)
 	}
 	sub, err := uuid.Parse(claims.Subject)
 	if err != nil {
-		return commands.AccessClaims{}, fmt.Errorf("%w: sub is not a uuid", ErrInvalid)
+		return commands.AccessClaims{}, false, fmt.Errorf("%w: sub is not a uuid", ErrInvalid)
 	}
 	sid, err := uuid.Parse(claims.SessionID)
 	if err != nil {
-		return commands.AccessClaims{}, fmt.Errorf("%w: sid is not a uuid", ErrInvalid)
+		return commands.AccessClaims{}, false, fmt.Errorf("%w: sid is not a uuid", ErrInvalid)
 	}
 	if claims.ID == "" {
-		return commands.AccessClaims{}, fmt.Errorf("%w: jti is missing", ErrInvalid)
+		return commands.AccessClaims{}, false, fmt.Errorf("%w: jti is missing", ErrInvalid)
 	}
 	// exp and iat are present: the parser requires both.
 	return commands.AccessClaims{
@@ -191,7 +245,7 @@ func (j *JWT) Verify(token string) (commands.AccessClaims, error) {
 		ID:           claims.ID,
 		IssuedAt:     claims.IssuedAt.Time,
 		ExpiresAt:    claims.ExpiresAt.Time,
-	}, nil
+	}, claims.NotBefore == nil, nil
 }
 
 // key hands the parser the secret only for HS256; the parser already refused

@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -344,5 +346,81 @@ func TestSecretIsCopied(t *testing.T) {
 	}
 	if _, err := j.Verify(tok); err != nil {
 		t.Fatalf("Verify after the caller's buffer changed: %v", err)
+	}
+}
+
+// TestVerifiedTokenKeepsItsClockChecks verifies a token once (so that it
+// is cached), then moves the clock: a later Verify still answers as the
+// full check would, for a token issued "in the future" of a clock moved
+// back and for one past its expiry.
+func TestVerifiedTokenKeepsItsClockChecks(t *testing.T) {
+	clk := newClock()
+	j := mustJWT(t, JWTConfig{Now: clk.Now})
+	tok := mustIssue(t, j, sampleClaims())
+	first, err := j.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Roles[0] = "changed by a caller"
+	again, err := j.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Roles[0] == "changed by a caller" {
+		t.Fatal("a caller's change of the roles reached the cached claims")
+	}
+	start := clk.t
+	clk.advance(-DefaultLeeway - time.Second)
+	if _, err := j.Verify(tok); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Verify with the clock behind iat = %v; want ErrInvalid", err)
+	}
+	clk.t = start.Add(DefaultTTL + DefaultLeeway)
+	if _, err := j.Verify(tok); !errors.Is(err, ErrExpired) || errors.Is(err, ErrInvalid) {
+		t.Fatalf("Verify after expiry = %v; want ErrExpired", err)
+	}
+}
+
+// TestVerifyConcurrently verifies more distinct tokens than the cache
+// holds from many goroutines at once (run with -race): each answer is its
+// own token's, and a tampered copy of a cached token is still refused.
+func TestVerifyConcurrently(t *testing.T) {
+	clk := newClock()
+	j := mustJWT(t, JWTConfig{Now: clk.Now})
+	const n = verifiedMax + 100
+	toks := make([]string, n)
+	subs := make([]uuid.UUID, n)
+	for i := range toks {
+		c := sampleClaims()
+		c.Subject = uuid.New()
+		subs[i], toks[i] = c.Subject, mustIssue(t, j, c)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for k := range 2 * n {
+				i := (k*7 + g*131) % n
+				c, err := j.Verify(toks[i])
+				if err == nil && c.Subject != subs[i] {
+					err = fmt.Errorf("token %d answered subject %s, want %s", i, c.Subject, subs[i])
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	tampered := toks[0][:len(toks[0])-2] + "AA"
+	if tampered == toks[0] {
+		tampered = toks[0][:len(toks[0])-2] + "BB"
+	}
+	if _, err := j.Verify(tampered); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Verify of a tampered cached token = %v; want ErrInvalid", err)
 	}
 }
