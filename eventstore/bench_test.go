@@ -95,6 +95,7 @@ func benchPool(b *testing.B) *pgxpool.Pool {
 		b.Fatal(err)
 	}
 	cfg.MaxConns = benchWriters + 2
+	testdb.ConfigurePool(cfg)
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)

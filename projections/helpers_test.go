@@ -38,6 +38,7 @@ func mustPool(tb testing.TB) *pgxpool.Pool {
 		tb.Fatal(err)
 	}
 	cfg.MaxConns = 24
+	testdb.ConfigurePool(cfg)
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)

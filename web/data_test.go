@@ -83,6 +83,7 @@ func mustDataServer(t testing.TB, o dataServerOptions) *dataServer {
 	cfg, err := pgxpool.ParseConfig(testdb.NewURL(t))
 	require.NoError(t, err)
 	cfg.MaxConns = 40
+	testdb.ConfigurePool(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)

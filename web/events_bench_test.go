@@ -37,6 +37,7 @@ func newStreamBench(b *testing.B) *streamBench {
 	cfg, err := pgxpool.ParseConfig(testdb.NewURL(b))
 	require.NoError(b, err)
 	cfg.MaxConns = 16
+	testdb.ConfigurePool(cfg)
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(b, err)
 	b.Cleanup(pool.Close)

@@ -38,6 +38,8 @@ import (
 	"testing"
 	"time"
 
+	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -170,6 +172,7 @@ func connectWith(tb testing.TB, dbURL string, maxConns int32) *pgxpool.Pool {
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
+	ConfigurePool(cfg)
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		tb.Fatalf("testdb: connect to test database: %v", err)
@@ -424,4 +427,21 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return hex.EncodeToString(b)
+}
+
+// ConfigurePool makes every connection of a pool built from cfg send and
+// scan uuid.UUID as its 16 bytes, as serve's connections do (cmd/dashtam
+// configurePool): a test or benchmark then runs the statements serve runs,
+// at the cost serve pays.
+func ConfigurePool(cfg *pgxpool.Config) {
+	prev := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if prev != nil {
+			if err := prev(ctx, c); err != nil {
+				return err
+			}
+		}
+		pgxuuid.Register(c.TypeMap())
+		return nil
+	}
 }
