@@ -548,6 +548,10 @@ type txDelta struct {
 	removed                 bool
 	stateVersion            int64
 	minPos, maxPos          int64
+	// created is set when the batch holds the stream's first event: a
+	// stream's events are read in version order, so no earlier batch can
+	// have written its row, and a rebuild COPYs it without asking.
+	created bool
 }
 
 // transactionFold is the batch's transactions, in the order first seen.
@@ -573,6 +577,9 @@ func (f *transactionFold) fold(r eventstore.Record) error {
 	}
 	if r.Version > d.stateVersion {
 		d.stateVersion, d.removed = r.Version, r.EventType == evTxRemoved
+	}
+	if r.Version == 1 {
+		d.created = true
 	}
 	if r.EventType == evTxRemoved {
 		if r.SchemaVersion != financialSchemaKnown {

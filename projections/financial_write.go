@@ -25,9 +25,10 @@ func writeFinancial(ctx context.Context, tx pgx.Tx, t TableNames, accts *account
 	}
 	gained := queueAccounts(t, accts, queue)
 	upsert := txs.order
-	if t.schema == rebuildSchema && len(txs.order) >= copyMinRows {
-		// A rebuild: send the accounts now, COPY the transactions new to
-		// the shadow table, upsert only the others (below).
+	if len(txs.order) >= copyMinRows {
+		// A large batch (a sync's, a rebuild's): send the accounts now,
+		// COPY the transactions new to the table, upsert only the others
+		// (below).
 		var err error
 		if upsert, err = copyNewTransactions(ctx, tx, t, txs, b, what); err != nil {
 			return err
@@ -273,32 +274,42 @@ func queueHoldings(t TableNames, f *accountFold, queue func(string, string, ...a
 		ids, ordinals, symbols, descs, assets, qtys, prices, values, curs, asOf)
 }
 
-// copyMinRows is the fewest transactions in a rebuild's batch worth the
-// COPY path's extra round trips; smaller batches (a failing batch split to
-// find its event, the swap's catch-up) upsert them all.
+// copyMinRows is the fewest rows in a batch worth the COPY path's extra
+// round trips; smaller batches (a failing batch split to find its event, a
+// parked event applied again, the swap's catch-up) upsert them all.
 const copyMinRows = 64
 
-// copyNewTransactions is a rebuild's fast path for the transactions table:
-// it sends b (the accounts' upsert, queued as what), asks which of the
-// batch's transactions the shadow table holds already and the owners of
-// their accounts, and COPYs in every new one as the upsert would have
-// inserted it; it returns those left for the upsert, the rows already
-// there. COPY writes a row at a fraction of what the upsert's unnest, join
-// and conflict check cost (docs/benchmarks.md), and in a rebuild almost
-// every row is new. It COPYs text, which PostgreSQL parses with the same
-// input functions as the upsert's casts, so a decimal or date is read
-// exactly as on the live path (and a bad one fails the same event).
+// copyNewTransactions is the fast path of a large batch (a sync's, a
+// rebuild's) for the transactions table: it sends b (the accounts' upsert,
+// queued as what), asks which of the batch's transactions the table may
+// hold already and the owners of their accounts, and COPYs in every new
+// one as the upsert would have inserted it; it returns those left for the
+// upsert, the rows already there. COPY writes a row at a fraction of what
+// the upsert's unnest, join and conflict check cost (docs/benchmarks.md),
+// and in a sync or a rebuild almost every row is new. It COPYs text, which
+// PostgreSQL parses with the same input functions as the upsert's casts,
+// so a decimal or date is read exactly as by the upsert (and a bad one
+// fails the same event).
 func copyNewTransactions(ctx context.Context, tx pgx.Tx, t TableNames, f *transactionFold, b *pgx.Batch, what []string) ([]uuid.UUID, error) {
-	ids := make([][16]byte, len(f.order))
+	// Only rows whose stream began before this batch may be there already;
+	// the others (nearly all of a sync's or a rebuild's) are not looked up.
+	var ids [][16]byte
 	var accts [][16]byte
 	seenAcct := map[[16]byte]bool{}
-	for i, id := range f.order {
-		ids[i] = id
-		if a := f.rows[id].accountID; a != uuid.Nil && !seenAcct[a] {
+	for _, id := range f.order {
+		d := f.rows[id]
+		if !d.created {
+			ids = append(ids, id)
+		}
+		if a := d.accountID; a != uuid.Nil && !seenAcct[a] {
 			seenAcct[a] = true
 			accts = append(accts, a)
 		}
 	}
+	// A rebuild's shadow table grows from empty: a plan cached while it
+	// was small (a sequential scan) would be kept as it grows to millions
+	// of rows, so these look-ups are planned for the table as it is now.
+	b.Queue(`SET LOCAL plan_cache_mode = force_custom_plan`)
 	b.Queue(fmt.Sprintf(`SELECT id FROM %s WHERE id = ANY($1::uuid[])`, t.Of(transactionsTable)), ids)
 	b.Queue(fmt.Sprintf(`SELECT id, user_id FROM %s WHERE id = ANY($1::uuid[]) AND user_id IS NOT NULL`, t.Of(accountsTable)), accts)
 	br := tx.SendBatch(ctx, b)
@@ -307,6 +318,9 @@ func copyNewTransactions(ctx context.Context, tx pgx.Tx, t TableNames, f *transa
 		if _, err := br.Exec(); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
+	}
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("plan rebuild look-ups afresh: %w", err)
 	}
 	present := map[[16]byte]bool{}
 	var id, user [16]byte
