@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -231,6 +232,30 @@ func migrateUp(ctx context.Context, owner *pgxpool.Pool, appRole string) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// readsPerCore sizes the data API's pool (readsPool): connections per core.
+const readsPerCore = 4
+
+// readsPool opens the connections the data API reads over: the
+// application role's settings, readsPerCore connections a core (never more
+// than pool's). A page is a few milliseconds of PostgreSQL's CPU; with a
+// connection for each of 32 concurrent clients, 32 backends shared two
+// cores and the slowest pages waited behind all the others (p99 27 ms at
+// 3,600 pages/s), where with 8 the requests queue in the server, first
+// come first served, and PostgreSQL spends less a page (p99 20 ms at
+// 4,400 pages/s, docs/benchmarks.md). Its own pool also keeps a burst of
+// reads from taking every connection the projectors and jobs need.
+func readsPool(pool *pgxpool.Pool) (*pgxpool.Pool, error) {
+	cfg := pool.Config().Copy()
+	cfg.MaxConns = min(cfg.MaxConns, int32(readsPerCore*runtime.NumCPU()))
+	cfg.MinConns = 0
+	cfg.ConnConfig.RuntimeParams["application_name"] = "dashtam reads"
+	reads, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("data API connections: %w", err)
+	}
+	return reads, nil
 }
 
 // personalStore returns an event store over pool that seals the personal

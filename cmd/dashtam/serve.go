@@ -76,9 +76,12 @@ func overrideEnv(getenv func(string) string, name, value string) func(string) st
 // server is the running Dashtam process: database, projectors and HTTP API.
 // End-to-end tests open one on 127.0.0.1:0 exactly as `dashtam serve` does.
 type server struct {
-	cfg      serveConfig
-	logger   *slog.Logger
-	pool     *pgxpool.Pool // the application role
+	cfg    serveConfig
+	logger *slog.Logger
+	pool   *pgxpool.Pool // the application role
+	// reads serves the data API's reads: the application role over a few
+	// connections of its own (readsPool).
+	reads    *pgxpool.Pool
 	owner    *pgxpool.Pool // the owner role, for projection DDL; pool when one role does both
 	store    *eventstore.Store
 	manager  *projections.Manager
@@ -123,6 +126,10 @@ func openServer(ctx context.Context, o *globalOptions, getenv func(string) strin
 	}
 	s := &server{cfg: cfg, logger: logger, pool: pool, owner: owner}
 	if s.store, s.keys, s.closeKeys, err = personalStore(pool, cfg.Keyring); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.reads, err = readsPool(pool); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -207,7 +214,7 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 	if err != nil {
 		return err
 	}
-	data, err := projections.NewFinancialReader(s.pool)
+	data, err := projections.NewFinancialReader(s.reads)
 	if err != nil {
 		return err
 	}
@@ -231,8 +238,8 @@ func (s *server) open(ctx context.Context, cfg serveConfig, auditCfg auditConfig
 		Audit:          auditSvc,
 		Connections:    s.connections,
 		Syncs:          s.syncs,
-		SyncReader:     projections.SyncReader{Pool: s.pool},
-		ConnectionList: projections.ConnectionReader{Pool: s.pool},
+		SyncReader:     projections.SyncReader{Pool: s.reads},
+		ConnectionList: projections.ConnectionReader{Pool: s.reads},
 		Webhooks:       s.fanout.webhooks,
 		Feed:           s.fanout.feed,
 		Streams:        web.HubStreams{Hub: s.fanout.hub},
@@ -442,6 +449,9 @@ func (s *server) Close() {
 	}
 	if s.closeKeys != nil {
 		s.closeKeys()
+	}
+	if s.reads != nil {
+		s.reads.Close()
 	}
 	if s.pool != nil {
 		s.pool.Close()
