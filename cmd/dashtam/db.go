@@ -234,21 +234,28 @@ func migrateUp(ctx context.Context, owner *pgxpool.Pool, appRole string) error {
 	return nil
 }
 
-// readsPerCore sizes the data API's pool (readsPool): connections per core.
-const readsPerCore = 4
+// readsPerCore and minReads size the data API's pool (readsPool).
+const (
+	readsPerCore = 2
+	minReads     = 4
+)
 
 // readsPool opens the connections the data API reads over: the
-// application role's settings, readsPerCore connections a core (never more
-// than pool's). A page is a few milliseconds of PostgreSQL's CPU; with a
-// connection for each of 32 concurrent clients, 32 backends shared two
-// cores and the slowest pages waited behind all the others (p99 27 ms at
-// 3,600 pages/s), where with 8 the requests queue in the server, first
-// come first served, and PostgreSQL spends less a page (p99 20 ms at
-// 4,400 pages/s, docs/benchmarks.md). Its own pool also keeps a burst of
-// reads from taking every connection the projectors and jobs need.
+// application role's settings, readsPerCore connections a core and at
+// least minReads (never more than pool's). A page is a fraction of a
+// millisecond of PostgreSQL's CPU; with a connection for each of 32
+// concurrent clients, 32 backends shared two cores and the slowest pages
+// waited behind all the others (3,600 pages/s, p99 27 ms). With a few
+// connections the requests queue in the server, first come first served,
+// and PostgreSQL spends less a page: 4 connections on two cores served
+// 4,800-5,000 pages/s at p99 16 ms, 8 served 3,500-4,400 at p99 21-24 ms
+// (docs/benchmarks.md). A pool of its own also keeps a burst of reads
+// from taking every connection the projectors and jobs need. Reads are
+// short (a page, a chunk of an export), so few connections do not hold
+// one request behind another's slow work.
 func readsPool(pool *pgxpool.Pool) (*pgxpool.Pool, error) {
 	cfg := pool.Config().Copy()
-	cfg.MaxConns = min(cfg.MaxConns, int32(readsPerCore*runtime.NumCPU()))
+	cfg.MaxConns = min(cfg.MaxConns, int32(max(minReads, readsPerCore*runtime.NumCPU())))
 	cfg.MinConns = 0
 	cfg.ConnConfig.RuntimeParams["application_name"] = "dashtam reads"
 	reads, err := pgxpool.NewWithConfig(context.Background(), cfg)
