@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dashtam/dashtam/adapters/personaldata"
@@ -101,11 +102,11 @@ func connectURL(ctx context.Context, dbURL string, maxConns int32) (*pgxpool.Poo
 	return pool, nil
 }
 
-// configurePool makes every connection of a pool built from cfg send and
-// scan uuid.UUID as the 16 bytes it is. Left to itself pgx treats
-// uuid.UUID as a driver.Valuer and sql.Scanner, printing every id (and
-// every element of an id array) as text for PostgreSQL to parse back: a
-// tenth of a large sync's Go time (docs/benchmarks.md).
+// configurePool makes every connection of a pool built from cfg send
+// uuid.UUID as the 16 bytes it is. Left to itself pgx treats uuid.UUID as
+// a driver.Valuer, printing every id (and every element of an id array)
+// as text for PostgreSQL to parse back: a tenth of a large sync's Go time
+// (docs/benchmarks.md).
 func configurePool(cfg *pgxpool.Config) {
 	prev := cfg.AfterConnect
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
@@ -114,7 +115,10 @@ func configurePool(cfg *pgxpool.Config) {
 				return err
 			}
 		}
-		pgxuuid.Register(c.TypeMap())
+		// Only sending: scanning keeps uuid.UUID's own Scan, which takes a
+		// NULL without an error where pgx-google-uuid's would fail.
+		m := c.TypeMap()
+		m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{pgxuuid.TryWrapUUIDEncodePlan}, m.TryWrapEncodePlanFuncs...)
 		return nil
 	}
 }

@@ -42,6 +42,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dashtam/dashtam/migrations"
@@ -429,8 +430,8 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// ConfigurePool makes every connection of a pool built from cfg send and
-// scan uuid.UUID as its 16 bytes, as serve's connections do (cmd/dashtam
+// ConfigurePool makes every connection of a pool built from cfg send
+// uuid.UUID as its 16 bytes, as serve's connections do (cmd/dashtam
 // configurePool): a test or benchmark then runs the statements serve runs,
 // at the cost serve pays.
 func ConfigurePool(cfg *pgxpool.Config) {
@@ -441,7 +442,10 @@ func ConfigurePool(cfg *pgxpool.Config) {
 				return err
 			}
 		}
-		pgxuuid.Register(c.TypeMap())
+		// Only sending: scanning keeps uuid.UUID's own Scan, which takes a
+		// NULL without an error where pgx-google-uuid's would fail.
+		m := c.TypeMap()
+		m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{pgxuuid.TryWrapUUIDEncodePlan}, m.TryWrapEncodePlanFuncs...)
 		return nil
 	}
 }
