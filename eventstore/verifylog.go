@@ -588,13 +588,16 @@ func (s *Store) localize(ctx context.Context, ck *Checkpoint, from uint64, after
 			if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE global_position = $1)`, wantPos).Scan(&inLog); err != nil {
 				return fmt.Errorf("verify: %w", err)
 			}
+			// A checkpointed event gone from the log is named first: when
+			// the checkpoint ends at it, the log's next event lies past the
+			// checkpoint's end, not inserted into what it covered.
 			switch {
-			case !checkpointed:
-				f.Position = logPos
-				f.Detail = fmt.Sprintf("the event at position %d is not in checkpoint %d, which has position %d there: inserted into the checkpointed log", logPos, ck.Seq, wantPos)
 			case !inLog:
 				f.Position = wantPos
 				f.Detail = fmt.Sprintf("the event at position %d, covered by checkpoint %d, is missing from the log: deleted", wantPos, ck.Seq)
+			case !checkpointed:
+				f.Position = logPos
+				f.Detail = fmt.Sprintf("the event at position %d is not in checkpoint %d, which has position %d there: inserted into the checkpointed log", logPos, ck.Seq, wantPos)
 			default:
 				f.Position = wantPos
 				f.Detail = fmt.Sprintf("the event at position %d is not where checkpoint %d put it (the log has position %d there): reordered", wantPos, ck.Seq, logPos)

@@ -49,6 +49,14 @@ type checkpointedLog struct {
 
 func newCheckpointedLog(t *testing.T) *checkpointedLog {
 	t.Helper()
+	return buildCheckpointedLog(t, false)
+}
+
+// buildCheckpointedLog is newCheckpointedLog; with firstAlone, a first
+// checkpoint covers the log's first event only, as when the xid horizon
+// held the checkpointer back while the log was written.
+func buildCheckpointedLog(t *testing.T, firstAlone bool) *checkpointedLog {
+	t.Helper()
 	ctx := context.Background()
 	l := &checkpointedLog{dataDir: t.TempDir(), pos: map[[2]int]int64{}}
 	l.url, l.ownerURL = testdb.NewURLs(t)
@@ -68,6 +76,21 @@ func newCheckpointedLog(t *testing.T) *checkpointedLog {
 		l.streams = append(l.streams, eventstore.Stream{Type: typ, ID: uuid.New()})
 		_ = i
 	}
+	signer, err := eventstore.NewSigner(tamperSeed)
+	require.NoError(t, err)
+	dir, err := eventstore.OpenCheckpointDir(filepath.Join(l.dataDir, "checkpoints"))
+	require.NoError(t, err)
+	cp, err := eventstore.NewCheckpointer(l.store, signer, dir)
+	require.NoError(t, err)
+	checkpointUpTo := func(size int64) {
+		require.Eventually(t, func() bool {
+			_, err := cp.CheckpointAll(ctx, true)
+			require.NoError(t, err)
+			l.newest, _, err = l.store.NewestCheckpoint(ctx)
+			require.NoError(t, err)
+			return l.newest.TreeSize == size
+		}, 30*time.Second, 5*time.Millisecond, "the checkpoint never covered the log (xid horizon held back?)")
+	}
 	md := eventstore.WithMetadata(ctx, eventstore.Metadata{OwnerID: owner, Actor: "user:" + owner.String(), IP: "192.0.2.1"})
 	system := eventstore.WithMetadata(ctx, eventstore.Metadata{Actor: "system"})
 	appendRound := func(v int) {
@@ -83,24 +106,15 @@ func newCheckpointedLog(t *testing.T) *checkpointedLog {
 			res, err := l.store.Append(ctx, s, int64(v-1), e)
 			require.NoError(t, err)
 			l.pos[[2]int{i, v}] = res.LastPosition
+			if firstAlone && v == 1 && i == 0 {
+				checkpointUpTo(1)
+			}
 		}
 	}
 	for v := 1; v <= 4; v++ {
 		appendRound(v)
 	}
-	signer, err := eventstore.NewSigner(tamperSeed)
-	require.NoError(t, err)
-	dir, err := eventstore.OpenCheckpointDir(filepath.Join(l.dataDir, "checkpoints"))
-	require.NoError(t, err)
-	cp, err := eventstore.NewCheckpointer(l.store, signer, dir)
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		_, err := cp.CheckpointAll(ctx, true)
-		require.NoError(t, err)
-		l.newest, _, err = l.store.NewestCheckpoint(ctx)
-		require.NoError(t, err)
-		return l.newest.TreeSize == 12
-	}, 30*time.Second, 5*time.Millisecond, "the checkpoint never covered the log (xid horizon held back?)")
+	checkpointUpTo(12)
 	appendRound(5) // after the checkpoint: covered by the chains only
 	code, out, errOut := runAuditCLI(t, "--database-url", l.url, "--database-migrate-url", l.ownerURL, "projections", "rebuild", "streams")
 	require.Equal(t, 0, code, "rebuild streams: %s %s", out, errOut)
@@ -168,6 +182,28 @@ func (l *checkpointedLog) superuser(t *testing.T, fn func(ctx context.Context, t
 
 // rechain recomputes prev_hash and hash of every event of a stream, in
 // version order, from the stored columns: what an attacker who knows the
+// TestAuditVerifyNamesADeletionAtACheckpointsEnd deletes a stream whose
+// first event is all a first checkpoint covers: the log's next event lies
+// past that checkpoint's end, and verify must name the deleted event, not
+// call the next one inserted (the first checkpoint of a log written while
+// the xid horizon held the checkpointer back looks like this).
+func TestAuditVerifyNamesADeletionAtACheckpointsEnd(t *testing.T) {
+	t.Parallel()
+	l := buildCheckpointedLog(t, true)
+	s := l.streams[0]
+	l.superuser(t, func(ctx context.Context, tx pgx.Tx) {
+		_, err := tx.Exec(ctx, `DELETE FROM events WHERE stream_id = $1`, s.ID)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, `DELETE FROM streams WHERE stream_id = $1`, s.ID)
+		require.NoError(t, err)
+	})
+	code, out, errOut := l.verify(t)
+	require.Equal(t, 1, code, "verify output: %s %s", out, errOut)
+	require.Contains(t, out, "position "+itoa(l.pos[[2]int{0, 1}]), "verify output: %s", out)
+	require.Contains(t, out, "checkpoint 1", "verify output: %s", out)
+	require.Contains(t, out, "missing from the log: deleted", "verify output: %s", out)
+}
+
 // digest does to hide a change from the chains.
 func rechain(t *testing.T, ctx context.Context, tx pgx.Tx, streamID uuid.UUID) {
 	t.Helper()
