@@ -186,6 +186,18 @@ func (l *checkpointedLog) superuser(t *testing.T, fn func(ctx context.Context, t
 	require.NoError(t, tx.Commit(ctx))
 }
 
+// deleteStream deletes a stream's events and its streams row, as a
+// superuser would.
+func (l *checkpointedLog) deleteStream(t *testing.T, s eventstore.Stream) {
+	t.Helper()
+	l.superuser(t, func(ctx context.Context, tx pgx.Tx) {
+		_, err := tx.Exec(ctx, `DELETE FROM events WHERE stream_id = $1`, s.ID)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, `DELETE FROM streams WHERE stream_id = $1`, s.ID)
+		require.NoError(t, err)
+	})
+}
+
 // rechain recomputes prev_hash and hash of every event of a stream, in
 // version order, from the stored columns: what an attacker who knows the
 // TestAuditVerifyNamesADeletionAtACheckpointsEnd deletes a stream whose
@@ -196,13 +208,7 @@ func (l *checkpointedLog) superuser(t *testing.T, fn func(ctx context.Context, t
 func TestAuditVerifyNamesADeletionAtACheckpointsEnd(t *testing.T) {
 	t.Parallel()
 	l := buildCheckpointedLog(t, true)
-	s := l.streams[0]
-	l.superuser(t, func(ctx context.Context, tx pgx.Tx) {
-		_, err := tx.Exec(ctx, `DELETE FROM events WHERE stream_id = $1`, s.ID)
-		require.NoError(t, err)
-		_, err = tx.Exec(ctx, `DELETE FROM streams WHERE stream_id = $1`, s.ID)
-		require.NoError(t, err)
-	})
+	l.deleteStream(t, l.streams[0])
 	code, out, errOut := l.verify(t)
 	require.Equal(t, 1, code, "verify output: %s %s", out, errOut)
 	require.Contains(t, out, "position "+itoa(l.pos[[2]int{0, 1}]), "verify output: %s", out)
@@ -407,13 +413,7 @@ func TestAuditVerifyTamperMatrix(t *testing.T) {
 			return []string{"position " + itoa(a), "reordered"}
 		}},
 		{name: "delete a stream and its read-model row", tamper: func(t *testing.T, l *checkpointedLog) []string {
-			s := l.streams[0]
-			l.superuser(t, func(ctx context.Context, tx pgx.Tx) {
-				_, err := tx.Exec(ctx, `DELETE FROM events WHERE stream_id = $1`, s.ID)
-				require.NoError(t, err)
-				_, err = tx.Exec(ctx, `DELETE FROM streams WHERE stream_id = $1`, s.ID)
-				require.NoError(t, err)
-			})
+			l.deleteStream(t, l.streams[0])
 			return []string{"position " + itoa(l.pos[[2]int{0, 1}]), "missing"}
 		}},
 		{name: "truncate the log and the read model", tamper: func(t *testing.T, l *checkpointedLog) []string {
