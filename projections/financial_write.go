@@ -320,7 +320,7 @@ func copyNewTransactions(ctx context.Context, tx pgx.Tx, t TableNames, f *transa
 		}
 	}
 	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("plan rebuild look-ups afresh: %w", err)
+		return nil, fmt.Errorf("plan look-ups afresh: %w", err)
 	}
 	present := map[[16]byte]bool{}
 	var id, user [16]byte

@@ -56,9 +56,11 @@ type streamRow struct {
 	created bool
 }
 
-// Apply folds the batch into one row per stream and upserts them in one
-// statement. The newest version wins field by field, so a stream's events
-// arriving in any order across batches give the same row.
+// Apply folds the batch into one row per stream, COPYs the rows of the
+// streams that begin in the batch (copyNewStreams) and upserts the others
+// in one statement. The newest version wins field by field in the upsert,
+// so a stream's events arriving in any order across batches (a parked
+// event applied again, alone) give the same row.
 func (Streams) Apply(ctx context.Context, tx pgx.Tx, t TableNames, batch []eventstore.Record) error {
 	rows := make(map[uuid.UUID]*streamRow, len(batch))
 	order := make([]uuid.UUID, 0, len(batch))
