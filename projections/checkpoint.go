@@ -81,15 +81,3 @@ func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, pos eventstore.
 	}
 	return nil
 }
-
-// existsAfterSQL asks whether any committed event follows pos, horizon or not:
-// after a short read, a yes means events are held back by a transaction still
-// open (or committed since the read) and worth polling for. The ORDER BY and
-// LIMIT are there for the planner: a prepared statement's generic plan of a
-// bare EXISTS scanned the whole table sequentially for rows that sit at its
-// end (~60-95 ms a call on a 114,000-event log, the largest share of the
-// server's time in a large sync, docs/benchmarks.md); in this form even
-// the generic plan walks the commit-order index and stops at the first entry.
-const existsAfterSQL = `SELECT EXISTS (SELECT 1 FROM (SELECT 1 FROM events
-	WHERE (transaction_id, global_position) > ($1::xid8, $2)
-	ORDER BY transaction_id, global_position LIMIT 1) AS next)`

@@ -50,6 +50,9 @@ type consumer struct {
 	sel eventstore.Selection
 	// behind says the last read was full: the next reads a catch-up batch.
 	behind bool
+	// shared, set for a Manager's live consumers that do not read ahead,
+	// reads the log once for all of them (shared.go).
+	shared *sharedReads
 }
 
 // readAhead is the next batch of a Preparer, read after a position and
@@ -63,6 +66,7 @@ type readAhead struct {
 	done    chan struct{}
 	recs    []eventstore.Record
 	scanned eventstore.Position
+	full    bool
 	err     error
 }
 
@@ -73,27 +77,28 @@ func (c *consumer) startReadAhead(ctx context.Context, pr Preparer, pos eventsto
 	c.next = ra
 	go func() {
 		defer close(ra.done)
-		ra.recs, ra.scanned, ra.err = c.read(ctx, pos, limit)
+		ra.recs, ra.scanned, ra.full, ra.err = c.read(ctx, pos, limit)
 		if ra.err == nil && len(ra.recs) > 0 && pr != nil {
 			ra.err = pr.Prepare(ctx, ra.recs)
 		}
 	}()
 }
 
-// takeReadAhead returns the batch read ahead after c.pos, if there is one;
-// prepared says it went through Prepare already.
-func (c *consumer) takeReadAhead() (recs []eventstore.Record, scanned eventstore.Position, prepared bool) {
+// takeReadAhead returns the batch read ahead after c.pos, if there is one,
+// and whether that read was full; prepared says it went through Prepare
+// already.
+func (c *consumer) takeReadAhead() (recs []eventstore.Record, scanned eventstore.Position, full, prepared bool) {
 	ra := c.next
 	c.next = nil
 	if ra == nil {
-		return nil, c.pos, false
+		return nil, c.pos, false, false
 	}
 	<-ra.done
 	if ra.after != c.pos || ra.err != nil || len(ra.recs) == 0 {
 		// Stale, failed or empty: read again, the ordinary way.
-		return nil, c.pos, false
+		return nil, c.pos, false, false
 	}
-	return ra.recs, ra.scanned, true
+	return ra.recs, ra.scanned, ra.full, true
 }
 
 func newConsumer(pool *pgxpool.Pool, p Projector, checkpoint string, t TableNames, cfg config, m *metrics) *consumer {
@@ -148,15 +153,15 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 		// they keep their size.
 		limit = c.cfg.catchUpBatchSize()
 	}
-	recs, scanned, prepared := c.takeReadAhead()
+	recs, scanned, full, prepared := c.takeReadAhead()
 	var err error
 	if recs == nil {
-		recs, scanned, err = c.read(ctx, c.pos, limit)
+		recs, scanned, full, err = c.read(ctx, c.pos, limit)
 	}
 	if err != nil {
 		return batchResult{}, fmt.Errorf("read batch of %s: %w", c.checkpoint, err)
 	}
-	res := batchResult{more: len(recs) == limit}
+	res := batchResult{more: full}
 	c.behind = res.more
 	if c.until != nil {
 		// Everything up to the bound is behind the horizon (a live
@@ -171,9 +176,11 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 		}
 		res.more = res.more && scanned.Less(*c.until)
 	} else if !res.more {
-		if err := c.pool.QueryRow(ctx, existsAfterSQL, scanned.TransactionID, scanned.GlobalPosition).Scan(&res.more); err != nil {
-			return batchResult{}, fmt.Errorf("look past the horizon for %s: %w", c.checkpoint, err)
+		more, err := eventstore.CommittedAfter(ctx, c.pool, scanned)
+		if err != nil {
+			return batchResult{}, fmt.Errorf("%s: %w", c.checkpoint, err)
 		}
+		res.more = more
 	}
 	if len(recs) == 0 {
 		if c.pos.Less(scanned) {
@@ -196,10 +203,10 @@ func (c *consumer) step(ctx context.Context) (batchResult, error) {
 				return batchResult{}, fmt.Errorf("prepare batch of %s at %v: %w", c.checkpoint, recs[0].Position(), err)
 			}
 		}
-		if ra, ok := pr.(ReadAheadPreparer); ok && ra.ReadsAhead() && len(recs) == limit {
+		if ra, ok := pr.(ReadAheadPreparer); ok && ra.ReadsAhead() && full {
 			c.startReadAhead(ctx, pr, recs[len(recs)-1].Position(), limit)
 		}
-	} else if c.readsAhead && len(recs) == limit {
+	} else if c.readsAhead && full {
 		// A rebuild reads (and decodes) batch n+1 while PostgreSQL writes batch n.
 		c.startReadAhead(ctx, nil, recs[len(recs)-1].Position(), limit)
 	}

@@ -102,8 +102,14 @@ func (m *Manager) Ensure(ctx context.Context) error {
 // Runners of other processes for the same projectors stand by meanwhile.
 func (m *Manager) Start(ctx context.Context) error {
 	var wg sync.WaitGroup
+	// The runners read the log together (shared.go), except a Preparer's,
+	// which reads ahead of its own writes on its own schedule.
+	shared := newSharedReads(m.store.Pool(), m.cfg.batches)
 	for _, p := range m.projectors {
 		r := newRunner(m.store, p, m.cfg, m.metrics)
+		if _, ok := p.(Preparer); !ok {
+			r.consumer.shared = shared
+		}
 		wg.Go(func() { _ = r.Run(ctx) })
 	}
 	wg.Wait()

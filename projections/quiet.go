@@ -66,8 +66,20 @@ func (b *batchXIDs) list() []uint64 {
 // read reads the batch after pos that the projector selects, looking past
 // the batch transactions of the consumers this one runs beside, and
 // returns the position the read scanned past (eventstore.ReadSelected).
-func (c *consumer) read(ctx context.Context, pos eventstore.Position, limit int) ([]eventstore.Record, eventstore.Position, error) {
-	return eventstore.ReadSelected(ctx, c.pool, pos, limit, c.sel, c.cfg.batches.list())
+func (c *consumer) read(ctx context.Context, pos eventstore.Position, limit int) (recs []eventstore.Record, scanned eventstore.Position, full bool, err error) {
+	if c.shared != nil {
+		all, full, err := c.shared.read(ctx, pos, limit)
+		if err != nil {
+			return nil, pos, false, err
+		}
+		scanned = pos
+		if len(all) > 0 {
+			scanned = all[len(all)-1].Position()
+		}
+		return selectRecords(all, c.sel), scanned, full, nil
+	}
+	recs, scanned, err = eventstore.ReadSelected(ctx, c.pool, pos, limit, c.sel, c.cfg.batches.list())
+	return recs, scanned, len(recs) == limit, err
 }
 
 // lockCheckpointAsBatch is lockCheckpoint for a consumer's batch: it also

@@ -401,15 +401,9 @@ func (h *Hub) step(ctx context.Context) (int, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
-	var held bool
-	// The ORDER BY and LIMIT keep even the prepared statement's generic
-	// plan on the commit-order index; a bare EXISTS was planned as a scan
-	// of the whole table (docs/projections.md).
-	if err := h.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM (SELECT 1 FROM events
-		WHERE (transaction_id, global_position) > ($1::xid8, $2)
-		ORDER BY transaction_id, global_position LIMIT 1) AS next)`,
-		head.TransactionID, head.GlobalPosition).Scan(&held); err != nil {
-		return 0, false, fmt.Errorf("look past the horizon: %w", err)
+	held, err := eventstore.CommittedAfter(ctx, h.pool, head)
+	if err != nil {
+		return 0, false, err
 	}
 	if !from.Less(head) {
 		return 0, held, nil

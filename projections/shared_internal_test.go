@@ -1,0 +1,171 @@
+package projections
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dashtam/dashtam/eventstore"
+	"github.com/dashtam/dashtam/migrations/testdb"
+)
+
+// sharedWorld is a store of idleTicked events and consumers of Streams,
+// EventTypeCounts and Syncs (which selects connection streams only) that
+// share their reads, as a Manager's live runners do.
+func sharedWorld(t *testing.T) (*eventstore.Store, *sharedReads, map[string]*consumer) {
+	t.Helper()
+	pool := testdb.New(t)
+	reg := eventstore.NewRegistry()
+	eventstore.Register[idleTicked](reg, 1)
+	store, err := eventstore.New(pool, reg)
+	require.NoError(t, err)
+	ps := []Projector{Streams{}, EventTypeCounts{}, Syncs{}}
+	require.NoError(t, Ensure(context.Background(), testdb.Owner(t, pool), ps...))
+	cfg := newConfig(nil)
+	cfg.batches = newBatchXIDs()
+	sr := newSharedReads(pool, cfg.batches)
+	cs := map[string]*consumer{}
+	for _, p := range ps {
+		c := newConsumer(pool, p, p.Name(), LiveTables(p), cfg, nil)
+		c.shared = sr
+		cs[p.Name()] = c
+	}
+	return store, sr, cs
+}
+
+// appendTicks appends n events to a new account stream in one transaction.
+func appendTicks(t *testing.T, store *eventstore.Store, n int) {
+	t.Helper()
+	evs := make([]eventstore.Event, n)
+	for i := range evs {
+		evs[i] = idleTicked{}
+	}
+	_, err := store.Append(context.Background(), eventstore.Stream{Type: eventstore.StreamAccount, ID: uuid.New()}, 0, evs...)
+	require.NoError(t, err)
+}
+
+// waitReadable waits until a read from the start sees n events: the xid
+// horizon is cluster-wide, and other tests' transactions hold it back.
+func waitReadable(t *testing.T, store *eventstore.Store, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		recs, err := store.ReadAll(context.Background(), eventstore.Position{}, n+1)
+		require.NoError(t, err)
+		return len(recs) == n
+	}, time.Minute, time.Millisecond)
+}
+
+// TestSharedReadsReadOnceForConsumersAtOnePosition: three consumers at one
+// position read the log from the database once between them, each applies
+// what its selection keeps, and the one that selects none of these events
+// still moves its checkpoint past them.
+func TestSharedReadsReadOnceForConsumersAtOnePosition(t *testing.T) {
+	t.Parallel()
+	store, sr, cs := sharedWorld(t)
+	ctx := context.Background()
+	appendTicks(t, store, 3)
+	waitReadable(t, store, 3)
+
+	for _, name := range []string{"streams", "event_type_counts"} {
+		res, err := cs[name].step(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 3, res.processed, name)
+		require.False(t, res.more, name)
+	}
+	res, err := cs["syncs"].step(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.processed, "syncs selects no account stream")
+	require.EqualValues(t, 1, sr.fromDB.Load(), "one read for the three")
+
+	want := cs["streams"].pos
+	for name := range cs {
+		pos, err := readCheckpoint(ctx, store.Pool(), name)
+		require.NoError(t, err)
+		require.Equal(t, want, pos, "%s's checkpoint", name)
+	}
+	var events int64
+	require.NoError(t, store.Pool().QueryRow(ctx, `SELECT events FROM event_type_counts WHERE event_type = 'IdleTicked'`).Scan(&events))
+	require.EqualValues(t, 3, events)
+}
+
+// TestSharedReadsAnOldShortReadStillFindsWhatFollows: a consumer handed a
+// read made before more events committed applies that prefix and is told
+// that more follows, so that it reads again at once instead of sleeping
+// until the next append or poll.
+func TestSharedReadsAnOldShortReadStillFindsWhatFollows(t *testing.T) {
+	t.Parallel()
+	store, sr, cs := sharedWorld(t)
+	ctx := context.Background()
+	first, late := cs["streams"], cs["event_type_counts"]
+	appendTicks(t, store, 3)
+	waitReadable(t, store, 3)
+	res, err := first.step(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, res.processed)
+	require.False(t, res.more)
+
+	appendTicks(t, store, 2)
+	waitReadable(t, store, 5)
+	res, err = late.step(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, res.processed, "the read shared from before the second append")
+	require.True(t, res.more, "the events committed since are found")
+	require.EqualValues(t, 1, sr.fromDB.Load())
+
+	for _, c := range []*consumer{late, first} {
+		res, err = c.step(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 2, res.processed)
+	}
+	require.EqualValues(t, 2, sr.fromDB.Load())
+	require.Equal(t, first.pos, late.pos)
+}
+
+// TestSharedReadsLimitsAndFailures: a read made with a larger limit serves
+// a smaller one as a full prefix, a short read says so, and a failed read
+// is not kept for the next consumer.
+func TestSharedReadsLimitsAndFailures(t *testing.T) {
+	t.Parallel()
+	store, sr, _ := sharedWorld(t)
+	appendTicks(t, store, 3)
+	waitReadable(t, store, 3)
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, err := sr.read(cancelled, eventstore.Position{}, 10)
+	require.Error(t, err)
+
+	ctx := context.Background()
+	recs, full, err := sr.read(ctx, eventstore.Position{}, 10)
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	require.False(t, full)
+	recs, full, err = sr.read(ctx, eventstore.Position{}, 2)
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	require.True(t, full, "two of three: more follows")
+	require.Equal(t, 2, cap(recs), "a prefix cannot be appended over the shared read")
+	require.EqualValues(t, 2, sr.fromDB.Load(), "the failed read and one more")
+}
+
+// TestSharedReadsKeepNoEmptyRead: a read that found nothing is not handed to
+// the next consumer at that position, who would otherwise poll the same
+// empty answer for ever while the events it waits for are committed.
+func TestSharedReadsKeepNoEmptyRead(t *testing.T) {
+	t.Parallel()
+	store, sr, cs := sharedWorld(t)
+	ctx := context.Background()
+	res, err := cs["streams"].step(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.processed)
+
+	appendTicks(t, store, 2)
+	waitReadable(t, store, 2)
+	res, err = cs["streams"].step(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, res.processed)
+	require.EqualValues(t, 2, sr.fromDB.Load())
+}
