@@ -55,11 +55,16 @@ func newSharedReads(pool *pgxpool.Pool, batches *batchXIDs) *sharedReads {
 }
 
 // read returns up to limit whole records after pos, in commit order, and
-// whether the read was full (more may follow at once). The records are
-// shared with the other consumers: callers must not modify them.
+// whether the read was full (more may follow at once). The records are shared with the other consumers:
+// callers must not modify them.
 func (s *sharedReads) read(ctx context.Context, pos eventstore.Position, limit int) ([]eventstore.Record, bool, error) {
 	s.mu.Lock()
 	r, ok := s.reads[pos]
+	if ok && !r.worthSharing() {
+		// This consumer reads afresh, and those who come while it does
+		// share its read instead.
+		ok = false
+	}
 	if !ok {
 		r = &sharedRead{limit: limit, done: make(chan struct{})}
 		s.keep(pos, r)
@@ -98,9 +103,31 @@ func (s *sharedReads) read(ctx context.Context, pos eventstore.Position, limit i
 	return slices.Clip(r.recs), len(r.recs) == r.limit, nil
 }
 
+// worthSharing says whether a consumer should take this read rather than
+// read afresh: while it is in flight (it is then as fresh as one the
+// consumer would start), or once it has ended full (a whole batch). A short
+// read that has ended holds only what had committed when it ran: a consumer
+// that came later would apply that, find more and step again, and at a
+// steady trickle of appends the slower consumers would follow the fastest
+// one's small reads, one write transaction each, instead of taking in one
+// batch everything committed since. Called with mu held; done is closed
+// only after the read's fields are set.
+func (r *sharedRead) worthSharing() bool {
+	select {
+	case <-r.done:
+		return r.err == nil && len(r.recs) == r.limit
+	default:
+		return true
+	}
+}
+
 // keep enters r as the read after pos, forgetting the oldest beyond
 // sharedReadsKept. Called with mu held.
 func (s *sharedReads) keep(pos eventstore.Position, r *sharedRead) {
+	if _, replaced := s.reads[pos]; replaced {
+		s.reads[pos] = r
+		return
+	}
 	s.reads[pos] = r
 	s.order = append(s.order, pos)
 	for len(s.order) > sharedReadsKept {
