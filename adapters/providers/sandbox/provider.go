@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"golang.org/x/oauth2"
 
 	"github.com/dashtam/dashtam/commands"
@@ -333,7 +334,7 @@ func (p *Provider) get(ctx context.Context, c commands.Credentials, op, path str
 	if len(body) > maxBody {
 		return fmt.Errorf("sandbox: %s: answer larger than %d bytes: %w", op, maxBody, commands.ErrProviderInvalidResponse)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := gojson.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("sandbox: %s: answer is not the sandbox dialect: %w", op, commands.ErrProviderInvalidResponse)
 	}
 	return nil
