@@ -71,13 +71,7 @@ func (s *sharedReads) read(ctx context.Context, pos eventstore.Position, limit i
 		s.mu.Unlock()
 		s.fromDB.Add(1)
 		r.recs, r.err = eventstore.ReadAllPast(ctx, s.pool, pos, limit, s.batches.list())
-		if r.err != nil || len(r.recs) == 0 {
-			// Nothing to share: a consumer that comes later reads
-			// afresh. An empty read kept would be handed, unchanged, to
-			// a consumer polling for events held back behind an open
-			// transaction, forever.
-			s.drop(pos, r)
-		}
+		s.settle(pos, r)
 		close(r.done)
 	} else {
 		s.mu.Unlock()
@@ -136,14 +130,33 @@ func (s *sharedReads) keep(pos eventstore.Position, r *sharedRead) {
 	}
 }
 
-// drop forgets r, a failed read, if it is still the read after pos.
-func (s *sharedReads) drop(pos eventstore.Position, r *sharedRead) {
+// settle keeps r, just read, only if it is worth sharing once it has
+// ended: a full read. A short read is not (see worthSharing), a failed one
+// has nothing to share, and an empty one kept would be handed, unchanged, to
+// a consumer polling for events held back behind an open transaction,
+// forever. An empty read also means its consumer has caught up with the
+// log: the full reads still kept are dropped with it, so that an idle
+// Manager holds no batch of records in memory. Reads in flight stay: their
+// waiters hold them anyway, and consumers that come meanwhile join them.
+func (s *sharedReads) settle(pos eventstore.Position, r *sharedRead) {
+	if r.err == nil && len(r.recs) == r.limit {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.reads[pos] == r {
 		delete(s.reads, pos)
-		s.order = slices.DeleteFunc(s.order, func(p eventstore.Position) bool { return p == pos })
 	}
+	if r.err == nil && len(r.recs) == 0 {
+		for p, kept := range s.reads {
+			select {
+			case <-kept.done:
+				delete(s.reads, p)
+			default:
+			}
+		}
+	}
+	s.order = slices.DeleteFunc(s.order, func(p eventstore.Position) bool { _, ok := s.reads[p]; return !ok })
 }
 
 // selectRecords returns what sel keeps of recs, whole records of every

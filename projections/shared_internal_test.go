@@ -237,3 +237,33 @@ func TestSharedReadsJoinAReadInFlight(t *testing.T) {
 	require.False(t, full)
 	require.Zero(t, sr.fromDB.Load())
 }
+
+// TestSharedReadsIdleHoldsNoRecords: once a read comes back empty (its
+// consumer has caught up), the full reads kept for others are let go, so
+// that an idle Manager holds no batch of records; a short read is never
+// kept.
+func TestSharedReadsIdleHoldsNoRecords(t *testing.T) {
+	t.Parallel()
+	store, sr, _ := sharedWorld(t)
+	appendTicks(t, store, 3)
+	waitReadable(t, store, 3)
+	ctx := context.Background()
+	recs, full, err := sr.read(ctx, eventstore.Position{}, 2)
+	require.NoError(t, err)
+	require.True(t, full)
+	tail, full, err := sr.read(ctx, recs[1].Position(), 2)
+	require.NoError(t, err)
+	require.False(t, full)
+	require.Len(t, tail, 1)
+	sr.mu.Lock()
+	require.Len(t, sr.reads, 1, "the full read, not the short one")
+	sr.mu.Unlock()
+
+	none, _, err := sr.read(ctx, tail[0].Position(), 2)
+	require.NoError(t, err)
+	require.Empty(t, none)
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	require.Empty(t, sr.reads)
+	require.Empty(t, sr.order)
+}
