@@ -55,16 +55,13 @@ func newSharedReads(pool *pgxpool.Pool, batches *batchXIDs) *sharedReads {
 }
 
 // read returns up to limit whole records after pos, in commit order, and
-// whether the read was full (more may follow at once). The records are shared with the other consumers:
-// callers must not modify them.
+// whether the read was full (more may follow at once). It takes the read
+// after pos that is in flight or kept (a full one, see settle), or reads
+// afresh and lets those who come meanwhile take that. The records are
+// shared with the other consumers: callers must not modify them.
 func (s *sharedReads) read(ctx context.Context, pos eventstore.Position, limit int) ([]eventstore.Record, bool, error) {
 	s.mu.Lock()
 	r, ok := s.reads[pos]
-	if ok && !r.worthSharing() {
-		// This consumer reads afresh, and those who come while it does
-		// share its read instead.
-		ok = false
-	}
 	if !ok {
 		r = &sharedRead{limit: limit, done: make(chan struct{})}
 		s.keep(pos, r)
@@ -97,24 +94,6 @@ func (s *sharedReads) read(ctx context.Context, pos eventstore.Position, limit i
 	return slices.Clip(r.recs), len(r.recs) == r.limit, nil
 }
 
-// worthSharing says whether a consumer should take this read rather than
-// read afresh: while it is in flight (it is then as fresh as one the
-// consumer would start), or once it has ended full (a whole batch). A short
-// read that has ended holds only what had committed when it ran: a consumer
-// that came later would apply that, find more and step again, and at a
-// steady trickle of appends the slower consumers would follow the fastest
-// one's small reads, one write transaction each, instead of taking in one
-// batch everything committed since. Called with mu held; done is closed
-// only after the read's fields are set.
-func (r *sharedRead) worthSharing() bool {
-	select {
-	case <-r.done:
-		return r.err == nil && len(r.recs) == r.limit
-	default:
-		return true
-	}
-}
-
 // keep enters r as the read after pos, forgetting the oldest beyond
 // sharedReadsKept. Called with mu held.
 func (s *sharedReads) keep(pos eventstore.Position, r *sharedRead) {
@@ -130,10 +109,16 @@ func (s *sharedReads) keep(pos eventstore.Position, r *sharedRead) {
 	}
 }
 
-// settle keeps r, just read, only if it is worth sharing once it has
-// ended: a full read. A short read is not (see worthSharing), a failed one
-// has nothing to share, and an empty one kept would be handed, unchanged, to
-// a consumer polling for events held back behind an open transaction,
+// settle keeps r, just read and about to be marked done, only if it is
+// worth sharing once it has ended: a full read, a whole batch. A read in
+// flight is always worth joining (it is as fresh as one the joiner would
+// start), but a short read that has ended holds only what had committed
+// when it ran: a consumer that came later would apply that, find more and
+// step again, and at a steady trickle of appends the slower consumers would
+// follow the fastest one's small reads, one write transaction each, instead
+// of taking in one batch everything committed since. A failed read has
+// nothing to share, and an empty one kept would be handed, unchanged, to a
+// consumer polling for events held back behind an open transaction,
 // forever. An empty read also means its consumer has caught up with the
 // log: the full reads still kept are dropped with it, so that an idle
 // Manager holds no batch of records in memory. Reads in flight stay: their
