@@ -32,6 +32,36 @@ func opts(extra ...projections.Option) []projections.Option {
 
 func TestOutOfOrderCommitsAreDeliveredOnceInCommitOrder(t *testing.T) {
 	t.Parallel()
+	t.Run("one runner", func(t *testing.T) {
+		t.Parallel()
+		deliveredOnceInCommitOrder(t, func(store *eventstore.Store) ([]string, func(context.Context) error) {
+			r, err := projections.NewRunner(store, newSeen("seen"), opts(projections.WithBatchSize(50), ownerOf(t, store))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return []string{"seen"}, r.Run
+		})
+	})
+	// A Manager's runners share their reads (docs/projections.md): each of
+	// them must still get every event once, in commit order.
+	t.Run("a manager's runners sharing reads", func(t *testing.T) {
+		t.Parallel()
+		deliveredOnceInCommitOrder(t, func(store *eventstore.Store) ([]string, func(context.Context) error) {
+			ps := []projections.Projector{newSeen("seen_a"), newSeen("seen_b"), newSeen("seen_c")}
+			m, err := projections.NewManager(store, ps, opts(projections.WithBatchSize(50), ownerOf(t, store))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return []string{"seen_a", "seen_b", "seen_c"}, m.Start
+		})
+	})
+}
+
+// deliveredOnceInCommitOrder appends from eight writers whose transactions
+// commit out of order, some rolled back, behind one long transaction, while
+// start's consumers run, and checks that each of its tables received every
+// committed event once, in commit order, and nothing rolled back.
+func deliveredOnceInCommitOrder(t *testing.T, start func(*eventstore.Store) (tables []string, run func(context.Context) error)) {
 	ctx := context.Background()
 	store := mustStore(t)
 	pool := store.Pool()
@@ -54,12 +84,8 @@ func TestOutOfOrderCommitsAreDeliveredOnceInCommitOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := newSeen("seen")
-	r, err := projections.NewRunner(store, p, opts(projections.WithBatchSize(50), ownerOf(t, store))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := running(t, r.Run)
+	tables, run := start(store)
+	stop := running(t, run)
 
 	var (
 		mu         sync.Mutex
@@ -130,7 +156,9 @@ func TestOutOfOrderCommitsAreDeliveredOnceInCommitOrder(t *testing.T) {
 	if len(before) != 20 {
 		t.Fatalf("%d events precede the long transaction, want 20", len(before))
 	}
-	eventually(t, "events before the long transaction", func() bool { return countRows(t, pool, "seen") >= len(before) })
+	for _, table := range tables {
+		eventually(t, "events before the long transaction", func() bool { return countRows(t, pool, table) >= len(before) })
+	}
 	var behind int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&behind); err != nil {
 		t.Fatal(err)
@@ -143,26 +171,30 @@ func TestOutOfOrderCommitsAreDeliveredOnceInCommitOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := committedIDs(t, pool, 0)
-	eventually(t, "every committed event", func() bool { return countRows(t, pool, "seen") >= len(all) })
+	for _, table := range tables {
+		eventually(t, "every committed event", func() bool { return countRows(t, pool, table) >= len(all) })
+	}
 	stop()
 
-	got := readSeen(t, pool, "seen")
-	checkDeliveries(t, got, all)
-	// Commit order puts the long transaction's event right after the 20
-	// early ones: nothing that committed while it was open overtook it.
-	if got[20].EventID != longIDs[0] {
-		t.Errorf("delivery 20 is %s, want the long transaction's event %s", got[20].EventID, longIDs[0])
-	}
-	delivered := map[uuid.UUID]bool{}
-	for _, d := range got {
-		delivered[d.EventID] = true
-	}
 	if len(rolledBack) == 0 {
 		t.Fatal("no transaction rolled back: the test lost its point")
 	}
-	for _, id := range rolledBack {
-		if delivered[id] {
-			t.Errorf("rolled-back event %s delivered", id)
+	for _, table := range tables {
+		got := readSeen(t, pool, table)
+		checkDeliveries(t, got, all)
+		// Commit order puts the long transaction's event right after the 20
+		// early ones: nothing that committed while it was open overtook it.
+		if got[20].EventID != longIDs[0] {
+			t.Errorf("%s: delivery 20 is %s, want the long transaction's event %s", table, got[20].EventID, longIDs[0])
+		}
+		delivered := map[uuid.UUID]bool{}
+		for _, d := range got {
+			delivered[d.EventID] = true
+		}
+		for _, id := range rolledBack {
+			if delivered[id] {
+				t.Errorf("%s: rolled-back event %s delivered", table, id)
+			}
 		}
 	}
 }
