@@ -23,6 +23,9 @@ import (
 type run struct {
 	h                            *Handler
 	connectionID, userID, syncID uuid.UUID
+	// own says the job was enqueued for this sync alone: once the sync is
+	// over, so is the job (a later sync has its own).
+	own bool
 	// from and to are the sync's window (YYYY-MM-DD, inclusive).
 	from, to string
 	// mu guards head, units and counts, which concurrent units of work
@@ -63,8 +66,8 @@ func (h *Handler) RunSync(ctx context.Context, job Job) error {
 	}
 	c := l.State
 	syncID, _ := c.Syncing()
-	if syncID == uuid.Nil {
-		return nil // completed or failed meanwhile: nothing left to run
+	if syncID == uuid.Nil || (job.SyncID != uuid.Nil && job.SyncID != syncID) {
+		return nil // completed, failed or replaced meanwhile: nothing left to run
 	}
 	trigger, from, to := c.SyncTriggered()
 	actor := commands.ActorSystem
@@ -72,7 +75,8 @@ func (h *Handler) RunSync(ctx context.Context, job Job) error {
 		actor = commands.ActorUser(c.UserID())
 	}
 	ctx = commands.WithMetadata(ctx, c.UserID(), actor, command, commands.RequestContext{})
-	r := &run{h: h, connectionID: job.ConnectionID, userID: c.UserID(), syncID: syncID, from: from, to: to, head: l.Version}
+	r := &run{h: h, connectionID: job.ConnectionID, userID: c.UserID(), syncID: syncID, own: job.SyncID != uuid.Nil,
+		from: from, to: to, head: l.Version}
 	if c.Status() != connection.StatusActive {
 		return r.outcome(ctx, statusError(c.Status()))
 	}
@@ -92,6 +96,9 @@ func (r *run) outcome(ctx context.Context, err error) error {
 	case err == nil:
 		return r.complete(ctx)
 	case errors.Is(err, errSuperseded):
+		if r.own {
+			return nil
+		}
 		// Look again at once: a later sync may be waiting for this job.
 		return &commands.JobSnoozeError{Delay: time.Second}
 	case errors.Is(err, connections.ErrReauthenticationRequired):
@@ -172,6 +179,9 @@ func (r *run) complete(ctx context.Context) error {
 		return eventstore.Decide(c.CompleteSync(r.syncID, result, r.h.clock.Now()))
 	})
 	if errors.Is(err, connection.ErrNoSuchSync) {
+		if r.own {
+			return nil
+		}
 		return &commands.JobSnoozeError{Delay: time.Second}
 	}
 	return err

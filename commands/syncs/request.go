@@ -13,12 +13,18 @@ import (
 	"github.com/dashtam/dashtam/eventstore"
 )
 
-// Job runs the sync in progress of a connection. It carries no sync id:
-// whichever sync the connection's stream says is in progress is the one
-// it runs, so one job per connection (enqueued unique) serves a sync that
-// replaced an abandoned one too.
+// Job runs one sync of a connection. Each sync gets its own job, enqueued
+// with the decision that started it: a job for the connection alone would
+// be refused as a duplicate of the previous sync's job while river has not
+// yet recorded that job's completion (it completes jobs in batches, after
+// the handler returned), and the new sync would wait, queued, until it went
+// stale.
 type Job struct {
 	ConnectionID uuid.UUID `json:"connection_id"`
+	// SyncID is the sync the job runs; a job whose sync has ended (or was
+	// replaced) has nothing to do. The nil id, in jobs enqueued before
+	// syncs had their own, runs whichever sync is in progress.
+	SyncID uuid.UUID `json:"sync_id"`
 }
 
 // Kind names the job's worker.
@@ -114,7 +120,7 @@ func (h *Handler) start(ctx context.Context, id uuid.UUID, trigger connection.Sy
 			refused = refusal(c, err, now)
 			return eventstore.Decision[connection.Event]{}, err
 		}
-		if err := h.jobs.EnqueueTx(ctx, tx, Job{ConnectionID: id}, commands.JobOptions{Unique: true, MaxAttempts: jobAttempts}); err != nil {
+		if err := h.jobs.EnqueueTx(ctx, tx, Job{ConnectionID: id, SyncID: syncID}, commands.JobOptions{Unique: true, MaxAttempts: jobAttempts}); err != nil {
 			return eventstore.Decision[connection.Event]{}, fmt.Errorf("enqueue sync: %w", err)
 		}
 		v = View{ID: syncID, ConnectionID: id, Status: StatusQueued, Trigger: trigger, Force: force, From: from, To: to, StartedAt: now}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -342,6 +343,49 @@ func TestRequestRules(t *testing.T) {
 	assert.Equal(t, connection.FailedSyncAbandoned, failed.Reason)
 	require.NoError(t, w.run(id))
 	assert.IsType(t, connection.SyncCompleted{}, w.outcome(id, next.ID))
+}
+
+// A sync requested the moment the previous one completed gets a job of
+// its own, although river has not yet recorded the previous job's end (it
+// completes jobs in batches, after the handler returned, so that job is
+// still running): a job per connection would be refused as its duplicate
+// and the sync would stay queued until stale. The previous job, run again,
+// leaves the new sync alone.
+func TestSyncRequestedAsThePreviousJobEnds(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, worldOptions{})
+	w.household()
+	p := user()
+	id := w.connectSandbox(p, "Back to back", "default")
+	first := w.request(p, id)
+	firstJob := w.syncJob(first.ID)
+	require.NoError(t, w.syncs.RunSync(ctx, firstJob))
+	require.IsType(t, connection.SyncCompleted{}, w.outcome(id, first.ID))
+	_, err := w.pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now()
+		WHERE kind = 'sync' AND args->>'sync_id' = $1`, first.ID.String())
+	require.NoError(t, err)
+
+	second := w.request(p, id)
+	secondJob := w.syncJob(second.ID)
+	assert.Equal(t, syncs.Job{ConnectionID: id, SyncID: second.ID}, secondJob)
+	require.NoError(t, w.syncs.RunSync(ctx, firstJob), "the previous job again: its sync is over")
+	current, ok, err := w.syncs.InProgress(ctx, p, id)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, syncs.StatusQueued, current.Status, "untouched by the previous job")
+	require.NoError(t, w.syncs.RunSync(ctx, secondJob))
+	assert.IsType(t, connection.SyncCompleted{}, w.outcome(id, second.ID))
+}
+
+// syncJob returns the arguments of the sync job river holds, waiting to
+// run, for sync syncID.
+func (w *world) syncJob(syncID uuid.UUID) syncs.Job {
+	w.tb.Helper()
+	var job syncs.Job
+	require.NoError(w.tb, w.pool.QueryRow(context.Background(), `SELECT args FROM river_job
+		WHERE kind = 'sync' AND args->>'sync_id' = $1 AND state = 'available'`, syncID.String()).Scan(&job),
+		"no sync job waiting for sync %s", syncID)
+	return job
 }
 
 // Concurrent requests on one connection start one sync: the stream's
