@@ -12,7 +12,6 @@ import (
 	"github.com/dashtam/dashtam/aggregates/transaction"
 	"github.com/dashtam/dashtam/commands"
 	"github.com/dashtam/dashtam/eventstore"
-	"github.com/dashtam/dashtam/migrations/testdb"
 )
 
 // BenchmarkSyncLarge syncs the sandbox's `large` persona (about 114,000
@@ -49,9 +48,7 @@ func BenchmarkSyncLarge(b *testing.B) {
 		// otherwise do it during the sync below, whose CPU figures count
 		// the whole cluster (it swung the sync's PostgreSQL CPU by a
 		// third from run to run).
-		if _, err := testdb.Owner(b, base.pool).Exec(context.Background(), `VACUUM (ANALYZE)`); err != nil {
-			b.Fatal(err)
-		}
+		vacuum(b, base)
 
 		w := newWorld(b, worldOptions{realSandbox: true, maxConns: 8})
 		p := user()
