@@ -68,7 +68,7 @@ func (b *batchXIDs) list() []uint64 {
 // returns the position the read scanned past (eventstore.ReadSelected).
 func (c *consumer) read(ctx context.Context, pos eventstore.Position, limit int) (recs []eventstore.Record, scanned eventstore.Position, full bool, err error) {
 	if c.shared != nil {
-		all, full, err := c.shared.read(ctx, pos, limit)
+		all, full, err := c.shared.read(ctx, c, pos, limit)
 		if err != nil {
 			return nil, pos, false, err
 		}

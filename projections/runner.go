@@ -121,6 +121,10 @@ func (r *Runner) session(ctx context.Context) (wasActive bool, err error) {
 	// gone and another runner may already consume, so the batch in flight
 	// is cancelled and nothing more is applied from here.
 	err = eventstore.WhileListening(ctx, conn, "lock connection lost", r.consume)
+	if r.consumer.shared != nil {
+		// No longer consuming here: hold no shared record back.
+		r.consumer.shared.leave(r.consumer)
+	}
 	return true, err
 }
 

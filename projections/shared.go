@@ -11,137 +11,214 @@ import (
 	"github.com/dashtam/dashtam/eventstore"
 )
 
-// sharedReadsKept is how many recent reads a Manager's consumers share. The
-// live consumers of one Manager mostly step in lockstep, all from the same
-// position; a few more cover one that lags a batch or two behind.
-const sharedReadsKept = 4
+// sharedTailMax bounds the records a Manager's consumers share: four
+// catch-up batches. A consumer further behind than that reads for itself.
+const sharedTailMax = 4 * DefaultCatchUpBatchSize
 
 // sharedReads reads the log once for all the live consumers of a Manager
-// that stand at the same position, instead of once each: every one of them
-// is woken by the same append and asks for the batch after the same
-// checkpoint. The first to ask reads whole records of every stream type;
-// the others wait for that read and take what their selection keeps of it
-// (docs/projections.md).
+// instead of once each (docs/projections.md). It keeps the tail of the log
+// that its consumers are working through: every event in commit order
+// after a position, up to the last one read. A consumer anywhere in that
+// tail takes what follows its position from memory; one that needs more
+// than the tail holds first extends it with a read of what committed after
+// its end, which the others that need more at that moment wait for and
+// share. Whole records of every stream type are kept; each consumer takes
+// what its selection keeps.
 //
-// Any read after a position is a valid answer for any consumer at that
-// position, however old: events behind the xid horizon are final, so a
-// read returns a prefix of the log after the position that later reads
-// only extend. An old, short read therefore never hides an event; the
-// consumer's look past the horizon (eventstore.CommittedAfter), made at
-// its own step, finds what committed since, and it reads again.
+// The tail is a true piece of the log because events behind the xid
+// horizon are final: a read after a position returns a prefix of the log
+// after it that later reads only extend, so a read after the tail's end
+// continues it without a gap, and what follows any position inside it is a
+// prefix of the log after that position. Each consumer still makes its own
+// look past the horizon (eventstore.CommittedAfter) when its batch was not
+// full.
+//
+// What every active consumer has passed is let go, so that an idle Manager
+// holds no records; a consumer that stops (its runner lost the lock) no
+// longer holds any back.
 type sharedReads struct {
 	pool    *pgxpool.Pool
 	batches *batchXIDs
+	max     int
 	// fromDB counts the reads that went to the database, for tests to see
-	// that consumers at one position share one.
+	// what was shared.
 	fromDB atomic.Int64
 
-	mu    sync.Mutex
-	reads map[eventstore.Position]*sharedRead
-	order []eventstore.Position // oldest first
+	mu sync.Mutex
+	// kept says from and recs describe a piece of the log: recs are every
+	// event after from, in commit order.
+	kept bool
+	from eventstore.Position
+	recs []eventstore.Record
+	// ext is the read after the tail's end in flight, nil when none is.
+	ext *tailRead
+	// at is where each active consumer last asked from: it has applied
+	// everything up to there.
+	at map[any]eventstore.Position
 }
 
-// sharedRead is one read of up to limit records after a position, in
-// flight until done is closed.
-type sharedRead struct {
-	limit int
+// tailRead is one read after a position, in flight until done is closed.
+type tailRead struct {
+	after eventstore.Position
 	done  chan struct{}
-	recs  []eventstore.Record
 	err   error
 }
 
 func newSharedReads(pool *pgxpool.Pool, batches *batchXIDs) *sharedReads {
-	return &sharedReads{pool: pool, batches: batches, reads: map[eventstore.Position]*sharedRead{}}
+	return &sharedReads{pool: pool, batches: batches, max: sharedTailMax, at: map[any]eventstore.Position{}}
 }
 
-// read returns up to limit whole records after pos, in commit order, and
-// whether the read was full (more may follow at once). It takes the read
-// after pos that is in flight or kept (a full one, see settle), or reads
-// afresh and lets those who come meanwhile take that. The records are
+// read returns up to limit whole records after pos, in commit order, for
+// consumer who, and whether the batch is full (more may follow at once).
+// It answers from the tail when the tail holds limit records after pos;
+// otherwise it extends the tail once (or waits for the extension in
+// flight) and answers with what there is then. A position before the tail
+// is read from the database for this consumer alone. The records are
 // shared with the other consumers: callers must not modify them.
-func (s *sharedReads) read(ctx context.Context, pos eventstore.Position, limit int) ([]eventstore.Record, bool, error) {
+func (s *sharedReads) read(ctx context.Context, who any, pos eventstore.Position, limit int) ([]eventstore.Record, bool, error) {
 	s.mu.Lock()
-	r, ok := s.reads[pos]
-	if !ok {
-		r = &sharedRead{limit: limit, done: make(chan struct{})}
-		s.keep(pos, r)
-		s.mu.Unlock()
-		s.fromDB.Add(1)
-		r.recs, r.err = eventstore.ReadAllPast(ctx, s.pool, pos, limit, s.batches.list())
-		s.settle(pos, r)
-		close(r.done)
-	} else {
-		s.mu.Unlock()
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
+	s.at[who] = pos
+	extended := false
+	for {
+		if !s.kept {
+			// Nothing kept: the tail starts here.
+			s.kept, s.from, s.recs = true, pos, nil
 		}
-		if r.err != nil {
-			// The reader's failure (its context ended, say) is not this
-			// consumer's: it reads for itself.
-			s.fromDB.Add(1)
-			recs, err := eventstore.ReadAllPast(ctx, s.pool, pos, limit, s.batches.list())
-			return recs, len(recs) == limit, err
+		end := s.end()
+		if pos.Less(s.from) || end.Less(pos) {
+			// Outside the tail: behind what is kept, or ahead of it
+			// after a read of its own.
+			s.mu.Unlock()
+			return s.readAlone(ctx, pos, limit)
 		}
-	}
-	if r.err != nil {
-		return nil, false, r.err
-	}
-	if len(r.recs) >= limit {
-		return r.recs[:limit:limit], true, nil
-	}
-	return slices.Clip(r.recs), len(r.recs) == r.limit, nil
-}
-
-// keep enters r as the read after pos, forgetting the oldest beyond
-// sharedReadsKept. Called with mu held.
-func (s *sharedReads) keep(pos eventstore.Position, r *sharedRead) {
-	if _, replaced := s.reads[pos]; replaced {
-		s.reads[pos] = r
-		return
-	}
-	s.reads[pos] = r
-	s.order = append(s.order, pos)
-	for len(s.order) > sharedReadsKept {
-		delete(s.reads, s.order[0])
-		s.order = s.order[1:]
-	}
-}
-
-// settle keeps r, just read and about to be marked done, only if it is
-// worth sharing once it has ended: a full read, a whole batch. A read in
-// flight is always worth joining (it is as fresh as one the joiner would
-// start), but a short read that has ended holds only what had committed
-// when it ran: a consumer that came later would apply that, find more and
-// step again, and at a steady trickle of appends the slower consumers would
-// follow the fastest one's small reads, one write transaction each, instead
-// of taking in one batch everything committed since. A failed read has
-// nothing to share, and an empty one kept would be handed, unchanged, to a
-// consumer polling for events held back behind an open transaction,
-// forever. An empty read also means its consumer has caught up with the
-// log: the full reads still kept are dropped with it, so that an idle
-// Manager holds no batch of records in memory. Reads in flight stay: their
-// waiters hold them anyway, and consumers that come meanwhile join them.
-func (s *sharedReads) settle(pos eventstore.Position, r *sharedRead) {
-	if r.err == nil && len(r.recs) == r.limit {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.reads[pos] == r {
-		delete(s.reads, pos)
-	}
-	if r.err == nil && len(r.recs) == 0 {
-		for p, kept := range s.reads {
+		avail := s.after(pos)
+		if len(avail) >= limit {
+			out := avail[:limit:limit]
+			s.trim()
+			s.mu.Unlock()
+			return out, true, nil
+		}
+		if extended {
+			out := slices.Clip(avail)
+			s.trim()
+			s.mu.Unlock()
+			return out, false, nil
+		}
+		ext := s.ext
+		if ext == nil {
+			ext = &tailRead{after: end, done: make(chan struct{})}
+			s.ext = ext
+			s.mu.Unlock()
+			s.extend(ctx, ext, limit)
+		} else {
+			s.mu.Unlock()
 			select {
-			case <-kept.done:
-				delete(s.reads, p)
-			default:
+			case <-ext.done:
+			case <-ctx.Done():
+				s.mu.Lock()
+				delete(s.at, who)
+				s.mu.Unlock()
+				return nil, false, ctx.Err()
 			}
 		}
+		if ext.err != nil {
+			// The reader's failure (its context ended, say) is not this
+			// consumer's: it reads for itself.
+			if ctx.Err() != nil {
+				return nil, false, ext.err
+			}
+			return s.readAlone(ctx, pos, limit)
+		}
+		s.mu.Lock()
+		extended = true
 	}
-	s.order = slices.DeleteFunc(s.order, func(p eventstore.Position) bool { _, ok := s.reads[p]; return !ok })
+}
+
+// extend reads up to limit records after ext.after and appends them to the
+// tail, unless the tail no longer ends there.
+func (s *sharedReads) extend(ctx context.Context, ext *tailRead, limit int) {
+	s.fromDB.Add(1)
+	recs, err := eventstore.ReadAllPast(ctx, s.pool, ext.after, limit, s.batches.list())
+	s.mu.Lock()
+	ext.err = err
+	if err == nil && s.kept && s.end() == ext.after {
+		s.recs = append(s.recs, recs...)
+	}
+	s.ext = nil
+	s.mu.Unlock()
+	close(ext.done)
+}
+
+// readAlone reads for one consumer, outside the tail.
+func (s *sharedReads) readAlone(ctx context.Context, pos eventstore.Position, limit int) ([]eventstore.Record, bool, error) {
+	s.fromDB.Add(1)
+	recs, err := eventstore.ReadAllPast(ctx, s.pool, pos, limit, s.batches.list())
+	return recs, len(recs) == limit, err
+}
+
+// leave forgets consumer who: it no longer holds any record back.
+func (s *sharedReads) leave(who any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.at, who)
+	s.trim()
+}
+
+// end is the position of the tail's last record, or from when it has
+// none. Called with mu held.
+func (s *sharedReads) end() eventstore.Position {
+	if len(s.recs) == 0 {
+		return s.from
+	}
+	return s.recs[len(s.recs)-1].Position()
+}
+
+// after returns the kept records after pos, which is inside the tail.
+// Called with mu held.
+func (s *sharedReads) after(pos eventstore.Position) []eventstore.Record {
+	i, _ := slices.BinarySearchFunc(s.recs, pos, func(r eventstore.Record, p eventstore.Position) int {
+		if !p.Less(r.Position()) {
+			return -1 // at or before pos: not after it
+		}
+		return 1
+	})
+	return s.recs[i:]
+}
+
+// trim lets go of the records every active consumer has passed, and of the
+// oldest beyond max. Called with mu held.
+func (s *sharedReads) trim() {
+	if !s.kept {
+		return
+	}
+	drop := 0
+	if len(s.at) > 0 {
+		var low eventstore.Position
+		first := true
+		for _, p := range s.at {
+			if first || p.Less(low) {
+				low, first = p, false
+			}
+		}
+		if !low.Less(s.from) {
+			drop = len(s.recs) - len(s.after(low))
+		}
+	}
+	drop = max(drop, len(s.recs)-s.max)
+	if drop == 0 {
+		return
+	}
+	s.from = s.recs[drop-1].Position()
+	// Re-sliced, not cleared: a consumer may still be applying records
+	// let go by the bound (batches handed out share the array).
+	s.recs = s.recs[drop:]
+	switch {
+	case len(s.recs) == 0:
+		s.recs = nil
+	case cap(s.recs) > 4*len(s.recs):
+		// Mostly let go: a smaller array, so that the old one is freed.
+		s.recs = slices.Clone(s.recs)
+	}
 }
 
 // selectRecords returns what sel keeps of recs, whole records of every

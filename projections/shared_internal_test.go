@@ -92,10 +92,10 @@ func TestSharedReadsReadOnceForConsumersAtOnePosition(t *testing.T) {
 	require.EqualValues(t, 2, events)
 }
 
-// TestSharedReadsAShortReadThatEndedIsNotShared: a consumer that comes
-// after a short read has ended reads afresh and takes in one batch what
-// committed since, instead of applying the old read and stepping again.
-func TestSharedReadsAShortReadThatEndedIsNotShared(t *testing.T) {
+// TestSharedReadsABatchTakesWhatWasReadAndWhatCommittedSince: a consumer
+// behind takes from memory what another read before it, and what committed
+// since in the same batch, from one read of only the new events.
+func TestSharedReadsABatchTakesWhatWasReadAndWhatCommittedSince(t *testing.T) {
 	t.Parallel()
 	store, sr, cs := sharedWorld(t)
 	ctx := context.Background()
@@ -117,8 +117,71 @@ func TestSharedReadsAShortReadThatEndedIsNotShared(t *testing.T) {
 
 	res, err = first.step(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 2, res.processed)
+	require.Equal(t, 2, res.processed, "from memory")
 	require.Equal(t, first.pos, late.pos)
+	require.EqualValues(t, 3, sr.fromDB.Load(), "and one look for more")
+}
+
+// TestSharedReadsAConsumerBehindReadsNothingAgain: what the consumer ahead
+// read in several batches, the one behind takes in one from memory.
+func TestSharedReadsAConsumerBehindReadsNothingAgain(t *testing.T) {
+	t.Parallel()
+	store, sr, _ := sharedWorld(t)
+	appendTicks(t, store, 6)
+	waitReadable(t, store, 6)
+	ctx := context.Background()
+	started, full, err := sr.read(ctx, "behind", eventstore.Position{}, 1)
+	require.NoError(t, err)
+	require.True(t, full)
+	var pos eventstore.Position
+	for range 3 {
+		recs, full, err := sr.read(ctx, "ahead", pos, 2)
+		require.NoError(t, err)
+		require.Len(t, recs, 2)
+		require.True(t, full)
+		pos = recs[1].Position()
+	}
+	require.EqualValues(t, 4, sr.fromDB.Load(), "each read after the last")
+	recs, full, err := sr.read(ctx, "behind", started[0].Position(), 4)
+	require.NoError(t, err)
+	require.Len(t, recs, 4)
+	require.True(t, full)
+	require.EqualValues(t, 4, sr.fromDB.Load(), "from memory")
+	recs, full, err = sr.read(ctx, "behind", recs[3].Position(), 4)
+	require.NoError(t, err)
+	require.Len(t, recs, 1, "the rest from memory")
+	require.False(t, full)
+	require.Equal(t, pos, recs[0].Position())
+	require.EqualValues(t, 5, sr.fromDB.Load(), "and one look for more")
+}
+
+// TestSharedReadsBeyondTheBoundReadAlone: the records kept are bounded; a
+// consumer behind them reads for itself.
+func TestSharedReadsBeyondTheBoundReadAlone(t *testing.T) {
+	t.Parallel()
+	store, sr, _ := sharedWorld(t)
+	sr.max = 2
+	appendTicks(t, store, 4)
+	waitReadable(t, store, 4)
+	ctx := context.Background()
+	first, _, err := sr.read(ctx, "ahead", eventstore.Position{}, 2)
+	require.NoError(t, err)
+	_, _, err = sr.read(ctx, "behind", eventstore.Position{}, 1)
+	require.NoError(t, err)
+	second, full, err := sr.read(ctx, "ahead", first[1].Position(), 2)
+	require.NoError(t, err)
+	require.Len(t, second, 2)
+	require.True(t, full)
+	sr.mu.Lock()
+	require.Len(t, sr.recs, 2, "the bound")
+	require.Equal(t, first[1].Position(), sr.from)
+	sr.mu.Unlock()
+	alone, full, err := sr.read(ctx, "behind", first[0].Position(), 2)
+	require.NoError(t, err)
+	require.Equal(t, []eventstore.Position{first[1].Position(), second[0].Position()},
+		[]eventstore.Position{alone[0].Position(), alone[1].Position()})
+	require.True(t, full)
+	require.EqualValues(t, 3, sr.fromDB.Load(), "the one behind read for itself")
 }
 
 // TestSharedReadsAnOldFullReadStillFindsWhatFollows: a consumer handed a
@@ -151,9 +214,10 @@ func TestSharedReadsAnOldFullReadStillFindsWhatFollows(t *testing.T) {
 	require.Equal(t, first.pos, late.pos)
 }
 
-// TestSharedReadsLimitsAndFailures: a full read serves a smaller limit as a
-// full prefix and a larger one as full, a short read says so, and a failed
-// read is not kept for the next consumer.
+// TestSharedReadsLimitsAndFailures: a smaller limit is served as a full
+// prefix that cannot be appended over, a larger one is extended once and
+// answered short, a failed read is not the next consumer's, and an empty
+// read is asked again each time.
 func TestSharedReadsLimitsAndFailures(t *testing.T) {
 	t.Parallel()
 	store, sr, _ := sharedWorld(t)
@@ -162,34 +226,33 @@ func TestSharedReadsLimitsAndFailures(t *testing.T) {
 
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, _, err := sr.read(cancelled, eventstore.Position{}, 10)
+	_, _, err := sr.read(cancelled, "a", eventstore.Position{}, 10)
 	require.Error(t, err)
 
 	ctx := context.Background()
-	recs, full, err := sr.read(ctx, eventstore.Position{}, 2)
+	recs, full, err := sr.read(ctx, "a", eventstore.Position{}, 2)
 	require.NoError(t, err)
 	require.Len(t, recs, 2)
 	require.True(t, full, "two of three: more follows")
-	recs, full, err = sr.read(ctx, eventstore.Position{}, 1)
+	recs, full, err = sr.read(ctx, "b", eventstore.Position{}, 1)
 	require.NoError(t, err)
 	require.Len(t, recs, 1)
 	require.True(t, full)
-	require.Equal(t, 1, cap(recs), "a prefix cannot be appended over the shared read")
-	recs, full, err = sr.read(ctx, eventstore.Position{}, 10)
+	require.Equal(t, 1, cap(recs), "a prefix cannot be appended over the shared records")
+	recs, full, err = sr.read(ctx, "c", eventstore.Position{}, 10)
 	require.NoError(t, err)
-	require.Len(t, recs, 2, "the full read of two, shared")
-	require.True(t, full, "it was full: more may follow")
-	require.EqualValues(t, 2, sr.fromDB.Load(), "the failed read and one more")
-
-	recs, full, err = sr.read(ctx, recs[1].Position(), 10)
-	require.NoError(t, err)
-	require.Len(t, recs, 1)
+	require.Len(t, recs, 3, "the two kept and the one read after them")
 	require.False(t, full)
-	_, _, err = sr.read(ctx, recs[0].Position(), 10)
-	require.NoError(t, err)
-	_, _, err = sr.read(ctx, recs[0].Position(), 10)
-	require.NoError(t, err)
-	require.EqualValues(t, 5, sr.fromDB.Load(), "an empty read is not shared")
+	require.Equal(t, 3, cap(recs))
+	require.EqualValues(t, 3, sr.fromDB.Load(), "the failed read and two more")
+
+	for range 2 {
+		none, full, err := sr.read(ctx, "a", recs[2].Position(), 10)
+		require.NoError(t, err)
+		require.Empty(t, none)
+		require.False(t, full)
+	}
+	require.EqualValues(t, 5, sr.fromDB.Load(), "an empty read is asked again")
 }
 
 // TestSharedReadsKeepNoEmptyRead: a read that found nothing is not handed to
@@ -211,9 +274,9 @@ func TestSharedReadsKeepNoEmptyRead(t *testing.T) {
 	require.EqualValues(t, 2, sr.fromDB.Load())
 }
 
-// TestSharedReadsJoinAReadInFlight: a consumer that finds a read in flight
-// waits for it and takes it, short or not: it is as fresh as one the
-// consumer would start.
+// TestSharedReadsJoinAReadInFlight: a consumer that needs more than is kept
+// while a read after the kept records is in flight waits for it and takes
+// what it brought.
 func TestSharedReadsJoinAReadInFlight(t *testing.T) {
 	t.Parallel()
 	store, sr, _ := sharedWorld(t)
@@ -223,47 +286,73 @@ func TestSharedReadsJoinAReadInFlight(t *testing.T) {
 	want, err := store.ReadAll(ctx, eventstore.Position{}, 10)
 	require.NoError(t, err)
 
-	inFlight := &sharedRead{limit: 10, done: make(chan struct{})}
+	inFlight := &tailRead{done: make(chan struct{})}
 	sr.mu.Lock()
-	sr.keep(eventstore.Position{}, inFlight)
+	sr.kept, sr.ext = true, inFlight
 	sr.mu.Unlock()
+	type answer struct {
+		recs []eventstore.Record
+		full bool
+		err  error
+	}
+	answered := make(chan answer, 1)
 	go func() {
-		inFlight.recs = want[:1]
-		close(inFlight.done)
+		recs, full, err := sr.read(ctx, "x", eventstore.Position{}, 10)
+		answered <- answer{recs, full, err}
 	}()
-	joined, full, err := sr.read(ctx, eventstore.Position{}, 10)
-	require.NoError(t, err)
-	require.Len(t, joined, 1, "the read in flight, shared")
-	require.False(t, full)
+	// The reader enters itself and finds the read in flight in one hold
+	// of the lock: once it is entered, it waits for that read.
+	require.Eventually(t, func() bool {
+		sr.mu.Lock()
+		defer sr.mu.Unlock()
+		_, ok := sr.at["x"]
+		return ok
+	}, time.Minute, time.Millisecond)
+	sr.mu.Lock()
+	sr.recs, sr.ext = want[:1], nil
+	sr.mu.Unlock()
+	close(inFlight.done)
+	got := <-answered
+	require.NoError(t, got.err)
+	require.Len(t, got.recs, 1, "the read in flight, shared")
+	require.False(t, got.full)
 	require.Zero(t, sr.fromDB.Load())
 }
 
-// TestSharedReadsIdleHoldsNoRecords: once a read comes back empty (its
-// consumer has caught up), the full reads kept for others are let go, so
-// that an idle Manager holds no batch of records; a short read is never
-// kept.
+// TestSharedReadsIdleHoldsNoRecords: what every active consumer has passed
+// is let go, so that an idle Manager holds no records, and a consumer that
+// left holds nothing back.
 func TestSharedReadsIdleHoldsNoRecords(t *testing.T) {
 	t.Parallel()
 	store, sr, _ := sharedWorld(t)
 	appendTicks(t, store, 3)
 	waitReadable(t, store, 3)
 	ctx := context.Background()
-	recs, full, err := sr.read(ctx, eventstore.Position{}, 2)
+	kept := func() int {
+		sr.mu.Lock()
+		defer sr.mu.Unlock()
+		return len(sr.recs)
+	}
+	_, _, err := sr.read(ctx, "b", eventstore.Position{}, 1)
 	require.NoError(t, err)
-	require.True(t, full)
-	tail, full, err := sr.read(ctx, recs[1].Position(), 2)
+	recs, _, err := sr.read(ctx, "a", eventstore.Position{}, 2)
+	require.NoError(t, err)
+	tail, full, err := sr.read(ctx, "a", recs[1].Position(), 2)
 	require.NoError(t, err)
 	require.False(t, full)
 	require.Len(t, tail, 1)
-	sr.mu.Lock()
-	require.Len(t, sr.reads, 1, "the full read, not the short one")
-	sr.mu.Unlock()
+	require.Equal(t, 3, kept(), "b has applied none")
+	_, _, err = sr.read(ctx, "b", recs[1].Position(), 2)
+	require.NoError(t, err)
+	require.Equal(t, 1, kept(), "both passed the first two")
 
-	none, _, err := sr.read(ctx, tail[0].Position(), 2)
+	none, _, err := sr.read(ctx, "a", tail[0].Position(), 2)
 	require.NoError(t, err)
 	require.Empty(t, none)
+	require.Equal(t, 1, kept(), "b has not applied the third")
+	sr.leave("b")
+	require.Zero(t, kept(), "b left")
 	sr.mu.Lock()
 	defer sr.mu.Unlock()
-	require.Empty(t, sr.reads)
-	require.Empty(t, sr.order)
+	require.Nil(t, sr.recs)
 }
