@@ -237,7 +237,8 @@ func (r *run) writeBatch(ctx context.Context, tx *eventstore.Tx, accountID uuid.
 		rows    []indexRow
 		load    []observed
 	)
-	decided := func(o observed, version int64, events []transaction.Event) {
+	// fresh says the index held no row of o when this unit of work read it.
+	decided := func(o observed, version int64, events []transaction.Event, fresh bool) {
 		if len(events) == 0 {
 			counts.Unchanged++
 			return
@@ -253,7 +254,7 @@ func (r *run) writeBatch(ctx context.Context, tx *eventstore.Tx, accountID uuid.
 			status = transaction.StatusPending
 		}
 		rows = append(rows, indexRow{id: o.id, accountID: accountID, connectionID: r.connectionID, providerID: o.data.ProviderTransactionID,
-			status: status, date: o.data.Date, fingerprint: o.fingerprint})
+			status: status, date: o.data.Date, fingerprint: o.fingerprint, fresh: fresh})
 	}
 	observation := func(o observed) transaction.Observation {
 		return transaction.Observation{AccountID: accountID, ConnectionID: r.connectionID, SyncID: r.syncID, Data: o.data, At: now}
@@ -268,7 +269,7 @@ func (r *run) writeBatch(ctx context.Context, tx *eventstore.Tx, accountID uuid.
 			if err != nil {
 				return counts, err
 			}
-			decided(o, 0, events)
+			decided(o, 0, events, true)
 		case row.status != transaction.StatusRemoved && string(row.fingerprint) == string(o.fingerprint):
 			counts.Unchanged++
 		default:
@@ -300,7 +301,7 @@ func (r *run) writeBatch(ctx context.Context, tx *eventstore.Tx, accountID uuid.
 				rows = append(rows, indexRow{id: o.id, accountID: accountID, connectionID: r.connectionID, providerID: d.ProviderTransactionID,
 					status: l.State.Status(), date: d.Date, fingerprint: fp[:]})
 			}
-			decided(o, l.Version, events)
+			decided(o, l.Version, events, false)
 		}
 	}
 	if _, err := tx.AppendMany(ctx, appends); err != nil {
