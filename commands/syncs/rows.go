@@ -121,20 +121,21 @@ func indexTransactions(ctx context.Context, tx pgx.Tx, rs []indexRow) error {
 			known = append(known, r)
 		}
 	}
-	err := writeIndexRows(ctx, tx, fresh, `INSERT INTO sync_transactions (transaction_id, account_id, connection_id,
-			provider_transaction_id, status, date, fingerprint)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[]::date[], $7::bytea[])`)
+	err := writeIndexRows(ctx, tx, fresh, insertIndexSQL)
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
 		return fmt.Errorf("index %d new transactions: %w", len(fresh), eventstore.ErrConflict)
 	}
 	if err != nil {
 		return err
 	}
-	return writeIndexRows(ctx, tx, known, `INSERT INTO sync_transactions (transaction_id, account_id, connection_id,
-			provider_transaction_id, status, date, fingerprint)
-		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[]::date[], $7::bytea[])
+	return writeIndexRows(ctx, tx, known, insertIndexSQL+`
 		ON CONFLICT (transaction_id) DO UPDATE SET status = excluded.status, date = excluded.date, fingerprint = excluded.fingerprint`)
 }
+
+// insertIndexSQL inserts index rows given as arrays of their columns.
+const insertIndexSQL = `INSERT INTO sync_transactions (transaction_id, account_id, connection_id,
+		provider_transaction_id, status, date, fingerprint)
+	SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[]::date[], $7::bytea[])`
 
 // writeIndexRows runs insert, which takes the rows' columns as arrays, for rs.
 func writeIndexRows(ctx context.Context, tx pgx.Tx, rs []indexRow, insert string) error {
